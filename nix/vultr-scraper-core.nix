@@ -1,0 +1,74 @@
+# vultr-scraper-core, built from packages/core with hatchling; runs tests/core in the build.
+# Every [project].dependencies / [build-system].requires entry of packages/core/pyproject.toml
+# must be in `dependencies` / `build-system` below: tests/nix/deps-consistency.nix checks it.
+{
+  lib,
+  buildPythonPackage,
+  hatchling,
+  aiohttp,
+  loguru,
+  msgspec,
+  redis,
+  # check inputs
+  pytestCheckHook,
+  pytest-asyncio,
+  aioresponses,
+  hypothesis,
+  redis-server,
+}:
+
+let
+  project = (lib.importTOML ../packages/core/pyproject.toml).project;
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../pyproject.toml # pytest settings: asyncio auto mode, filterwarnings = error
+      ../packages/core
+      (lib.fileset.maybeMissing ../tests/conftest.py)
+      (lib.fileset.maybeMissing ../tests/fakes)
+      (lib.fileset.maybeMissing ../tests/core)
+    ];
+  };
+in
+buildPythonPackage {
+  pname = project.name;
+  inherit (project) version;
+  pyproject = true;
+
+  inherit src;
+  sourceRoot = "${src.name}/packages/core";
+
+  build-system = [ hatchling ];
+
+  dependencies = [
+    aiohttp
+    loguru
+    msgspec
+    redis
+  ];
+
+  # packages/core pins redis>=5,<6 (arq's bound) and nixpkgs ships redis-py 6: the check phase
+  # runs the project's tests against the redis-py that is actually in the closure.
+  pythonRelaxDeps = [ "redis" ];
+
+  doCheck = builtins.pathExists ../tests/core;
+  nativeCheckInputs = [
+    pytestCheckHook
+    pytest-asyncio
+    aioresponses
+    hypothesis
+    redis-server
+  ];
+  enabledTestPaths = [ "../../tests/core" ];
+  disabledTestMarks = [ "slow" ];
+
+  pythonImportsCheck = [
+    "vultr_scraper_core"
+    "vultr_scraper_core.config"
+  ];
+
+  meta = {
+    inherit (project) description;
+    license = lib.licenses.mit;
+  };
+}

@@ -1,0 +1,317 @@
+"""Outgoing HTTP in one place: sessions, pacing, error classification and the retry policy.
+
+Every caller (the Vultr client, health probes, notification sinks) uses ``HttpClient`` so that
+timeouts, the ``User-Agent``, the rate limit and the retry rules are the same everywhere:
+
+* transient: connection errors, timeouts, truncated bodies, and HTTP 429, 500, 502, 503, 504;
+  retried with capped exponential backoff and full jitter, honouring ``Retry-After``;
+* permanent: every other status and unusable data; raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+from loguru import logger
+
+from vultr_scraper_core import __version__
+from vultr_scraper_core.config import ClientConfig
+
+USER_AGENT = f"vultr-scraper/{__version__}"
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+_EXCERPT = 200
+
+T = TypeVar("T")
+
+
+class HttpError(Exception):
+    """A failed request, with the URL, the status (if any) and a readable reason."""
+
+    transient = False
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.reason = reason
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+        prefix = f"HTTP {status} from {url}" if status is not None else f"request to {url} failed"
+        super().__init__(f"{prefix}: {reason}")
+
+
+class TransientHttpError(HttpError):
+    """Worth retrying later: the server or the network may recover."""
+
+    transient = True
+
+
+class PermanentHttpError(HttpError):
+    """Retrying will not help: a client error or data we cannot use."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """The one classifier every retry decision uses."""
+    if isinstance(error, HttpError):
+        return error.transient
+    return isinstance(
+        error,
+        aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError,
+    )
+
+
+def retry_after_of(error: BaseException) -> float | None:
+    return error.retry_after if isinstance(error, HttpError) else None
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+class Backoff(msgspec.Struct, frozen=True, kw_only=True):
+    """Capped exponential backoff with full jitter; ``attempt`` counts from 1."""
+
+    base: float = 0.5
+    cap: float = 30.0
+    max_attempts: int = 4
+    retry_after_cap: float = 120.0
+
+    def ceiling(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * 2 ** max(0, attempt - 1)))
+
+    def delay(
+        self,
+        attempt: int,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        # Half fixed, half jitter: delays still grow with every attempt while concurrent
+        # clients spread out.
+        ceiling = self.ceiling(attempt)
+        wait = ceiling / 2 + rand() * ceiling / 2
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.retry_after_cap))
+        return wait
+
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> Backoff:
+        return cls(
+            base=config.backoff_base,
+            cap=config.backoff_cap,
+            max_attempts=config.max_attempts,
+            retry_after_cap=config.retry_after_cap,
+        )
+
+
+class RateLimiter:
+    """Spaces request starts at least ``1 / rate`` seconds apart (rate <= 0: no pacing)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class Response(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    elapsed: float  # seconds from request start to the full body
+
+    def json(self) -> Any:
+        try:
+            return msgspec.json.decode(self.body)
+        except msgspec.DecodeError as exc:
+            raise TransientHttpError(
+                f"response body is not valid JSON (truncated?): {exc}",
+                url=self.url,
+                status=self.status,
+            ) from None
+
+
+def create_session(
+    config: ClientConfig, *, headers: Mapping[str, str] | None = None
+) -> aiohttp.ClientSession:
+    """A ClientSession with the project's timeouts, connection limit and User-Agent."""
+    timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout)
+    connector = aiohttp.TCPConnector(limit=config.connection_limit)
+    merged = {"User-Agent": USER_AGENT, **(headers or {})}
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, headers=merged)
+
+
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def describe_error_body(body: bytes, content_type: str) -> str:
+    """A short human reason from an error body: JSON ``error`` field, else de-tagged text."""
+    if "json" in content_type:
+        try:
+            decoded = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            decoded = None
+        if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+            return str(decoded["error"])
+    text = body.decode("utf-8", errors="replace")
+    text = _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()
+    return text[:_EXCERPT] or "(empty body)"
+
+
+class HttpClient:
+    """Requests with the shared policy. One instance per session; safe for concurrent use."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: ClientConfig,
+        *,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.session = session
+        self.backoff = Backoff.from_config(config)
+        self.limiter = limiter if limiter is not None else RateLimiter(config.rate_limit)
+        self._sleep = sleep
+
+    async def request_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """One attempt. Non-2xx statuses raise Transient/PermanentHttpError."""
+        await self.limiter.acquire()
+        started = time.perf_counter()
+        request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        try:
+            async with self.session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                data=data,
+                timeout=request_timeout,
+                allow_redirects=True,
+            ) as response:
+                body = await response.read()
+                final_url = str(response.url)
+                status = response.status
+                response_headers = {key: value for key, value in response.headers.items()}
+        except TimeoutError:
+            raise TransientHttpError("timed out", url=url) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise TransientHttpError(f"incomplete response body: {exc}", url=url) from None
+        except aiohttp.ClientConnectionError as exc:
+            raise TransientHttpError(f"connection error: {exc}", url=url) from None
+        elapsed = time.perf_counter() - started
+        if status >= 400:
+            reason = describe_error_body(body, response_headers.get("Content-Type", ""))
+            error_type = TransientHttpError if status in TRANSIENT_STATUSES else PermanentHttpError
+            raise error_type(
+                reason,
+                url=final_url,
+                status=status,
+                retry_after=parse_retry_after(response_headers.get("Retry-After")),
+            )
+        return Response(
+            url=final_url, status=status, headers=response_headers, body=body, elapsed=elapsed
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+    ) -> Response:
+        """``request_once`` retried on transient errors, at most ``max_attempts`` times."""
+
+        async def attempt() -> Response:
+            return await self.request_once(
+                method, url, params=params, headers=headers, data=data, timeout=timeout
+            )
+
+        return await self.retrying(url, attempt, max_attempts)
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[Any, Response]:
+        """GET and decode JSON; a body that does not decode counts as a transient failure."""
+
+        async def attempt() -> tuple[Any, Response]:
+            response = await self.request_once("GET", url, params=params, headers=headers)
+            return response.json(), response
+
+        return await self.retrying(url, attempt, max_attempts)
+
+    async def retrying(
+        self, url: str, operation: Callable[[], Awaitable[T]], max_attempts: int | None = None
+    ) -> T:
+        """Run ``operation`` until it succeeds, fails permanently, or attempts run out."""
+        attempts = max_attempts or self.backoff.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await operation()
+            except HttpError as error:
+                if not error.transient or attempt == attempts:
+                    raise
+                delay = self.backoff.delay(attempt, error.retry_after)
+                logger.bind(url=url, attempt=attempt, delay=round(delay, 3)).warning(
+                    "transient HTTP error, retrying: {}", error.reason
+                )
+                await self._sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")

@@ -1,0 +1,33 @@
+"""Redis connections from configuration, with a retry budget that outlasts a short restart."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+def retry_policy(budget: float) -> Retry:
+    """Retries with exponential backoff capped at 2 s, enough attempts to cover ``budget``."""
+    cap, base = 2.0, 0.1
+    attempts, waited = 0, 0.0
+    while waited < budget:
+        waited += min(cap, base * 2**attempts)
+        attempts += 1
+    return Retry(ExponentialBackoff(cap=cap, base=base), max(attempts, 1))
+
+
+def connect(url: str, *, password: str | None = None, outage_budget: float = 30.0) -> Redis:
+    """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs (not connected until used)."""
+    client: Redis = Redis.from_url(
+        url,
+        password=password,
+        retry=retry_policy(outage_budget),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+        retry_on_timeout=True,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return client

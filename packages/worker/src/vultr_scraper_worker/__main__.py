@@ -1,0 +1,3 @@
+from vultr_scraper_worker.cli import main
+
+main()

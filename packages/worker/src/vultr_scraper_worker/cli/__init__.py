@@ -1,0 +1,34 @@
+"""The ``vultr-scraper`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from vultr_scraper_worker.cli import config_cmd
+from vultr_scraper_worker.cli.common import State, version_string
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="VULTR_SCRAPER_CONFIG",
+    help="TOML configuration file (default: $VULTR_SCRAPER_CONFIG, else built-in defaults).",
+)
+@click.version_option(version_string(), "--version", "-V", message="%(version)s")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Track Vultr's public catalogue (plans, prices, regions, stock) and endpoint health.
+
+    Exit status: 0 success, 1 a command failed, 2 usage error, 69 a service (Redis, worker)
+    is unavailable, 78 configuration error.
+    """
+    ctx.obj = State(config_path=config_path)
+
+
+cli.add_command(config_cmd.config)
+
+
+def main() -> None:
+    cli(prog_name="vultr-scraper")

@@ -1,0 +1,435 @@
+"""A fake Vultr API v2 on a real loopback HTTP server, with injectable faults.
+
+It serves ``/v2/plans``, ``/v2/plans-metal``, ``/v2/regions``, ``/v2/os`` with Vultr's cursor
+pagination (base64 ``next__<last id>`` cursors, empty string at the end, ``meta.total``) and
+``/v2/regions/{id}/availability``. Faults are queued per request matcher: a status with a JSON or
+HTML body and optional ``Retry-After``, latency, truncated JSON, a short body, or a dropped
+connection. Test data here is written from the documented schema, not copied from captures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Matcher = Callable[[web.Request], bool]
+JSON = dict[str, Any]
+
+HTML_504 = (
+    b"<html><body><h1>We are currently conducting some software upgrades. "
+    b"Check back in a few minutes!</h1></body></html>"
+)
+
+
+def make_plan(plan_id: str, **fields: Any) -> JSON:
+    """A cloud plan in the current (2025-2026) shape; ``fields`` override or add keys."""
+    plan: JSON = {
+        "id": plan_id,
+        "vcpu_count": 1,
+        "ram": 1024,
+        "disk": 25,
+        "disk_type": "SSD",
+        "disk_count": 1,
+        "bandwidth": 1024,
+        "monthly_cost": 5,
+        "hourly_cost": 0.007,
+        "invoice_type": "monthly",
+        "type": "vc2",
+        "locations": ["ewr", "fra", "ams"],
+        "cpu_vendor": "Intel",
+        "storage_type": "local_storage",
+        "vcpu_type": "thread",
+        "clusterable": "no",
+        "deploy_ondemand": True,
+        "deploy_preemptible": False,
+    }
+    plan.update(fields)
+    return plan
+
+
+def make_metal_plan(plan_id: str, **fields: Any) -> JSON:
+    plan: JSON = {
+        "id": plan_id,
+        "physical_cpus": 1,
+        "cpu_count": 4,
+        "cpu_cores": 4,
+        "cpu_threads": 8,
+        "cpu_model": "E3-1270v6",
+        "cpu_mhz": 3800,
+        "ram": 32768,
+        "disk": 240,
+        "disk_count": 2,
+        "bandwidth": 5120,
+        "monthly_cost": 185,
+        "hourly_cost": 0.275,
+        "invoice_type": "monthly",
+        "type": "SSD",
+        "locations": ["ewr", "fra"],
+        "deploy_ondemand": True,
+        "deploy_preemptible": False,
+    }
+    plan.update(fields)
+    return plan
+
+
+def make_region(region_id: str, city: str, country: str, continent: str, **fields: Any) -> JSON:
+    region: JSON = {
+        "id": region_id,
+        "city": city,
+        "country": country,
+        "continent": continent,
+        "options": ["ddos_protection", "block_storage_high_perf", "kubernetes"],
+    }
+    region.update(fields)
+    return region
+
+
+def default_catalogue() -> FakeCatalogue:
+    """A small, realistic catalogue: cloud, GPU, São Paulo twin and regional-price plans."""
+    plans = [
+        make_plan("vc2-1c-1gb"),
+        make_plan("vc2-1c-1gb-sc1", monthly_cost=7.5, hourly_cost=0.011, locations=["sao"]),
+        make_plan("vc2-2c-4gb", vcpu_count=2, ram=4096, disk=80, monthly_cost=20, hourly_cost=0.03),
+        make_plan(
+            "vhp-2c-4gb-amd",
+            vcpu_count=2,
+            ram=4096,
+            disk=100,
+            type="vhp",
+            cpu_vendor="AMD",
+            monthly_cost=24,
+            hourly_cost=0.036,
+            location_cost={"fra": {"monthly_cost": 26.4, "hourly_cost": 0.04}},
+        ),
+        make_plan(
+            "vcg-a100-1c-6g-4vram",
+            vcpu_count=1,
+            ram=6144,
+            disk=70,
+            type="vcg",
+            monthly_cost=90,
+            hourly_cost=0.123,
+            gpu_vram_gb=4,
+            gpu_type="NVIDIA_A100",
+            locations=["ewr", "fra", "ams"],
+        ),
+        make_plan(
+            "vcg-l40s-16c-180g-48vram",
+            vcpu_count=16,
+            ram=184320,
+            disk=1200,
+            type="vcg",
+            monthly_cost=1241.6,
+            hourly_cost=1.671,
+            gpu_vram_gb=48,
+            gpu_type="NVIDIA_L40S",
+            gpu_count=1,
+            locations=["fra", "ams"],
+        ),
+    ]
+    metal = [make_metal_plan("vbm-4c-32gb")]
+    regions = [
+        make_region("ewr", "New Jersey", "US", "North America"),
+        make_region("fra", "Frankfurt", "DE", "Europe"),
+        make_region("ams", "Amsterdam", "NL", "Europe"),
+        make_region("sao", "São Paulo", "BR", "South America"),
+    ]
+    images = [
+        {"id": 2284, "name": "Ubuntu 24.04 LTS x64", "arch": "x64", "family": "ubuntu"},
+        {"id": 2136, "name": "Debian 12 x64 (bookworm)", "arch": "x64", "family": "debian"},
+        {"id": 159, "name": "Custom", "arch": "x64", "family": "iso"},
+    ]
+    availability = {
+        "ewr": ["vc2-1c-1gb", "vc2-2c-4gb", "vhp-2c-4gb-amd", "vbm-4c-32gb"],
+        "fra": ["vc2-1c-1gb", "vhp-2c-4gb-amd", "vcg-a100-1c-6g-4vram"],
+        "ams": ["vc2-1c-1gb", "vc2-2c-4gb"],
+        "sao": ["vc2-1c-1gb-sc1"],
+    }
+    return FakeCatalogue(
+        plans=plans, metal=metal, regions=regions, images=images, availability=availability
+    )
+
+
+@dataclass
+class FakeCatalogue:
+    plans: list[JSON] = field(default_factory=list)
+    metal: list[JSON] = field(default_factory=list)
+    regions: list[JSON] = field(default_factory=list)
+    images: list[JSON] = field(default_factory=list)
+    availability: dict[str, list[str]] = field(default_factory=dict)
+
+    def plan(self, plan_id: str) -> JSON:
+        return next(plan for plan in self.plans if plan["id"] == plan_id)
+
+
+@dataclass
+class Fault:
+    kind: str  # "status", "delay", "truncate", "short", "drop"
+    matcher: Matcher
+    times: int | None  # None: forever
+    status: int = 500
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+def on_path(path: str) -> Matcher:
+    return lambda request: request.path == path
+
+
+def on_page(path: str, page: int) -> Matcher:
+    """Matches the ``page``-th page (1-based) of a list endpoint."""
+    return lambda request: request.path == path and _page_of(request) == page
+
+
+def _page_of(request: web.Request) -> int:
+    return int(request.get("page_number", 0))
+
+
+class FakeVultrAPI:
+    """``async with FakeVultrAPI() as api: api.base_url`` -> ``http://127.0.0.1:PORT/v2``."""
+
+    def __init__(self, catalogue: FakeCatalogue | None = None, *, default_per_page: int = 100):
+        self.catalogue = catalogue if catalogue is not None else default_catalogue()
+        self.default_per_page = default_per_page
+        self.max_per_page = 500
+        self.latency = 0.0
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- fault injection ------------------------------------------------------------------
+    def fail(
+        self,
+        matcher: Matcher | str,
+        status: int = 500,
+        *,
+        times: int | None = 1,
+        body: bytes | None = None,
+        html: bool = False,
+        retry_after: str | None = None,
+    ) -> None:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        if body is None:
+            body = HTML_504 if html else b'{"error":"Internal error.","status":%d}' % status
+        self.faults.append(
+            Fault(
+                kind="status",
+                matcher=_matcher(matcher),
+                times=times,
+                status=status,
+                body=body,
+                content_type="text/html" if html else "application/json",
+                headers=headers,
+            )
+        )
+
+    def slow(self, matcher: Matcher | str, seconds: float, *, times: int | None = 1) -> None:
+        self.faults.append(
+            Fault(kind="delay", matcher=_matcher(matcher), times=times, delay=seconds)
+        )
+
+    def truncate(self, matcher: Matcher | str, *, times: int | None = 1) -> None:
+        """A 200 whose JSON body is cut in half (well-formed HTTP, invalid JSON)."""
+        self.faults.append(Fault(kind="truncate", matcher=_matcher(matcher), times=times))
+
+    def short_body(self, matcher: Matcher | str, *, times: int | None = 1) -> None:
+        """A 200 announcing more bytes than it sends, then closing the connection."""
+        self.faults.append(Fault(kind="short", matcher=_matcher(matcher), times=times))
+
+    def drop(self, matcher: Matcher | str, *, times: int | None = 1) -> None:
+        """Close the connection without any response."""
+        self.faults.append(Fault(kind="drop", matcher=_matcher(matcher), times=times))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def count(self, path: str) -> int:
+        return sum(1 for request in self.requests if request.path == path)
+
+    # -- server ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v2/plans", self._plans)
+        app.router.add_get("/v2/plans-metal", self._metal)
+        app.router.add_get("/v2/regions", self._regions)
+        app.router.add_get("/v2/os", self._os)
+        app.router.add_get("/v2/regions/{region}/availability", self._availability)
+        return app
+
+    async def start(self) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeVultrAPI:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- handlers -------------------------------------------------------------------------
+    async def _plans(self, request: web.Request) -> web.StreamResponse:
+        items = self.catalogue.plans
+        plan_type = request.query.get("type", "all")
+        if plan_type != "all":
+            items = [plan for plan in items if plan.get("type") == plan_type]
+        return await self._paginated(request, "plans", items)
+
+    async def _metal(self, request: web.Request) -> web.StreamResponse:
+        return await self._paginated(request, "plans_metal", self.catalogue.metal)
+
+    async def _regions(self, request: web.Request) -> web.StreamResponse:
+        return await self._paginated(request, "regions", self.catalogue.regions)
+
+    async def _os(self, request: web.Request) -> web.StreamResponse:
+        return await self._paginated(request, "os", self.catalogue.images)
+
+    async def _availability(self, request: web.Request) -> web.StreamResponse:
+        region = request.match_info["region"]
+        fault_response = await self._before(request)
+        if fault_response is not None:
+            return fault_response
+        if region not in self.catalogue.availability and region not in {
+            r["id"] for r in self.catalogue.regions
+        }:
+            return web.json_response({"error": "Invalid region.", "status": 400}, status=400)
+        return await self._send(
+            request,
+            {
+                "available_plans": list(self.catalogue.availability.get(region, [])),
+                "available_vpc_only_plans": [],
+            },
+        )
+
+    async def _paginated(
+        self, request: web.Request, key: str, items: list[JSON]
+    ) -> web.StreamResponse:
+        try:
+            per_page = min(
+                int(request.query.get("per_page", self.default_per_page)), self.max_per_page
+            )
+        except ValueError:
+            return web.json_response({"error": "Invalid per_page.", "status": 400}, status=400)
+        cursor = request.query.get("cursor", "")
+        start = 0
+        if cursor:
+            try:
+                marker = base64.b64decode(cursor).decode()
+            except ValueError:
+                return web.json_response({"error": "Invalid cursor.", "status": 400}, status=400)
+            last_id = marker.removeprefix("next__")
+            ids = [str(item["id"]) for item in items]
+            start = ids.index(last_id) + 1 if last_id in ids else len(items)
+        request["page_number"] = start // max(per_page, 1) + 1
+        fault_response = await self._before(request)
+        if fault_response is not None:
+            return fault_response
+        page = items[start : start + per_page]
+        more = start + per_page < len(items)
+        next_cursor = (
+            base64.b64encode(f"next__{page[-1]['id']}".encode()).decode() if more and page else ""
+        )
+        prev_cursor = (
+            base64.b64encode(f"prev__{page[0]['id']}".encode()).decode() if start and page else ""
+        )
+        document = {
+            key: copy.deepcopy(page),
+            "meta": {"total": len(items), "links": {"next": next_cursor, "prev": prev_cursor}},
+        }
+        return await self._send(request, document)
+
+    async def _before(self, request: web.Request) -> web.StreamResponse | None:
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers=dict(request.headers),
+            )
+        )
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        for fault in list(self.faults):
+            if fault.kind in {"truncate", "short"} or not fault.matcher(request):
+                continue
+            self._consume(fault)
+            if fault.kind == "delay":
+                await asyncio.sleep(fault.delay)
+                continue
+            if fault.kind == "drop":
+                transport = request.transport
+                if transport is not None:
+                    transport.abort()
+                return web.Response(status=500)
+            return web.Response(
+                status=fault.status,
+                body=fault.body,
+                content_type=fault.content_type,
+                headers=fault.headers,
+            )
+        return None
+
+    async def _send(self, request: web.Request, document: JSON) -> web.StreamResponse:
+        import json
+
+        body = json.dumps(document, ensure_ascii=False).encode()
+        for fault in list(self.faults):
+            if fault.kind not in {"truncate", "short"} or not fault.matcher(request):
+                continue
+            self._consume(fault)
+            if fault.kind == "truncate":
+                return web.Response(body=body[: len(body) // 2], content_type="application/json")
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            return response
+        return web.Response(body=body, content_type="application/json")
+
+    def _consume(self, fault: Fault) -> None:
+        if fault.times is None:
+            return
+        fault.times -= 1
+        if fault.times <= 0:
+            self.faults.remove(fault)
+
+
+def _matcher(matcher: Matcher | str) -> Matcher:
+    return on_path(matcher) if isinstance(matcher, str) else matcher
