@@ -47,7 +47,7 @@ class EmbeddedRedis:
             raise EmbeddedRedisError(INSTALL_HINT)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.socket.exists():
-            if _answers_ping(self.socket):
+            if answers_ping(self.socket):
                 raise EmbeddedRedisError(
                     f"another redis-server already serves {self.socket}; "
                     "is another vultr-scraper process running with the same state directory?"
@@ -90,7 +90,7 @@ class EmbeddedRedis:
                     log.read_text(errors="replace")[-500:] if log.exists() else ""
                 )
                 raise EmbeddedRedisError(f"redis-server exited at start: {detail.strip()}")
-            if self.socket.exists() and _answers_ping(self.socket):
+            if self.socket.exists() and answers_ping(self.socket):
                 return self.url
             time.sleep(0.02)
         self.stop()
@@ -134,7 +134,7 @@ class EmbeddedRedis:
         await asyncio.to_thread(self.stop)
 
 
-def _answers_ping(socket_path: Path) -> bool:
+def answers_ping(socket_path: Path) -> bool:
     import socket
 
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -1,0 +1,34 @@
+"""Every job the worker knows, by its public name (the one the CLI and the API use).
+
+A job function is ``async def f(ctx, *args) -> dict`` whose result starts with ``status``
+(``success``, ``quarantined`` or ``failed``). ``schedule`` names the ``[schedules.*]`` table
+that configures its cron entry; jobs without one run only when enqueued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vultr_scraper_jobs.context import JobFunction
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    function: JobFunction
+    description: str
+    schedule: str | None = None
+
+
+def all_jobs() -> dict[str, JobSpec]:
+    """Name -> spec, in a stable order. Imported lazily so each job module stays independent."""
+    specs: list[JobSpec] = []
+    return {spec.name: spec for spec in specs}
+
+
+def get_job(name: str) -> JobSpec:
+    jobs = all_jobs()
+    if name not in jobs:
+        known = ", ".join(sorted(jobs)) or "(none)"
+        raise KeyError(f"unknown job {name!r}; known jobs: {known}")
+    return jobs[name]
