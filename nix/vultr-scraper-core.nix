@@ -19,15 +19,9 @@
 
 let
   project = (lib.importTOML ../packages/core/pyproject.toml).project;
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../pyproject.toml # pytest settings: asyncio auto mode, filterwarnings = error
-      ../packages/core
-      (lib.fileset.maybeMissing ../tests/conftest.py)
-      (lib.fileset.maybeMissing ../tests/fakes)
-      (lib.fileset.maybeMissing ../tests/core)
-    ];
+  source = import ./source.nix { inherit lib; } {
+    package = "core";
+    testDirs = [ "core" ];
   };
 in
 buildPythonPackage {
@@ -35,8 +29,8 @@ buildPythonPackage {
   inherit (project) version;
   pyproject = true;
 
-  inherit src;
-  sourceRoot = "${src.name}/packages/core";
+  inherit (source) src;
+  sourceRoot = "${source.src.name}/packages/core";
 
   build-system = [ hatchling ];
 
@@ -51,7 +45,7 @@ buildPythonPackage {
   # runs the project's tests against the redis-py that is actually in the closure.
   pythonRelaxDeps = [ "redis" ];
 
-  doCheck = builtins.pathExists ../tests/core;
+  doCheck = source.testPaths != [ ];
   nativeCheckInputs = [
     pytestCheckHook
     pytest-asyncio
@@ -59,7 +53,7 @@ buildPythonPackage {
     hypothesis
     redis-server
   ];
-  enabledTestPaths = [ "../../tests/core" ];
+  enabledTestPaths = source.testPaths;
   disabledTestMarks = [ "slow" ];
 
   pythonImportsCheck = [

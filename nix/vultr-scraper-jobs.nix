@@ -20,15 +20,9 @@
 
 let
   project = (lib.importTOML ../packages/jobs/pyproject.toml).project;
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../pyproject.toml # pytest settings: asyncio auto mode, filterwarnings = error
-      ../packages/jobs
-      (lib.fileset.maybeMissing ../tests/conftest.py)
-      (lib.fileset.maybeMissing ../tests/fakes)
-      (lib.fileset.maybeMissing ../tests/jobs)
-    ];
+  source = import ./source.nix { inherit lib; } {
+    package = "jobs";
+    testDirs = [ "jobs" ];
   };
 in
 buildPythonPackage {
@@ -36,13 +30,12 @@ buildPythonPackage {
   inherit (project) version;
   pyproject = true;
 
-  inherit src;
-  sourceRoot = "${src.name}/packages/jobs";
+  inherit (source) src;
+  sourceRoot = "${source.src.name}/packages/jobs";
 
   build-system = [ hatchling ];
 
   dependencies = [
-    vultr-scraper-core
     vultr-scraper-core
     aiohttp
     loguru
@@ -54,7 +47,7 @@ buildPythonPackage {
   # runs the project's tests against the redis-py that is actually in the closure.
   pythonRelaxDeps = [ "redis" ];
 
-  doCheck = builtins.pathExists ../tests/jobs;
+  doCheck = source.testPaths != [ ];
   nativeCheckInputs = [
     pytestCheckHook
     pytest-asyncio
@@ -62,7 +55,7 @@ buildPythonPackage {
     hypothesis
     redis-server
   ];
-  enabledTestPaths = [ "../../tests/jobs" ];
+  enabledTestPaths = source.testPaths;
   disabledTestMarks = [ "slow" ];
 
   pythonImportsCheck = [

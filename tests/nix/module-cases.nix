@@ -1,0 +1,99 @@
+# Configurations evaluated against nixos-module/ by eval-module.nix. Each is a NixOS module.
+{
+  # Nothing but `enable`: local Redis on a unix socket, no secrets, HTTP on loopback.
+  default = {
+    services.vultr-scraper.enable = true;
+  };
+
+  # Everything set: API key as a credential, an environment file, firewall, custom settings.
+  full = {
+    services.vultr-scraper = {
+      enable = true;
+      apiKeyFile = "/run/keys/vultr-api-key";
+      credentialFiles.http-token = "/run/keys/vultr-scraper-http-token";
+      environmentFile = "/run/keys/vultr-scraper.env";
+      openFirewall = true;
+      settings = {
+        http.listen = "[::]:9090";
+        http.token_file = "http-token";
+        worker.job_completion_wait = 45.5;
+        log.level = "DEBUG";
+        vultr.base_url = "http://127.0.0.1:8001/v2";
+        catalog.max_count_drop = 0.3;
+        health.endpoints = [
+          {
+            name = "site";
+            url = "https://example.org/healthz";
+            status = [ 200 ];
+          }
+        ];
+      };
+    };
+  };
+
+  # An existing Redis elsewhere.
+  externalRedis = {
+    services.vultr-scraper = {
+      enable = true;
+      redis.createLocally = false;
+      settings.redis.url = "redis://redis.internal:6379/2";
+    };
+  };
+
+  # Disabled: the module must add nothing.
+  disabled = {
+    services.vultr-scraper.settings.http.listen = "0.0.0.0:1";
+  };
+
+  # --- configurations that must be rejected -------------------------------------------------
+  noRedis = {
+    services.vultr-scraper = {
+      enable = true;
+      redis.createLocally = false;
+    };
+  };
+
+  firewallWithoutPort = {
+    services.vultr-scraper = {
+      enable = true;
+      openFirewall = true;
+      settings.http.listen = "";
+    };
+  };
+
+  reservedCredential = {
+    services.vultr-scraper = {
+      enable = true;
+      apiKeyFile = "/run/keys/a";
+      credentialFiles.vultr-api-key = "/run/keys/b";
+    };
+  };
+
+  optionTypo = {
+    services.vultr-scraper = {
+      enable = true;
+      redis.createLocaly = false;
+    };
+  };
+
+  negativeWait = {
+    services.vultr-scraper = {
+      enable = true;
+      settings.worker.job_completion_wait = -1;
+    };
+  };
+
+  badRedisScheme = {
+    services.vultr-scraper = {
+      enable = true;
+      settings.redis.url = "http://127.0.0.1:6379";
+    };
+  };
+
+  badLogLevel = {
+    services.vultr-scraper = {
+      enable = true;
+      settings.log.level = "verbose";
+    };
+  };
+}
