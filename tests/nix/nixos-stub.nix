@@ -186,6 +186,10 @@ in
       default = [ ];
     };
 
+    environment.etc = mkOption {
+      type = types.attrsOf (types.submodule { freeformType = types.attrsOf types.anything; });
+      default = { };
+    };
     environment.systemPackages = mkOption {
       type = types.listOf types.package;
       default = [ ];
