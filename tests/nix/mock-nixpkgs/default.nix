@@ -82,8 +82,8 @@ let
       generate = name: value: builtins.toFile name (builtins.toJSON value);
     };
 
-    python3 = {
-      interpreter = "/nix/store/00000000000000000000000000000000-python3-3.13.9/bin/python3.13";
+    python3 = fakePackage "python3" "3.13.9" {
+      interpreter = "${final.python3.outPath}/bin/python3.13";
       pkgs = final.python3Packages;
     };
     python3Packages =
