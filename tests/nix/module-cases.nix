@@ -31,6 +31,38 @@
     };
   };
 
+  # The configuration.nix example of docs/nixos.md (keep the two in step).
+  documented = {
+    services.vultr-scraper = {
+      enable = true;
+      apiKeyFile = "/run/keys/vultr-api-key";
+      credentialFiles.http-token = "/run/keys/vultr-scraper-http-token";
+      environmentFile = "/run/keys/vultr-scraper.env";
+      redis.createLocally = true;
+      openFirewall = true;
+      settings = {
+        http = {
+          listen = "0.0.0.0:8080";
+          token_file = "http-token";
+        };
+        worker.job_completion_wait = 30;
+        log.level = "INFO";
+        catalog.max_count_drop = 0.2;
+        schedules.scrape_catalog.minute = [
+          0
+          30
+        ];
+        health.endpoints = [
+          {
+            name = "website";
+            url = "https://example.org/healthz";
+            status = [ 200 ];
+          }
+        ];
+      };
+    };
+  };
+
   # An existing Redis elsewhere.
   externalRedis = {
     services.vultr-scraper = {

@@ -322,7 +322,7 @@ def test_type_errors(case: str, message: str) -> None:
     assert message in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("case", ["default", "full", "externalRedis"])
+@pytest.mark.parametrize("case", ["default", "full", "documented", "externalRedis"])
 def test_generated_config_is_accepted_by_the_application(tmp_path: Path, case: str) -> None:
     config_module = pytest.importorskip("vultr_scraper_core.config")
     settings = _accepted(case)["settings"]
@@ -362,7 +362,7 @@ def exposure(unit_text: str, directory: Path) -> float:
     return float(match.group(1))
 
 
-@pytest.mark.parametrize("case", ["default", "full", "externalRedis"])
+@pytest.mark.parametrize("case", ["default", "full", "documented", "externalRedis"])
 def test_unit_security_exposure(tmp_path: Path, case: str) -> None:
     unit_text = _accepted(case)["unitFile"]
     assert "RestartPreventExitStatus=78" in unit_text
