@@ -67,7 +67,7 @@ eval_case() {
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-for case in default full externalRedis; do
+for case in default full documented externalRedis; do
   if ! eval_case "$case" >"$work/$case.json"; then
     echo "nix-checks: FAIL module evaluation ($case)" >&2
     exit 1
@@ -108,13 +108,13 @@ for case in optionTypo negativeWait badRedisScheme badLogLevel; do
     exit 1
   fi
 done
-echo "nix-checks: module evaluation ok (3 accepted, 7 rejected configurations, $(elapsed))"
+echo "nix-checks: module evaluation ok (4 accepted, 7 rejected configurations, $(elapsed))"
 
 if ! systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
   echo "nix-checks: installing systemd (apt) for systemd-analyze"
   apt_install systemd
 fi
-for case in default full externalRedis; do
+for case in default full documented externalRedis; do
   mkdir -p "$work/$case"
   mv "$work/$case.service" "$work/$case/vultr-scraper.service"
   report=$(systemd-analyze security --offline=true --no-pager "$work/$case/vultr-scraper.service")

@@ -42,6 +42,7 @@ let
     "pyproject"
     "src"
     "sourceRoot"
+    "postUnpack"
     "build-system"
     "dependencies"
     "optional-dependencies"
