@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ from unittest import mock
 import aiohttp
 import aioresponses.core
 import pytest
+from loguru import logger
 from redis.asyncio import Redis
 
 from tests.redis_server import RedisServer
+from vultr_scraper_core.logs import _InterceptHandler
 
 # Captured real Vultr payloads live outside the repository (they are not ours to redistribute);
 # tests that read them skip when the folder is absent.
@@ -33,6 +37,28 @@ if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).paramet
             super().__init__(*args, **kwargs)
 
     aioresponses.core.ClientResponse = _MockableResponse  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``setup_logging`` rewires loguru and the stdlib root logger for the whole process; undo
+    that after each test that called it, so no test logs into another test's (closed) stream."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    intercepts = [handler for handler in root.handlers if isinstance(handler, _InterceptHandler)]
+    if not intercepts:
+        return
+    for handler in intercepts:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    logger.remove()
+    # loguru's default sink, but resolving sys.stderr at write time: pytest swaps it per test.
+    logger.add(_to_current_stderr, level="DEBUG")
+
+
+def _to_current_stderr(message: str) -> None:
+    sys.stderr.write(message)
 
 
 @pytest.fixture(scope="session")

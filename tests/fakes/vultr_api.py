@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,12 @@ from aiohttp import web
 
 Matcher = Callable[[web.Request], bool]
 JSON = dict[str, Any]
+
+# aiohttp >= 3.14 warns (an error under -W error, so a 500 from the fake) on the first plain
+# string key stored in a request; typed keys exist from then on.
+_PAGE_NUMBER: Any = (
+    web.RequestKey("page_number", int) if hasattr(web, "RequestKey") else "page_number"
+)
 
 HTML_504 = (
     b"<html><body><h1>We are currently conducting some software upgrades. "
@@ -198,7 +205,7 @@ def on_page(path: str, page: int) -> Matcher:
 
 
 def _page_of(request: web.Request) -> int:
-    return int(request.get("page_number", 0))
+    return int(request.get(_PAGE_NUMBER, 0))
 
 
 class FakeVultrAPI:
@@ -212,6 +219,7 @@ class FakeVultrAPI:
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
         self.port = 0
 
     # -- fault injection ------------------------------------------------------------------
@@ -224,8 +232,13 @@ class FakeVultrAPI:
         body: bytes | None = None,
         html: bool = False,
         retry_after: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        """Answer matching requests with ``status``: a JSON error body (Vultr's 4xx shape), or
+        with ``html`` the HTML maintenance page; ``headers`` are sent as given (any case)."""
+        headers = dict(headers or {})
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
         if body is None:
             body = HTML_504 if html else b'{"error":"Internal error.","status":%d}' % status
         self.faults.append(
@@ -278,6 +291,7 @@ class FakeVultrAPI:
         return app
 
     async def start(self) -> str:
+        self._closing = asyncio.Event()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -290,6 +304,8 @@ class FakeVultrAPI:
         return self.base_url
 
     async def stop(self) -> None:
+        # Cut injected delays short: shutdown would otherwise wait for every slow handler.
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -354,7 +370,7 @@ class FakeVultrAPI:
             last_id = marker.removeprefix("next__")
             ids = [str(item["id"]) for item in items]
             start = ids.index(last_id) + 1 if last_id in ids else len(items)
-        request["page_number"] = start // max(per_page, 1) + 1
+        request[_PAGE_NUMBER] = start // max(per_page, 1) + 1
         fault_response = await self._before(request)
         if fault_response is not None:
             return fault_response
@@ -382,13 +398,13 @@ class FakeVultrAPI:
             )
         )
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await self._pause(self.latency)
         for fault in list(self.faults):
             if fault.kind in {"truncate", "short"} or not fault.matcher(request):
                 continue
             self._consume(fault)
             if fault.kind == "delay":
-                await asyncio.sleep(fault.delay)
+                await self._pause(fault.delay)
                 continue
             if fault.kind == "drop":
                 transport = request.transport
@@ -422,6 +438,10 @@ class FakeVultrAPI:
                 transport.abort()
             return response
         return web.Response(body=body, content_type="application/json")
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
 
     def _consume(self, fault: Fault) -> None:
         if fault.times is None:

@@ -11,6 +11,8 @@ timeouts, the ``User-Agent``, the rate limit and the retry rules are the same ev
 from __future__ import annotations
 
 import asyncio
+import html
+import math
 import random
 import re
 import time
@@ -29,6 +31,7 @@ from vultr_scraper_core.config import ClientConfig
 USER_AGENT = f"vultr-scraper/{__version__}"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _EXCERPT = 200
+_SECONDS = re.compile(r"\d+(\.\d+)?", re.ASCII)
 
 T = TypeVar("T")
 
@@ -85,11 +88,12 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
+    if _SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -106,7 +110,8 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_cap: float = 120.0
 
     def ceiling(self, attempt: int) -> float:
-        return float(min(self.cap, self.base * 2 ** max(0, attempt - 1)))
+        # The exponent is bounded so that absurd attempt numbers cannot overflow a float.
+        return float(min(self.cap, self.base * 2.0 ** min(max(0, attempt - 1), 64)))
 
     def delay(
         self,
@@ -135,21 +140,27 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
 class RateLimiter:
     """Spaces request starts at least ``1 / rate`` seconds apart (rate <= 0: no pacing)."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._clock = clock
-        self._next = 0.0
-        self._lock = asyncio.Lock()
+        self._sleep = sleep
+        self._next = -math.inf
 
     async def acquire(self) -> None:
         if not self._interval:
             return
-        async with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            self._next = max(now, self._next) + self._interval
-        if wait > 0:
-            await asyncio.sleep(wait)
+        # No await between reading and reserving the slot, so concurrent callers (one event
+        # loop) each get their own slot without a lock.
+        now = self._clock()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await self._sleep(start - now)
 
 
 class Response(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,15 +170,24 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     elapsed: float  # seconds from request start to the full body
 
+    def header(self, name: str) -> str | None:
+        """A response header by case-insensitive name (HTTP/2 servers send lower case)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
     def json(self) -> Any:
+        """The decoded body. A body that is not JSON (cut short, or an HTML page served with
+        200) raises TransientHttpError with a readable reason, never a decode crash."""
         try:
             return msgspec.json.decode(self.body)
         except msgspec.DecodeError as exc:
-            raise TransientHttpError(
-                f"response body is not valid JSON (truncated?): {exc}",
-                url=self.url,
-                status=self.status,
-            ) from None
+            content_type = self.header("Content-Type") or "no content type"
+            if "json" in content_type.lower():
+                reason = f"response body is not valid JSON (truncated?): {exc}"
+            else:
+                excerpt = describe_error_body(self.body, content_type)
+                reason = f"expected JSON, got {content_type}: {excerpt}"
+            raise TransientHttpError(reason, url=self.url, status=self.status) from None
 
 
 def create_session(
@@ -181,21 +201,31 @@ def create_session(
 
 
 _TAGS = re.compile(r"<[^>]+>")
+_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
 
 
 def describe_error_body(body: bytes, content_type: str) -> str:
-    """A short human reason from an error body: JSON ``error`` field, else de-tagged text."""
-    if "json" in content_type:
+    """A short human reason from an error body: JSON ``error`` (or ``message``) field, else the
+    text with HTML tags, scripts and entities removed, at most 200 characters."""
+    if "json" in content_type.lower() or body.lstrip()[:1] == b"{":
         try:
             decoded = msgspec.json.decode(body)
         except msgspec.DecodeError:
             decoded = None
-        if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
-            return str(decoded["error"])
+        if isinstance(decoded, dict):
+            for key in ("error", "message"):
+                if isinstance(decoded.get(key), str) and decoded[key].strip():
+                    return _shorten(str(decoded[key]))
     text = body.decode("utf-8", errors="replace")
-    text = _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()
-    return text[:_EXCERPT] or "(empty body)"
+    if "<" in text:
+        text = html.unescape(_TAGS.sub(" ", _HIDDEN.sub(" ", text)))
+    return _shorten(text) or "(empty body)"
+
+
+def _shorten(text: str) -> str:
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
 class HttpClient:
@@ -227,7 +257,17 @@ class HttpClient:
         """One attempt. Non-2xx statuses raise Transient/PermanentHttpError."""
         await self.limiter.acquire()
         started = time.perf_counter()
-        request_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        options: dict[str, Any] = {}
+        if timeout:
+            # Only when given: aiohttp reads an explicit ``timeout=None`` as "no timeout at
+            # all", which would silently drop the session's total and connect limits.
+            session_timeout = self.session.timeout
+            options["timeout"] = aiohttp.ClientTimeout(
+                total=timeout,
+                connect=session_timeout.connect,
+                sock_connect=session_timeout.sock_connect,
+                sock_read=session_timeout.sock_read,
+            )
         try:
             async with self.session.request(
                 method,
@@ -235,28 +275,33 @@ class HttpClient:
                 params=params,
                 headers=headers,
                 data=data,
-                timeout=request_timeout,
                 allow_redirects=True,
+                **options,
             ) as response:
                 body = await response.read()
                 final_url = str(response.url)
                 status = response.status
                 response_headers = {key: value for key, value in response.headers.items()}
+                content_type = response.headers.get("Content-Type", "")
+                retry_after = response.headers.get("Retry-After")
         except TimeoutError:
             raise TransientHttpError("timed out", url=url) from None
         except aiohttp.ClientPayloadError as exc:
             raise TransientHttpError(f"incomplete response body: {exc}", url=url) from None
         except aiohttp.ClientConnectionError as exc:
             raise TransientHttpError(f"connection error: {exc}", url=url) from None
+        except aiohttp.ClientError as exc:
+            # Invalid URL, too many redirects, a response that is not HTTP: retrying won't help.
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise PermanentHttpError(reason, url=url) from None
         elapsed = time.perf_counter() - started
         if status >= 400:
-            reason = describe_error_body(body, response_headers.get("Content-Type", ""))
             error_type = TransientHttpError if status in TRANSIENT_STATUSES else PermanentHttpError
             raise error_type(
-                reason,
+                describe_error_body(body, content_type),
                 url=final_url,
                 status=status,
-                retry_after=parse_retry_after(response_headers.get("Retry-After")),
+                retry_after=parse_retry_after(retry_after),
             )
         return Response(
             url=final_url, status=status, headers=response_headers, body=body, elapsed=elapsed
@@ -301,17 +346,21 @@ class HttpClient:
     async def retrying(
         self, url: str, operation: Callable[[], Awaitable[T]], max_attempts: int | None = None
     ) -> T:
-        """Run ``operation`` until it succeeds, fails permanently, or attempts run out."""
+        """Run ``operation`` until it succeeds, fails permanently, or attempts run out.
+
+        Whether an error is worth another attempt is ``is_transient``'s decision alone, so an
+        operation may also raise aiohttp's or asyncio's own errors."""
         attempts = max_attempts or self.backoff.max_attempts
         for attempt in range(1, attempts + 1):
             try:
                 return await operation()
-            except HttpError as error:
-                if not error.transient or attempt == attempts:
+            except Exception as error:
+                if not is_transient(error) or attempt == attempts:
                     raise
-                delay = self.backoff.delay(attempt, error.retry_after)
+                delay = self.backoff.delay(attempt, retry_after_of(error))
+                reason = error.reason if isinstance(error, HttpError) else repr(error)
                 logger.bind(url=url, attempt=attempt, delay=round(delay, 3)).warning(
-                    "transient HTTP error, retrying: {}", error.reason
+                    "transient HTTP error, retrying: {}", reason
                 )
                 await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
