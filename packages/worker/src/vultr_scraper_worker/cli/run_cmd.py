@@ -1,51 +1,70 @@
-"""``vultr-scraper run JOB``: run one job in this process now and print its result."""
+"""``vultr-scraper run JOB``: run one job in this process now and print its result.
+
+It goes through the worker's own wrapper (``wrapper.run_inline``): the same start and end log
+lines (on stderr here), the same timeout, the same transient-error retries with the same
+backoff up to ``worker.max_tries``, and the same history and failed-job records.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import uuid
 from typing import Any
 
 import click
+from redis.exceptions import RedisError
 
-from vultr_scraper_jobs.registry import all_jobs, get_job
-from vultr_scraper_worker.cli.common import EX_FAILURE, State, fail, print_json
-from vultr_scraper_worker.runtime import job_context, open_redis
+from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+from vultr_scraper_worker.cli.common import EX_FAILURE, EX_UNAVAILABLE, State, fail, print_json
+from vultr_scraper_worker.cli.queue_cmd import jobs_module_option, parse_arg
+from vultr_scraper_worker.enqueue import make_enqueue, open_queue
+from vultr_scraper_worker.runtime import job_context
+from vultr_scraper_worker.settings import load_job_set, make_runner, plan_jobs
+from vultr_scraper_worker.wrapper import run_inline
 
 EX_QUARANTINED = 3
 
 
 @click.command("run")
 @click.argument("job_name", metavar="JOB")
+@click.argument("args", nargs=-1, metavar="[ARG]...")
+@jobs_module_option
 @click.pass_obj
-def run(state: State, job_name: str) -> None:
+def run(state: State, job_name: str, args: tuple[str, ...], jobs_module: str | None) -> None:
     """Run JOB once in this process, the same code the worker runs, and print its result as JSON.
 
-    Exit status: 0 success, 3 quarantined (data held back, see `changes`), 1 failed.
+    Transient failures are retried here with the worker's backoff, up to worker.max_tries.
+    ARGs are JSON values (plain text otherwise). Exit status: 0 success, 3 quarantined (data
+    held back, see `changes`), 1 failed, 69 Redis unavailable.
     """
-    try:
-        spec = get_job(job_name)
-    except KeyError as error:
-        fail(str(error.args[0]), 2)
-    state.setup_logging()
     loaded = state.loaded()
+    plans = {plan.name: plan for plan in plan_jobs(loaded.config, load_job_set(jobs_module))}
+    if job_name not in plans:
+        fail(f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}", 2)
+    plan = plans[job_name]
+    state.setup_logging()
+    values = tuple(parse_arg(arg) for arg in args)
+    runner = make_runner(loaded, worker_id=f"cli:{socket.gethostname()}:{os.getpid()}")
 
-    async def main() -> dict[str, Any]:
-        async with open_redis(loaded) as redis, job_context(loaded, redis) as ctx:
-            ctx.update({"job_id": f"cli-{uuid.uuid4().hex[:12]}", "job_try": 1})
-            return await spec.function(ctx)
+    async def main() -> Any:
+        async with (
+            open_queue(loaded) as queue,
+            job_context(loaded, queue, enqueue=make_enqueue(queue, list(plans))) as ctx,
+        ):
+            ctx["job_id"] = f"cli-{uuid.uuid4().hex[:12]}"
+            return await run_inline(runner, plan.spec, plan.schedule.timeout, ctx, values)
 
     try:
         result = asyncio.run(main())
+    except (RedisError, EmbeddedRedisError) as error:
+        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
     except Exception as error:
         fail(f"{job_name} failed: {error}", EX_FAILURE)
     print_json(result)
-    status = result.get("status")
+    status = result.get("status") if isinstance(result, dict) else None
     if status == "quarantined":
         raise SystemExit(EX_QUARANTINED)
-    if status != "success":
+    if status not in (None, "success"):
         raise SystemExit(EX_FAILURE)
-
-
-def job_names() -> list[str]:
-    return sorted(all_jobs())

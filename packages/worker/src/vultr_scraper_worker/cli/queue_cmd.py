@@ -1,0 +1,366 @@
+"""``vultr-scraper worker``, ``enqueue``, ``jobs``, ``retry`` and ``check``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from vultr_scraper_core.config import LoadedConfig, state_dir
+from vultr_scraper_core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, answers_ping
+from vultr_scraper_worker.cli.common import (
+    EX_FAILURE,
+    EX_UNAVAILABLE,
+    State,
+    fail,
+    json_option,
+    print_json,
+    print_table,
+)
+from vultr_scraper_worker.enqueue import CLI_OUTAGE_BUDGET, enqueue_job, open_queue
+from vultr_scraper_worker.failures import FailedJobs, RetryRefused
+from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.overview import job_overview, queue_snapshot
+from vultr_scraper_worker.settings import JobPlan, load_job_set, plan_jobs
+from vultr_scraper_worker.worker_main import HeartbeatKeys, decode_worker_info, run_worker
+
+T = TypeVar("T")
+
+jobs_module_option = click.option(
+    "--jobs-module",
+    hidden=True,
+    help="Serve the jobs of this module (JOBS, SCHEDULES) instead of the registry's (tests).",
+)
+
+
+def register(group: click.Group) -> None:
+    for command in (worker, enqueue, jobs, retry, check):
+        group.add_command(command)
+
+
+def parse_arg(text: str) -> Any:
+    """A job argument from the command line: a JSON value if it parses, else the text."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _plans(loaded: LoadedConfig, jobs_module: str | None) -> list[JobPlan]:
+    return plan_jobs(loaded.config, load_job_set(jobs_module))
+
+
+def _with_queue(loaded: LoadedConfig, action: Callable[[ArqRedis], Awaitable[T]]) -> T:
+    """Run ``action`` against the queue; Redis being unreachable exits with status 69."""
+
+    async def main() -> T:
+        async with open_queue(loaded, outage_budget=CLI_OUTAGE_BUDGET) as queue:
+            return await action(queue)
+
+    try:
+        return asyncio.run(main())
+    except (RedisError, OSError, EmbeddedRedisError) as error:
+        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty (for tests and batch).")
+@jobs_module_option
+@click.pass_obj
+def worker(state: State, burst: bool, jobs_module: str | None) -> None:
+    """Run the worker: scheduled jobs, the queue and retries, until SIGTERM.
+
+    Logs are JSON lines on stdout. Exit status: 0 after SIGTERM/SIGINT (running jobs get
+    worker.job_completion_wait seconds, then run again on the next worker), 69 when Redis stays
+    unreachable longer than worker.redis_outage_budget, 1 on an unexpected error, 78 on a
+    configuration error.
+    """
+    loaded = state.loaded()
+    state.setup_logging(to_stderr=False)
+    sys.exit(run_worker(loaded, jobs=load_job_set(jobs_module), burst=burst))
+
+
+@click.command("enqueue")
+@click.argument("job_name", metavar="JOB")
+@click.argument("args", nargs=-1, metavar="[ARG]...")
+@click.option("--job-id", help="Job id (a job with this id already queued is not added twice).")
+@click.option("--defer", type=float, help="Run no earlier than this many seconds from now.")
+@json_option
+@jobs_module_option
+@click.pass_obj
+def enqueue(
+    state: State,
+    job_name: str,
+    args: tuple[str, ...],
+    job_id: str | None,
+    defer: float | None,
+    as_json: bool,
+    jobs_module: str | None,
+) -> None:
+    """Put JOB on the queue for the worker. ARGs are JSON values (plain text otherwise)."""
+    loaded = state.loaded()
+    known = [plan.name for plan in _plans(loaded, jobs_module)]
+    if job_name not in known:
+        fail(f"unknown job {job_name!r}; known jobs: {', '.join(known) or '(none)'}", 2)
+    values = [parse_arg(arg) for arg in args]
+
+    async def action(queue: ArqRedis) -> str | None:
+        return await enqueue_job(queue, job_name, *values, job_id=job_id, defer_by=defer)
+
+    queued = _with_queue(loaded, action)
+    if as_json:
+        print_json({"job": job_name, "job_id": queued or job_id, "enqueued": queued is not None})
+    elif queued is not None:
+        click.echo(queued)
+    if queued is None:
+        fail(f"job id {job_id} is already queued, running or recently done", EX_FAILURE)
+
+
+@click.command("jobs")
+@click.option("--limit", default=20, show_default=True, help="Rows per section.")
+@json_option
+@jobs_module_option
+@click.pass_obj
+def jobs(state: State, limit: int, as_json: bool, jobs_module: str | None) -> None:
+    """Queued and running jobs, failed jobs with their errors, recent runs and schedules."""
+    loaded = state.loaded()
+    config = loaded.config
+    plans = _plans(loaded, jobs_module)
+    prefix = config.redis.key_prefix
+
+    async def action(queue: ArqRedis) -> dict[str, Any]:
+        snapshot = await queue_snapshot(queue, config.redis.queue_name, limit=max(limit, 1) * 5)
+        failed = FailedJobs(queue, prefix)
+        return {
+            "queue_total": snapshot.total,
+            "queued": [job.to_dict() for job in snapshot.queued[:limit]],
+            "running": [job.to_dict() for job in snapshot.running[:limit]],
+            "failed_total": await failed.count(),
+            "failed": [record.to_dict() for record in await failed.list(limit)],
+            "recent": [
+                run.to_dict() for run in await JobHistory(queue, prefix).recent(None, limit)
+            ],
+            "schedules": [item.to_dict() for item in await job_overview(queue, prefix, plans)],
+        }
+
+    document = _with_queue(loaded, action)
+    if as_json:
+        print_json(document)
+        return
+    _print_jobs(document)
+
+
+def _print_jobs(document: dict[str, Any]) -> None:
+    def section(title: str) -> None:
+        click.echo(f"\n{title}")
+
+    click.echo(f"QUEUE: {document['queue_total']} job(s), running ones included")
+    section("Running")
+    print_table(
+        [
+            {
+                "id": job["id"],
+                "function": job["function"],
+                "try": job["tries"],
+                "lease_left": _seconds(job.get("lease_expires_in")),
+                "args": _args(job),
+            }
+            for job in document["running"]
+        ],
+        ["id", "function", "try", "lease_left", "args"],
+    )
+    section("Queued")
+    print_table(
+        [
+            {
+                "id": job["id"],
+                "function": job["function"],
+                "state": job["state"],
+                "due": iso(job["due_at"]),
+                "tries": job["tries"],
+                "args": _args(job),
+            }
+            for job in document["queued"]
+        ],
+        ["id", "function", "state", "due", "tries", "args"],
+    )
+    section(f"Failed ({document['failed_total']} recorded; `vultr-scraper retry ID` re-runs one)")
+    print_table(
+        [
+            {
+                "id": record["id"],
+                "function": record["function"],
+                "tries": record["tries"],
+                "failed_at": iso(record["failed_at"]),
+                "retried_as": record.get("retried_as"),
+                "error": _clip(f"{record['error_type']}: {record['error']}"),
+            }
+            for record in document["failed"]
+        ],
+        ["id", "function", "tries", "failed_at", "retried_as", "error"],
+    )
+    section("Recent runs")
+    print_table(
+        [
+            {
+                "ended": iso(run["end"]),
+                "function": run["function"],
+                "job_id": run["job_id"],
+                "try": run["job_try"],
+                "duration": f"{run['duration']:.2f}s",
+                "outcome": run["outcome"],
+                "detail": _clip(run.get("error") or _summary(run.get("summary") or {})),
+            }
+            for run in document["recent"]
+        ],
+        ["ended", "function", "job_id", "try", "duration", "outcome", "detail"],
+    )
+    section("Jobs")
+    print_table(
+        [
+            {
+                "job": item["name"],
+                "schedule": item["schedule"],
+                "last_run": iso(item["last_run"]["end"]) if item.get("last_run") else None,
+                "outcome": item["last_run"]["outcome"] if item.get("last_run") else None,
+                "last_success": _iso_text(item.get("last_success")),
+                "next_run": _iso_text(item.get("next_run")),
+            }
+            for item in document["schedules"]
+        ],
+        ["job", "schedule", "last_run", "outcome", "last_success", "next_run"],
+    )
+
+
+def _iso_text(value: str | None) -> str | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _seconds(value: float | None) -> str | None:
+    return None if value is None else f"{value:.0f}s"
+
+
+def _args(job: dict[str, Any]) -> str:
+    parts = [msgspec.json.encode(arg).decode() for arg in job.get("args") or []]
+    parts += [
+        f"{key}={msgspec.json.encode(value).decode()}"
+        for key, value in (job.get("kwargs") or {}).items()
+    ]
+    return _clip(" ".join(parts), 40) or "-"
+
+
+def _summary(summary: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in summary.items())
+
+
+def _clip(text: str, width: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.command("retry")
+@click.argument("job_id", metavar="ID")
+@json_option
+@click.pass_obj
+def retry(state: State, job_id: str, as_json: bool) -> None:
+    """Enqueue failed job ID again with its original arguments (see `vultr-scraper jobs`)."""
+    loaded = state.loaded()
+    config = loaded.config
+
+    async def action(queue: ArqRedis) -> str:
+        failed = FailedJobs(queue, config.redis.key_prefix)
+        return await failed.retry(job_id, queue, queue_name=config.redis.queue_name)
+
+    try:
+        new_id = _with_queue(loaded, action)
+    except RetryRefused as error:
+        fail(str(error), EX_FAILURE)
+    if as_json:
+        print_json({"failed_job_id": job_id, "job_id": new_id})
+    else:
+        click.echo(new_id)
+
+
+@click.command("check")
+@click.option(
+    "--max-age",
+    type=float,
+    help="Oldest acceptable heartbeat in seconds [default: 2 x worker.health_check_interval + 5].",
+)
+@json_option
+@click.pass_obj
+def check(state: State, max_age: float | None, as_json: bool) -> None:
+    """Exit 0 if a worker heartbeat is fresh, else 69 with the reason (for probes and systemd)."""
+    loaded = state.loaded()
+    config = loaded.config
+    limit = max_age if max_age is not None else 2 * config.worker.health_check_interval + 5
+
+    def report(ok: bool, reason: str, workers: list[dict[str, Any]]) -> None:
+        if as_json:
+            print_json({"ok": ok, "reason": reason, "max_age": limit, "workers": workers})
+        elif ok:
+            click.echo(f"OK: {reason}")
+        if not ok:
+            if not as_json:
+                print_table(workers, ["id", "age", "fresh", "jobs_complete", "jobs_failed"])
+            fail(reason, EX_UNAVAILABLE)
+
+    if not config.redis.url:
+        server = EmbeddedRedis(state_dir(config))
+        if not answers_ping(server.socket):
+            report(False, f"no worker running: the embedded Redis at {server.socket} is down", [])
+            return
+
+    async def action(queue: ArqRedis) -> tuple[float, list[tuple[str, float, bytes | None]]]:
+        keys = HeartbeatKeys(config.redis.key_prefix)
+        seconds, micros = await queue.time()
+        now = seconds + micros / 1_000_000
+        entries = await queue.zrevrange(keys.index, 0, 49, withscores=True)
+        ids = [raw.decode() for raw, _ in entries]
+        infos = await queue.mget([keys.info(worker_id) for worker_id in ids]) if ids else []
+        return now, [
+            (worker_id, float(score), info)
+            for worker_id, (_, score), info in zip(ids, entries, infos, strict=True)
+        ]
+
+    now, entries = _with_queue(loaded, action)
+    workers: list[dict[str, Any]] = []
+    for worker_id, beat, raw in entries:
+        info = decode_worker_info(raw)
+        age = max(0.0, now - beat)
+        row: dict[str, Any] = {"id": worker_id, "age": round(age, 1), "fresh": age <= limit}
+        row["last_heartbeat"] = iso(beat)
+        if info is not None:
+            row.update(msgspec.to_builtins(info))
+            row["id"] = worker_id
+        workers.append(row)
+    fresh = [row for row in workers if row["fresh"]]
+    if fresh:
+        newest = fresh[0]
+        report(True, f"worker {newest['id']} heartbeat {newest['age']:.0f} s ago", workers)
+    elif workers:
+        report(
+            False,
+            f"no fresh worker heartbeat: newest is {workers[0]['age']:.0f} s old "
+            f"(limit {limit:g} s)",
+            workers,
+        )
+    else:
+        report(False, "no worker heartbeat recorded in Redis", workers)

@@ -1,0 +1,115 @@
+"""The queue side of arq: an ``ArqRedis`` with the project's serialiser and retry policy.
+
+The worker, ``enqueue``, ``retry``, ``run`` and jobs' own ``ctx["enqueue"]`` all go through
+``queue_client``, so producers and the worker always agree on msgpack, and a Redis restart of a
+few seconds is ridden out by redis-py's retries instead of ending the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+
+from vultr_scraper_core.config import LoadedConfig
+from vultr_scraper_core.redis import retry_policy
+from vultr_scraper_jobs.context import Enqueue
+from vultr_scraper_worker.runtime import redis_url
+from vultr_scraper_worker.serialization import deserialize, serialize
+
+# A read on a connection whose peer vanished without a reset would otherwise wait forever.
+SOCKET_TIMEOUT = 15.0
+CLI_OUTAGE_BUDGET = 3.0  # one-shot commands fail fast with exit status 69
+_WATCH_ATTEMPTS = 3
+
+
+def queue_client(
+    url: str,
+    *,
+    queue_name: str,
+    password: str | None = None,
+    outage_budget: float = 30.0,
+) -> ArqRedis:
+    """An ``ArqRedis`` for ``redis://``, ``rediss://`` or ``unix://`` URLs (connects lazily)."""
+    pool = ConnectionPool.from_url(
+        url,
+        password=password,
+        retry=retry_policy(outage_budget),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+        retry_on_timeout=True,
+        socket_connect_timeout=5,
+        socket_timeout=SOCKET_TIMEOUT,
+        health_check_interval=30,
+    )
+    return ArqRedis(
+        pool,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=queue_name,
+    )
+
+
+async def close_client(client: ArqRedis) -> None:
+    await client.aclose(close_connection_pool=True)
+
+
+@asynccontextmanager
+async def open_queue(
+    loaded: LoadedConfig, *, outage_budget: float | None = None
+) -> AsyncIterator[ArqRedis]:
+    """The configured Redis (or the embedded one, started if needed) as an ``ArqRedis``."""
+    budget = loaded.config.worker.redis_outage_budget if outage_budget is None else outage_budget
+    async with redis_url(loaded) as url:
+        client = queue_client(
+            url,
+            queue_name=loaded.config.redis.queue_name,
+            password=loaded.secrets.redis_password,
+            outage_budget=budget,
+        )
+        try:
+            yield client
+        finally:
+            await close_client(client)
+
+
+async def enqueue_job(
+    queue: ArqRedis,
+    function: str,
+    *args: Any,
+    job_id: str | None = None,
+    defer_by: float | None = None,
+    **kwargs: Any,
+) -> str | None:
+    """``ArqRedis.enqueue_job`` that rides out a connection drop between WATCH and EXEC.
+
+    redis-py turns such a drop into ``WatchError``; arq only expects it from EXEC. Trying again is
+    safe: an id that made it in the first time is then reported as already queued (None).
+    """
+    for attempt in range(1, _WATCH_ATTEMPTS + 1):
+        try:
+            job = await queue.enqueue_job(
+                function, *args, _job_id=job_id, _defer_by=defer_by, **kwargs
+            )
+        except WatchError:
+            if attempt == _WATCH_ATTEMPTS:
+                raise
+            continue
+        return job.job_id if job is not None else None
+    raise AssertionError("unreachable")
+
+
+def make_enqueue(queue: ArqRedis, known: Collection[str]) -> Enqueue:
+    """``ctx["enqueue"]``: queue a follow-up job by its public name."""
+
+    async def enqueue(job_name: str, *args: Any, job_id: str | None = None) -> str | None:
+        if job_name not in known:
+            raise KeyError(f"unknown job {job_name!r}; known jobs: {', '.join(sorted(known))}")
+        return await enqueue_job(queue, job_name, *args, job_id=job_id)
+
+    return enqueue

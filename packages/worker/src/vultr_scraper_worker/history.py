@@ -1,0 +1,155 @@
+"""Job run history in Redis, for ``vultr-scraper jobs``, the status page and metrics.
+
+arq keeps results only for ``keep_result`` seconds and lists them with ``KEYS``. The project
+records every run itself instead, in a handful of small keys under ``redis.key_prefix``:
+
+* ``<prefix>:jobs:runs:<job>``: a list of the latest runs of one job, newest first, bounded;
+* ``<prefix>:jobs:last``: a hash job -> its latest run (any outcome);
+* ``<prefix>:jobs:last-success``: a hash job -> Unix time of its latest successful end.
+
+A run is one try: a job that is retried twice and then succeeds leaves three records (``retry``,
+``retry``, ``success``). Outcomes: ``success``, ``quarantined``, ``failed``, ``retry``,
+``interrupted`` (cancelled by a shutdown; it runs again on the next worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted")
+RUNS_PER_JOB = 100
+_SUMMARY_KEYS = 20
+_SUMMARY_TEXT = 200
+
+
+class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One try of one job."""
+
+    function: str  # the public job name, e.g. "scrape-catalog"
+    job_id: str
+    job_try: int
+    start: float  # Unix time
+    end: float
+    duration: float  # seconds, monotonic clock
+    outcome: str
+    error: str | None = None
+    error_type: str | None = None
+    retry_in: float | None = None  # seconds until the next try, for outcome "retry"
+    summary: dict[str, Any] = msgspec.field(default_factory=dict)
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = msgspec.to_builtins(self)
+        return document
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_run = msgspec.msgpack.Decoder(RunRecord).decode
+
+
+def summarise(result: Any) -> dict[str, Any]:
+    """The scalar fields of a job result (``status``, counts, ...), small enough to keep."""
+    if not isinstance(result, Mapping):
+        return {"value": _short(result)}
+    summary: dict[str, Any] = {}
+    for key, value in result.items():
+        if len(summary) >= _SUMMARY_KEYS:
+            break
+        if isinstance(value, bool | int | float) or value is None:
+            summary[str(key)] = value
+        elif isinstance(value, str):
+            summary[str(key)] = _short(value)
+        elif isinstance(value, list | tuple | dict | set):
+            summary[str(key)] = f"<{len(value)} items>"
+    return summary
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _SUMMARY_TEXT else text[: _SUMMARY_TEXT - 1] + "…"
+
+
+class HistoryKeys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.last = f"{prefix}:jobs:last"
+        self.last_success = f"{prefix}:jobs:last-success"
+
+    def runs(self, function: str) -> str:
+        return f"{self.prefix}:jobs:runs:{function}"
+
+
+def _decode_runs(raw: Iterable[bytes | None]) -> list[RunRecord]:
+    records: list[RunRecord] = []
+    for item in raw:
+        if item is None:
+            continue
+        try:
+            records.append(_decode_run(item))
+        except msgspec.DecodeError:
+            continue  # written by a different version; skip rather than fail the listing
+    return records
+
+
+class JobHistory:
+    """Read and write run records. ``redis`` is any ``redis.asyncio.Redis`` (bytes replies)."""
+
+    def __init__(self, redis: Redis, prefix: str, *, keep: int = RUNS_PER_JOB) -> None:
+        self.redis = redis
+        self.keys = HistoryKeys(prefix)
+        self.keep = keep
+
+    async def record(self, run: RunRecord) -> None:
+        """One round trip, no transaction: the list, its bound and the per-job summaries."""
+        data = _encode(run)
+        runs_key = self.keys.runs(run.function)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(runs_key, data)
+            pipe.ltrim(runs_key, 0, self.keep - 1)
+            pipe.hset(self.keys.last, run.function, data)  # type: ignore[arg-type]
+            if run.outcome == "success":
+                pipe.hset(self.keys.last_success, run.function, repr(run.end))
+            await pipe.execute()
+
+    async def recent(self, function: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The latest runs of one job, or of every job merged, newest first."""
+        if limit <= 0:
+            return []
+        functions = [function] if function else await self.functions()
+        if not functions:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in functions:
+                pipe.lrange(self.keys.runs(name), 0, limit - 1)
+            replies = await pipe.execute()
+        records = [record for reply in replies for record in _decode_runs(reply)]
+        records.sort(key=lambda record: (record.end, record.start), reverse=True)
+        return records[:limit]
+
+    async def functions(self) -> list[str]:
+        """Every job that has run at least once."""
+        names = await self.redis.hkeys(self.keys.last)  # type: ignore[misc]
+        return sorted(_text(name) for name in names)
+
+    async def last_runs(self) -> dict[str, RunRecord]:
+        """Job name -> its latest run (any outcome)."""
+        raw = await self.redis.hgetall(self.keys.last)  # type: ignore[misc]
+        result: dict[str, RunRecord] = {}
+        for name, value in sorted(raw.items()):
+            decoded = _decode_runs([value])
+            if decoded:
+                result[_text(name)] = decoded[0]
+        return result
+
+    async def last_success(self) -> dict[str, float]:
+        """Job name -> Unix time its latest successful run ended."""
+        raw = await self.redis.hgetall(self.keys.last_success)  # type: ignore[misc]
+        return {_text(name): float(value) for name, value in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

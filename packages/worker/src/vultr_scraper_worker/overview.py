@@ -1,0 +1,144 @@
+"""Read-only views of the queue and of each job, for ``vultr-scraper jobs`` and the status page.
+
+No ``KEYS``: the queue is one sorted set read with ``ZRANGE`` (bounded), per-job details come
+from the job, in-progress and retry keys of those ids, and everything else from the project's
+own records (``history``, ``failures``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from redis.asyncio import Redis
+
+from vultr_scraper_worker.history import JobHistory, RunRecord
+from vultr_scraper_worker.serialization import RefusedPayload, deserialize
+from vultr_scraper_worker.settings import CRON_PREFIX, JobPlan
+
+
+class QueuedJob(msgspec.Struct, kw_only=True):
+    id: str
+    function: str
+    state: str  # "queued" (due), "deferred" (due later) or "running"
+    due_at: float  # Unix time
+    enqueued_at: float | None = None
+    tries: int = 0  # starts so far
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    lease_expires_in: float | None = None  # running: seconds until a crashed run is retried
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = msgspec.to_builtins(self)
+        return document
+
+
+class QueueSnapshot(msgspec.Struct, kw_only=True):
+    total: int  # every id in the queue, running ones included
+    jobs: list[QueuedJob]
+
+    @property
+    def queued(self) -> list[QueuedJob]:
+        return [job for job in self.jobs if job.state != "running"]
+
+    @property
+    def running(self) -> list[QueuedJob]:
+        return [job for job in self.jobs if job.state == "running"]
+
+
+async def queue_snapshot(redis: Redis, queue_name: str, limit: int = 100) -> QueueSnapshot:
+    """The first ``limit`` jobs of the queue by due time, running ones marked."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(queue_name)
+        pipe.zrange(queue_name, 0, max(limit, 1) - 1, withscores=True)
+        total, entries = await pipe.execute()
+    if not entries:
+        return QueueSnapshot(total=int(total), jobs=[])
+    async with redis.pipeline(transaction=False) as pipe:
+        for raw_id, _score in entries:
+            job_id = _text(raw_id)
+            pipe.get(job_key_prefix + job_id)
+            pipe.pttl(in_progress_key_prefix + job_id)
+            pipe.get(retry_key_prefix + job_id)
+        replies = await pipe.execute()
+    now_ms = time.time() * 1000
+    jobs: list[QueuedJob] = []
+    for index, (raw_id, score) in enumerate(entries):
+        payload, lease_ms, tries = replies[3 * index : 3 * index + 3]
+        job_id = _text(raw_id)
+        running = lease_ms is not None and int(lease_ms) != -2  # -2: no in-progress key
+        state = "running" if running else ("deferred" if score > now_ms else "queued")
+        job = QueuedJob(
+            id=job_id,
+            function="<missing>",
+            state=state,
+            due_at=float(score) / 1000,
+            tries=int(tries or 0),
+            lease_expires_in=int(lease_ms) / 1000 if running and int(lease_ms) >= 0 else None,
+        )
+        if payload is not None:
+            try:
+                data = deserialize(payload)
+            except RefusedPayload:
+                job.function = "<refused: not msgpack>"
+            else:
+                job.function = str(data.get("f", "<unknown>")).removeprefix(CRON_PREFIX)
+                if str(data.get("f", "")).startswith(CRON_PREFIX):
+                    job.function = f"{job.function} (schedule tick)"
+                job.args = list(data.get("a") or [])
+                job.kwargs = dict(data.get("k") or {})
+                enqueued = data.get("et")
+                job.enqueued_at = float(enqueued) / 1000 if enqueued else None
+        jobs.append(job)
+    return QueueSnapshot(total=int(total), jobs=jobs)
+
+
+class JobOverview(msgspec.Struct, kw_only=True):
+    """One job for the status page: its schedule, last run, last success and next run."""
+
+    name: str
+    description: str
+    schedule: str  # e.g. "hour * minute 0,15,30,45 UTC", or "off"
+    enabled: bool
+    timeout: float
+    next_run: datetime | None = None
+    last_run: RunRecord | None = None
+    last_success: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = msgspec.to_builtins(self)
+        return document
+
+
+async def job_overview(
+    redis: Redis, key_prefix: str, plans: Sequence[JobPlan], now: datetime | None = None
+) -> list[JobOverview]:
+    """Every job the worker serves (``settings.plan_jobs(config)``), with its latest records."""
+    history = JobHistory(redis, key_prefix)
+    last_runs = await history.last_runs()
+    last_success = await history.last_success()
+    current = now or datetime.now(UTC)
+    overview: list[JobOverview] = []
+    for plan in plans:
+        success = last_success.get(plan.name)
+        overview.append(
+            JobOverview(
+                name=plan.name,
+                description=plan.spec.description,
+                schedule=plan.schedule.describe(),
+                enabled=plan.schedule.enabled,
+                timeout=plan.schedule.timeout,
+                next_run=plan.schedule.next_run(current),
+                last_run=last_runs.get(plan.name),
+                last_success=datetime.fromtimestamp(success, UTC) if success else None,
+            )
+        )
+    return overview
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

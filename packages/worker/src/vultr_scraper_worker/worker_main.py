@@ -1,0 +1,451 @@
+"""``vultr-scraper worker``: one arq worker process, its lifecycle and its exit status.
+
+* Redis: the configured URL, or a private ``redis-server`` (append-only, unix socket, under the
+  state directory) started here and stopped on exit. redis-py retries every command for
+  ``worker.redis_outage_budget`` seconds, so a Redis restart is ridden out; a longer outage
+  ends the process with status 69 and one clear line, for systemd to restart it.
+* Shutdown: SIGTERM or SIGINT stops taking jobs, waits up to ``worker.job_completion_wait``
+  for running ones, cancels the rest (they run again on the next worker) and exits 0.
+* Hooks never raise into arq: ``on_startup`` builds the jobs' ``ctx`` (config, secrets, redis,
+  http, enqueue) and ``on_shutdown`` closes it, both inside ``try``.
+* Early failures that arq handles without calling any job code (a payload that is not msgpack,
+  an unknown function, an expired job, tries used up by crashes or shutdowns) are logged and
+  recorded as failed jobs too.
+* Heartbeat: every ``worker.health_check_interval`` the worker stamps ``<prefix>:workers``
+  with Redis' own clock (no skew between hosts); ``vultr-scraper check`` reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Collection
+from contextlib import AsyncExitStack, suppress
+from signal import Signals
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
+from arq.worker import Worker
+from loguru import logger
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from vultr_scraper_core import __version__
+from vultr_scraper_core.config import LoadedConfig
+from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
+from vultr_scraper_worker.failures import FailedJob, FailedJobs
+from vultr_scraper_worker.history import JobHistory, RunRecord
+from vultr_scraper_worker.runtime import job_context, redis_url
+from vultr_scraper_worker.serialization import describe_payload
+from vultr_scraper_worker.settings import (
+    CRON_PREFIX,
+    JobSet,
+    build_worker_settings,
+    make_runner,
+    next_runs,
+    plan_jobs,
+)
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_UNAVAILABLE = 69
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_CLOSE_TIMEOUT = 10.0
+
+_HEARTBEAT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400)
+return tostring(now)
+"""
+
+
+class WorkerInfo(msgspec.Struct, kw_only=True):
+    """What a worker publishes with each heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    queue: str
+    started: float
+    health_check_interval: float
+    jobs_complete: int = 0
+    jobs_failed: int = 0
+    jobs_retried: int = 0
+    jobs_ongoing: int = 0
+
+
+class HeartbeatKeys:
+    def __init__(self, prefix: str) -> None:
+        self.index = f"{prefix}:workers"
+        self.prefix = f"{prefix}:worker:"
+
+    def info(self, worker_id: str) -> str:
+        return self.prefix + worker_id
+
+
+def decode_worker_info(raw: bytes | None) -> WorkerInfo | None:
+    if raw is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(raw, type=WorkerInfo)
+    except msgspec.DecodeError:
+        return None
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class ProjectWorker(Worker):
+    """arq's ``Worker`` with the project's records, heartbeat and connection-drop handling.
+
+    Constructed with exactly arq's keyword arguments plus ``key_prefix`` and ``worker_id``.
+    """
+
+    def __init__(self, *, key_prefix: str, worker_id: str, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.key_prefix = key_prefix
+        self.worker_id = worker_id
+        self.started_at = time.time()
+        self.stop_signal: Signals | None = None
+        self.on_stop = self._note_stop
+        self._heartbeat_keys = HeartbeatKeys(key_prefix)
+
+    def _note_stop(self, signum: Signals) -> None:
+        self.stop_signal = signum
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # redis-py raises WatchError when the connection drops between WATCH and EXEC; arq does
+        # not expect it there and would leak the concurrency slot it already took. Start jobs
+        # one by one and give the slot back; the job stays queued for the next poll.
+        for job_id in job_ids:
+            try:
+                await super().start_jobs([job_id])
+            except WatchError:
+                self.job_counter -= 1
+                self.sem.release()
+                logger.bind(job_id=job_id.decode()).warning(
+                    "Redis connection dropped while starting a job; it stays queued"
+                )
+
+    async def heart_beat(self) -> None:
+        try:
+            await super().heart_beat()
+        except WatchError:  # a cron enqueue hit a connection drop; the other workers have it
+            logger.warning("Redis connection dropped while enqueueing a scheduled job")
+
+    async def record_health(self) -> None:
+        due = (time.time() - self._last_health_check) >= self.health_check_interval
+        await super().record_health()
+        if due:
+            await self.beat()
+
+    async def beat(self) -> None:
+        info = WorkerInfo(
+            id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            queue=self.queue_name,
+            started=self.started_at,
+            health_check_interval=float(self.health_check_interval),
+            jobs_complete=self.jobs_complete,
+            jobs_failed=self.jobs_failed,
+            jobs_retried=self.jobs_retried,
+            jobs_ongoing=sum(not task.done() for task in self.tasks.values()),
+        )
+        ttl_ms = int(max(3 * self.health_check_interval, 10) * 1000)
+        keys = self._heartbeat_keys
+        await self.pool.eval(  # type: ignore[misc]
+            _HEARTBEAT_SCRIPT,
+            2,
+            keys.index,
+            keys.info(self.worker_id),
+            self.worker_id,
+            msgspec.msgpack.encode(info),  # type: ignore[arg-type]
+            str(ttl_ms),
+        )
+
+    async def forget_heartbeat(self) -> None:
+        keys = self._heartbeat_keys
+        async with self.pool.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.index, self.worker_id)
+            pipe.delete(keys.info(self.worker_id))
+            await pipe.execute()
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """arq's path for jobs that fail before any job code runs: record them too."""
+        raw: bytes | None = None
+        with suppress(Exception):
+            raw = await self.pool.get(job_key_prefix + job_id)
+        await super().finish_failed_job(job_id, result_data)
+        try:
+            await self._record_early_failure(job_id, result_data, raw)
+        except Exception as error:  # never raise into arq
+            logger.bind(job_id=job_id, error=str(error)).warning(
+                "could not record an early job failure"
+            )
+
+    async def _record_early_failure(
+        self, job_id: str, result_data: bytes | None, raw: bytes | None
+    ) -> None:
+        data: dict[str, Any] = {}
+        if result_data is not None:
+            with suppress(Exception):
+                data = dict(self.job_deserializer(result_data)) if self.job_deserializer else {}
+        result = data.get("r")
+        error = str(result.get("error")) if isinstance(result, dict) else str(result or "")
+        error_type = str(result.get("error_type")) if isinstance(result, dict) else "JobFailed"
+        function = str(data.get("f") or "<unknown>").removeprefix(CRON_PREFIX)
+        retryable = True
+        if error_type in {"DeserializationError", "RefusedPayload"}:
+            error = f"job payload refused, not msgpack ({describe_payload(raw)}); never executed"
+            error_type = "RefusedPayload"
+            retryable = False
+        elif function == "<unknown>":
+            retryable = False
+        now = time.time()
+        job_try = int(data.get("t") or 1)
+        started = float(data.get("st") or now * 1000) / 1000
+        enqueued = data.get("et")
+        record = FailedJob(
+            id=job_id,
+            function=function,
+            args=list(data.get("a") or []),
+            kwargs=dict(data.get("k") or {}),
+            error=error or error_type,
+            error_type=error_type,
+            tries=job_try,
+            enqueued_at=float(enqueued) / 1000 if enqueued else None,
+            started_at=started,
+            failed_at=now,
+            worker=self.worker_id,
+            retryable=retryable,
+        )
+        logger.bind(
+            event="job.end",
+            job_id=job_id,
+            function=function,
+            outcome="failed",
+            error=record.error,
+            error_type=error_type,
+            duration=0.0,
+            **{"try": job_try},
+        ).error(f"{function} failed before it ran: {record.error}")
+        await FailedJobs(self.pool, self.key_prefix).add(record)
+        await JobHistory(self.pool, self.key_prefix).record(
+            RunRecord(
+                function=function,
+                job_id=job_id,
+                job_try=job_try,
+                start=started,
+                end=now,
+                duration=0.0,
+                outcome="failed",
+                error=record.error,
+                error_type=error_type,
+                worker=self.worker_id,
+            )
+        )
+
+
+class Lifecycle:
+    """``on_startup`` / ``on_shutdown``: build and close the jobs' ``ctx``; never raise."""
+
+    def __init__(self, loaded: LoadedConfig, known_jobs: Collection[str]) -> None:
+        self.loaded = loaded
+        self.known_jobs = known_jobs
+        self.worker: ProjectWorker | None = None
+        self._stack: AsyncExitStack | None = None
+
+    async def startup(self, ctx: dict[Any, Any]) -> None:
+        try:
+            stack = AsyncExitStack()
+            redis = ctx["redis"]
+            job_ctx = await stack.enter_async_context(
+                job_context(self.loaded, redis, enqueue=make_enqueue(redis, self.known_jobs))
+            )
+            ctx.update(job_ctx)
+            self._stack = stack
+        except Exception as error:
+            logger.bind(error=str(error), error_type=type(error).__name__).critical(
+                "could not build the job context; jobs will fail until the worker restarts"
+            )
+
+    async def shutdown(self, ctx: dict[Any, Any]) -> None:
+        if self.worker is not None:
+            try:
+                await self.worker.forget_heartbeat()
+            except Exception as error:
+                logger.bind(error=str(error)).warning("could not remove the heartbeat")
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        try:
+            await stack.aclose()
+        except Exception as error:
+            logger.bind(error=str(error)).warning("closing the job context failed")
+
+
+class _DropArqJobLines(logging.Filter):
+    """arq's per-job INFO lines repeat what the wrapper logs as JSON; keep everything else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not isinstance(record.msg, str):
+            return True
+        return not record.msg.startswith(("%6.2fs", "recording health"))
+
+
+def quiet_arq_job_lines() -> None:
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(item, _DropArqJobLines) for item in arq_logger.filters):
+        arq_logger.addFilter(_DropArqJobLines())
+
+
+def safe_url(url: str) -> str:
+    """The URL without a password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def run_worker(loaded: LoadedConfig, *, jobs: JobSet | None = None, burst: bool = False) -> int:
+    """Run until a signal (0), an outage longer than the budget (69) or a crash (1)."""
+    quiet_arq_job_lines()
+    return asyncio.run(serve(loaded, jobs=jobs, burst=burst))
+
+
+async def serve(
+    loaded: LoadedConfig,
+    *,
+    jobs: JobSet | None = None,
+    burst: bool = False,
+    handle_signals: bool = True,
+) -> int:
+    try:
+        async with redis_url(loaded) as url:
+            return await _serve_on(url, loaded, jobs, burst, handle_signals)
+    except EmbeddedRedisError as error:
+        logger.bind(error=str(error)).critical(f"cannot start the embedded Redis: {error}")
+        return EX_UNAVAILABLE
+
+
+async def _serve_on(
+    url: str, loaded: LoadedConfig, jobs: JobSet | None, burst: bool, handle_signals: bool
+) -> int:
+    config = loaded.config
+    budget = config.worker.redis_outage_budget
+    pool = queue_client(
+        url,
+        queue_name=config.redis.queue_name,
+        password=loaded.secrets.redis_password,
+        outage_budget=budget,
+    )
+    try:
+        await pool.ping()
+    except (RedisError, OSError) as error:
+        logger.bind(redis=safe_url(url), error=str(error)).critical(
+            f"Redis at {safe_url(url)} is unreachable ({error}); exiting with status 69"
+        )
+        await _close_quietly(pool)
+        return EX_UNAVAILABLE
+    worker_id = new_worker_id()
+    plans = plan_jobs(config, jobs)
+    lifecycle = Lifecycle(loaded, [plan.name for plan in plans])
+    settings = build_worker_settings(
+        loaded,
+        redis_pool=pool,
+        jobs=jobs,
+        runner=make_runner(loaded, worker_id),
+        on_startup=lifecycle.startup,
+        on_shutdown=lifecycle.shutdown,
+        burst=burst,
+        handle_signals=handle_signals,
+    )
+    worker = ProjectWorker(key_prefix=config.redis.key_prefix, worker_id=worker_id, **settings)
+    lifecycle.worker = worker
+    upcoming = next_runs(plans)
+    logger.bind(
+        worker=worker_id,
+        redis=safe_url(url),
+        queue=config.redis.queue_name,
+        jobs=[plan.name for plan in plans],
+        schedules={plan.name: plan.schedule.describe() for plan in plans},
+        next_runs={name: when.isoformat() for name, when in upcoming.items() if when},
+    ).info(f"worker {worker_id} starting with {len(plans)} jobs")
+    worker.main_task = asyncio.ensure_future(worker.main())
+    try:
+        await worker.main_task
+    except asyncio.CancelledError:
+        if worker.stop_signal is None:
+            raise
+    except REDIS_ERRORS as error:
+        logger.bind(
+            redis=safe_url(url), error=str(error), error_type=type(error).__name__
+        ).critical(
+            f"Redis at {safe_url(url)} unreachable for more than {budget:g} s "
+            f"(worker.redis_outage_budget); exiting with status 69 so the supervisor restarts us"
+        )
+        await _abandon(worker, lifecycle, pool)
+        return EX_UNAVAILABLE
+    except Exception as error:
+        logger.bind(error=str(error), error_type=type(error).__name__).critical(
+            f"worker stopped on an unexpected error: {error}"
+        )
+        await _abandon(worker, lifecycle, pool)
+        return EX_FAILURE
+    status = await _close(worker, lifecycle, pool)
+    reason = f"on {worker.stop_signal.name}" if worker.stop_signal else "(burst done)"
+    logger.bind(worker=worker_id, exit_status=status).info(f"worker stopped {reason}")
+    return status
+
+
+async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) -> int:
+    """arq's ``Worker.close`` without its deprecated redis-py call, bounded in time."""
+    try:
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            await pool.delete(worker.health_check_key)
+            await lifecycle.shutdown(worker.ctx)
+    except (*REDIS_ERRORS, TimeoutError) as error:
+        logger.bind(error=str(error)).warning("Redis unavailable while shutting down")
+        await lifecycle.aclose()
+        await _close_quietly(pool)
+        return EX_UNAVAILABLE if worker.stop_signal is None else EX_OK
+    await _close_quietly(pool)
+    return EX_OK
+
+
+async def _abandon(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) -> None:
+    """Leave without talking to Redis: running jobs are cancelled and rerun elsewhere later."""
+    for task in worker.tasks.values():
+        task.cancel()
+    with suppress(Exception):
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    await lifecycle.aclose()
+    await _close_quietly(pool)
+
+
+async def _close_quietly(pool: ArqRedis) -> None:
+    with suppress(Exception):
+        await close_client(pool)

@@ -1,0 +1,282 @@
+"""The one wrapper around every job function, in the worker and in ``vultr-scraper run``.
+
+For each try it logs a start line and an end line (job id, function, try, duration, outcome,
+error), enforces the job's timeout, and classifies errors once:
+
+* transient (``vultr_scraper_core.http.is_transient``: connection errors, timeouts, 429, 5xx),
+  with tries left: ``arq.Retry(defer=...)`` using capped exponential backoff with jitter
+  (``worker.retry_backoff_base`` / ``retry_backoff_cap``), at least the server's ``Retry-After``;
+* anything else, or the last try: the job fails now, and a failed-job record is written.
+
+Every try is recorded in the job history. Recording never raises: a Redis hiccup while writing
+history is logged and the job's own outcome stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from arq.worker import Retry
+from loguru import logger
+from redis.asyncio import Redis
+
+from vultr_scraper_core.http import Backoff, is_transient, retry_after_of
+from vultr_scraper_jobs.registry import JobSpec
+from vultr_scraper_worker.failures import FailedJob, FailedJobs
+from vultr_scraper_worker.history import JobHistory, RunRecord, summarise
+
+_ERROR_TEXT = 500
+_RECORD_TIMEOUT = 5.0  # seconds a best-effort write may take while the job is being cancelled
+_STATUSES = ("success", "quarantined", "failed")
+
+JobCoroutine = Callable[..., Awaitable[Any]]
+
+
+class JobTimeout(TimeoutError):
+    """The job ran longer than its configured timeout (a transient failure)."""
+
+
+class JobRunner:
+    """Runs one try of a job with logging, retry classification and records."""
+
+    def __init__(
+        self,
+        *,
+        max_tries: int,
+        backoff: Backoff,
+        key_prefix: str,
+        worker_id: str | None = None,
+    ) -> None:
+        self.max_tries = max_tries
+        self.backoff = backoff
+        self.key_prefix = key_prefix
+        self.worker_id = worker_id
+
+    def wrap(self, spec: JobSpec, timeout: float) -> JobCoroutine:
+        """The coroutine function registered with arq for ``spec``."""
+
+        async def job(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+            return await self.execute(spec, timeout, ctx, args, kwargs)
+
+        job.__qualname__ = job.__name__ = f"job[{spec.name}]"
+        return job
+
+    async def execute(
+        self,
+        spec: JobSpec,
+        timeout: float,
+        ctx: dict[Any, Any],
+        args: tuple[Any, ...] | list[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        job_id = str(ctx.get("job_id", ""))
+        job_try = int(ctx.get("job_try", 1))
+        log = logger.bind(job_id=job_id, function=spec.name, max_tries=self.max_tries)
+        log = log.bind(**{"try": job_try})
+        log.bind(event="job.start").info(f"{spec.name} started (try {job_try}/{self.max_tries})")
+        started = time.time()
+        clock = time.perf_counter()
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                result = await spec.function(ctx, *args, **kwargs)
+        except asyncio.CancelledError:
+            run = self._run(spec, job_id, job_try, started, clock, "interrupted")
+            log.bind(event="job.end", outcome="interrupted", duration=run.duration).warning(
+                f"{spec.name} interrupted by shutdown; it runs again on the next worker"
+            )
+            await self._best_effort(self._history(ctx).record(run), "job history", log)
+            raise
+        except Exception as caught:
+            error: BaseException = caught
+            if deadline.expired():
+                error = JobTimeout(f"job exceeded its timeout of {timeout:g} s")
+            await self._failed_try(spec, ctx, args, kwargs, error, job_try, started, clock, log)
+            if error is caught:
+                raise
+            raise error from caught
+        return await self._finished(spec, ctx, args, kwargs, result, job_try, started, clock, log)
+
+    async def _finished(
+        self,
+        spec: JobSpec,
+        ctx: dict[Any, Any],
+        args: tuple[Any, ...] | list[Any],
+        kwargs: Mapping[str, Any],
+        result: Any,
+        job_try: int,
+        started: float,
+        clock: float,
+        log: Any,
+    ) -> Any:
+        status = result.get("status") if isinstance(result, Mapping) else None
+        outcome = status if status in _STATUSES else "success"
+        job_id = str(ctx.get("job_id", ""))
+        run = self._run(spec, job_id, job_try, started, clock, outcome, summary=summarise(result))
+        end = log.bind(event="job.end", outcome=outcome, duration=run.duration, result=run.summary)
+        if outcome == "success":
+            end.info(f"{spec.name} succeeded")
+        elif outcome == "quarantined":
+            end.warning(f"{spec.name} finished with its data quarantined")
+        else:
+            reason = str(result.get("error") or "the job reported status failed")
+            end.bind(error=reason).error(f"{spec.name} failed: {reason}")
+            run.error = reason
+            await self._record_failure(spec, ctx, args, kwargs, reason, "JobReportedFailure", run)
+        await self._best_effort(self._history(ctx).record(run), "job history", log)
+        return result
+
+    async def _failed_try(
+        self,
+        spec: JobSpec,
+        ctx: dict[Any, Any],
+        args: tuple[Any, ...] | list[Any],
+        kwargs: Mapping[str, Any],
+        error: BaseException,
+        job_try: int,
+        started: float,
+        clock: float,
+        log: Any,
+    ) -> None:
+        """Log and record a try that raised; raises ``Retry`` when another try is due."""
+        job_id = str(ctx.get("job_id", ""))
+        text = _describe(error)
+        error_type = type(error).__name__
+        if isinstance(error, Retry):  # a job asking for a retry itself keeps its own delay
+            delay: float | None = (error.defer_score or 0) / 1000
+        elif is_transient(error) and job_try < self.max_tries:
+            delay = self.backoff.delay(job_try, retry_after_of(error))
+        else:
+            delay = None
+        if delay is not None:
+            run = self._run(spec, job_id, job_try, started, clock, "retry", error=error)
+            run.retry_in = round(delay, 3)
+            log.bind(
+                event="job.end",
+                outcome="retry",
+                duration=run.duration,
+                error=text,
+                error_type=error_type,
+                retry_in=run.retry_in,
+            ).warning(f"{spec.name} failed transiently, retrying in {delay:.2f} s: {text}")
+            await self._best_effort(self._history(ctx).record(run), "job history", log)
+            if isinstance(error, Retry):
+                return
+            raise Retry(defer=delay) from error
+        run = self._run(spec, job_id, job_try, started, clock, "failed", error=error)
+        kind = "transient, out of tries" if is_transient(error) else "permanent"
+        log.bind(
+            event="job.end",
+            outcome="failed",
+            duration=run.duration,
+            error=text,
+            error_type=error_type,
+        ).error(f"{spec.name} failed ({kind}): {text}")
+        await self._record_failure(spec, ctx, args, kwargs, text, error_type, run)
+        await self._best_effort(self._history(ctx).record(run), "job history", log)
+
+    async def _record_failure(
+        self,
+        spec: JobSpec,
+        ctx: dict[Any, Any],
+        args: tuple[Any, ...] | list[Any],
+        kwargs: Mapping[str, Any],
+        error: str,
+        error_type: str,
+        run: RunRecord,
+    ) -> None:
+        enqueued = ctx.get("enqueue_time")
+        record = FailedJob(
+            id=run.job_id,
+            function=spec.name,
+            args=list(args),
+            kwargs=dict(kwargs),
+            error=error,
+            error_type=error_type,
+            tries=run.job_try,
+            enqueued_at=enqueued.timestamp() if isinstance(enqueued, datetime) else None,
+            started_at=run.start,
+            failed_at=run.end,
+            worker=self.worker_id,
+        )
+        failures = FailedJobs(_redis(ctx), self.key_prefix)
+        await self._best_effort(failures.add(record), "failed-job record", logger)
+
+    def _run(
+        self,
+        spec: JobSpec,
+        job_id: str,
+        job_try: int,
+        started: float,
+        clock: float,
+        outcome: str,
+        *,
+        error: BaseException | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        return RunRecord(
+            function=spec.name,
+            job_id=job_id,
+            job_try=job_try,
+            start=started,
+            end=time.time(),
+            duration=round(time.perf_counter() - clock, 4),
+            outcome=outcome,
+            error=_describe(error) if error is not None else None,
+            error_type=type(error).__name__ if error is not None else None,
+            summary=summary or {},
+            worker=self.worker_id,
+        )
+
+    def _history(self, ctx: Mapping[Any, Any]) -> JobHistory:
+        return JobHistory(_redis(ctx), self.key_prefix)
+
+    @staticmethod
+    async def _best_effort(operation: Awaitable[None], what: str, log: Any) -> None:
+        try:
+            await asyncio.wait_for(operation, _RECORD_TIMEOUT)
+        except Exception as error:  # never let bookkeeping change the job's outcome
+            log.bind(error=_describe(error), error_type=type(error).__name__).warning(
+                f"could not write the {what}"
+            )
+
+
+def _redis(ctx: Mapping[Any, Any]) -> Redis:
+    redis: Redis = ctx["redis"]
+    return redis
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= _ERROR_TEXT else text[: _ERROR_TEXT - 1] + "…"
+
+
+async def run_inline(
+    runner: JobRunner,
+    spec: JobSpec,
+    timeout: float,
+    ctx: dict[Any, Any],
+    args: tuple[Any, ...] = (),
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Any:
+    """``vultr-scraper run``: the worker's code path in this process, retries included.
+
+    ``ctx`` must hold ``job_id``; ``job_try`` counts up from 1. Transient failures wait the same
+    backoff the worker would and try again, up to ``max_tries``; the last error is raised.
+    """
+    job_try = 1
+    while True:
+        ctx["job_try"] = job_try
+        try:
+            return await runner.execute(spec, timeout, ctx, args, {})
+        except Retry as retry:
+            if job_try >= runner.max_tries:
+                cause = retry.__cause__
+                raise cause if cause is not None else retry from None
+            await sleep((retry.defer_score or 0) / 1000)
+            job_try += 1
