@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import msgspec
+import msgspec.inspect
 
 ENV_PREFIX = "VULTR_SCRAPER__"
 CONFIG_PATH_ENV = "VULTR_SCRAPER_CONFIG"
@@ -23,6 +25,10 @@ EX_CONFIG = 78  # sysexits.h: configuration error; systemd's RestartPreventExitS
 
 class ConfigError(Exception):
     """A configuration problem, with a one-line message naming the key and its source."""
+
+    def __init__(self, message: str) -> None:
+        # One line whatever the underlying library put in its message (journald, exit 78).
+        super().__init__(" ".join(message.splitlines()))
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -192,10 +198,15 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     redis_password: str | None = None
     http_token: str | None = None
     sink_secrets: dict[str, str] = msgspec.field(default_factory=dict)
+    # Secrets written into the TOML itself: URL passwords (``redis://:pw@host``) and the values
+    # of credential-like endpoint headers (``Authorization``). Redacted from logs like the rest.
+    inline: tuple[str, ...] = ()
 
     def values(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
         found = [self.vultr_api_key, self.redis_password, self.http_token]
         found.extend(self.sink_secrets.values())
+        found.extend(self.inline)
         return [value for value in found if value]
 
 
@@ -203,6 +214,9 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
     config: Config
     secrets: Secrets
     source: str  # the file read, or "defaults"
+
+
+_DEFAULTS: dict[str, Any] = msgspec.to_builtins(Config())
 
 
 def load_config(
@@ -214,20 +228,96 @@ def load_config(
     chosen = os.fspath(path) if path else env.get(CONFIG_PATH_ENV, "")
     data: dict[str, Any] = _read_toml(chosen) if chosen else {}
     source = chosen or "defaults"
-    env_keys = _apply_env_overrides(data, env)
+    origins = _Origins(source, data)
+    origins.env_keys = _apply_env_overrides(data, env)
     try:
-        config = msgspec.convert(data, Config)
+        config = msgspec.convert(_over_defaults(_DEFAULTS, data), Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_describe_validation_error(exc, source, env_keys)) from None
-    _check_values(config, source)
-    secrets = _read_secrets(config, env)
+        raise ConfigError(_describe_validation_error(exc, origins)) from None
+    _check_values(config, origins)
+    secrets = _read_secrets(config, env, origins)
     return LoadedConfig(config=config, secrets=secrets, source=source)
 
 
+def _over_defaults(defaults: Any, data: Any) -> Any:
+    """``data`` laid over the default tables, key by key. Without this, setting one key of a
+    table whose default differs from its type's defaults (``[schedules.prune] minute = [9]``)
+    would silently reset that table's other keys (``hour = [3]`` -> every hour)."""
+    if not isinstance(defaults, dict) or not isinstance(data, dict):
+        return data
+    merged = dict(defaults)
+    for key, value in data.items():
+        merged[key] = _over_defaults(defaults[key], value) if key in defaults else value
+    return merged
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
-    """Plain data for ``config show``. Contains only paths to secrets, never their values."""
+    """Plain data for ``config show``: paths to secret files, never their contents, and the
+    inline secrets (URL passwords, credential headers) masked."""
     result: dict[str, Any] = msgspec.to_builtins(config)
+    result["redis"]["url"] = _mask_url(config.redis.url)
+    result["vultr"]["base_url"] = _mask_url(config.vultr.base_url)
+    for endpoint in result["health"]["endpoints"]:
+        endpoint["url"] = _mask_url(endpoint["url"])
+        endpoint["headers"] = {
+            name: MASK if _is_credential_header(name) else value
+            for name, value in endpoint["headers"].items()
+        }
+    for sink in result["sinks"]:
+        sink["url"] = _mask_url(sink["url"])
     return result
+
+
+MASK = "***"
+_CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|cookie|passw", re.IGNORECASE)
+
+
+def _is_credential_header(name: str) -> bool:
+    return bool(_CREDENTIAL_HEADER.search(name))
+
+
+def _url_secrets(url: str) -> Iterator[str]:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return
+    if password:
+        yield password
+    yield from parse_qs(parts.query).get("password", [])
+
+
+def _mask_url(url: str) -> str:
+    """``redis://user:pw@host/0`` -> ``redis://user:***@host/0`` (and ``?password=***``)."""
+    secrets = list(_url_secrets(url))
+    if not secrets:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user, _, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hostinfo}"
+    query = re.sub(r"(^|&)password=[^&]*", rf"\1password={MASK}", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _inline_secrets(config: Config) -> tuple[str, ...]:
+    found: list[str] = []
+    urls = [config.redis.url, config.vultr.base_url]
+    urls.extend(endpoint.url for endpoint in config.health.endpoints)
+    urls.extend(sink.url for sink in config.sinks)
+    for url in urls:
+        found.extend(_url_secrets(url))
+    for endpoint in config.health.endpoints:
+        for name, value in endpoint.headers.items():
+            if _is_credential_header(name) and value:
+                found.append(value)
+                # "Bearer abc": the credential alone may be logged without its scheme.
+                _scheme, _, credential = value.strip().partition(" ")
+                if credential.strip():
+                    found.append(credential.strip())
+    return tuple(dict.fromkeys(value for value in found if value))
 
 
 def state_dir(config: Config, environ: Mapping[str, str] | None = None) -> Path:
@@ -254,12 +344,39 @@ def _read_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _parse_env_value(raw: str) -> Any:
-    """``3`` -> int, ``true`` -> bool, ``[0, 30]`` -> list; anything else stays a string."""
+def _parse_env_value(raw: str, target: msgspec.inspect.Type | None = None) -> Any:
+    """``3`` -> int, ``true`` -> bool, ``[0, 30]`` -> list; anything else stays a string.
+
+    A key whose type is a string keeps the text as written (``8080``, ``2024-01-01``), unless it
+    is a quoted TOML string."""
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    if _is_text(target) and not isinstance(value, str):
+        return raw
+    return value
+
+
+def _is_text(target: msgspec.inspect.Type | None) -> bool:
+    if isinstance(target, msgspec.inspect.StrType):
+        return True
+    if isinstance(target, msgspec.inspect.LiteralType):
+        return all(isinstance(value, str) for value in target.values)
+    if isinstance(target, msgspec.inspect.UnionType):
+        kinds = [t for t in target.types if not isinstance(t, msgspec.inspect.NoneType)]
+        return bool(kinds) and all(_is_text(t) for t in kinds)
+    return False
+
+
+def _field_type(parts: list[str]) -> msgspec.inspect.Type | None:
+    """The declared type at a dotted path of Config, or None when it is not a struct field."""
+    node: msgspec.inspect.Type | None = msgspec.inspect.type_info(Config)
+    for part in parts:
+        if not isinstance(node, msgspec.inspect.StructType):
+            return None
+        node = next((field.type for field in node.fields if field.name == part), None)
+    return node
 
 
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
@@ -278,89 +395,160 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[s
                 dotted = ".".join(parts[: index + 1])
                 raise ConfigError(f"environment variable {name}: {dotted} is not a table")
             node = child
-        node[parts[-1]] = _parse_env_value(env[name])
+        node[parts[-1]] = _parse_env_value(env[name], _field_type(parts))
         applied[".".join(parts)] = name
     return applied
 
 
+class _Origins:
+    """Says where a key's value came from: an environment variable, else the file."""
+
+    def __init__(self, source: str, file_data: dict[str, Any]) -> None:
+        self.source = source
+        self.env_keys: dict[str, str] = {}
+        self._file_data = _copy_tables(file_data)
+
+    def of(self, key: str) -> str:
+        if key in self.env_keys:
+            return f"environment variable {self.env_keys[key]}"
+        for dotted, var in self.env_keys.items():
+            # The variable set a whole table or array that holds the key.
+            if key.startswith((dotted + ".", dotted + "[")):
+                return f"environment variable {var}"
+        if not self._in_file(key):
+            for dotted, var in self.env_keys.items():
+                # The variable created the (unknown) table named by the key.
+                if dotted.startswith(key + "."):
+                    return f"environment variable {var}"
+        return self.source
+
+    def _in_file(self, key: str) -> bool:
+        node: Any = self._file_data
+        for part in re.sub(r"\[\d+\]", "", key).split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+            if isinstance(node, list):
+                return True
+        return True
+
+
+def _copy_tables(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _copy_tables(value) if isinstance(value, dict) else value
+        for key, value in data.items()
+    }
+
+
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`")
+_MISSING_RE = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
 
 
-def _describe_validation_error(
-    exc: msgspec.ValidationError, source: str, env_keys: Mapping[str, str]
-) -> str:
+def _describe_validation_error(exc: msgspec.ValidationError, origins: _Origins) -> str:
     message = str(exc)
     match = _PATH_RE.search(message)
-    path = match.group("path") if match else ""
+    key = match.group("path").lstrip(".") if match else ""
     detail = message[: match.start()] if match else message
-    key = re.sub(r"\[(\d+)\]", r"[\1]", path).lstrip(".")
-    unknown = _UNKNOWN_RE.match(detail)
-    if unknown:
-        key = f"{key}.{unknown.group('field')}" if key else unknown.group("field")
-        detail = "unknown key"
-    origin = env_keys.get(key) or next(
-        (var for dotted, var in env_keys.items() if key.startswith(dotted + ".")), None
-    )
-    where = f"environment variable {origin}" if origin else source
-    return f"{where}: {key or '(top level)'}: {detail}"
+    for pattern, reason in ((_UNKNOWN_RE, "unknown key"), (_MISSING_RE, "required key missing")):
+        found = pattern.match(detail)
+        if found:
+            key = f"{key}.{found.group('field')}" if key else found.group("field")
+            detail = reason
+    # TOML words, not JSON ones: a table is what msgspec calls an object.
+    detail = detail.replace("`object`", "`table`")
+    return f"{origins.of(key)}: {key or '(top level)'}: {detail}"
 
 
-def _check_values(config: Config, source: str) -> None:
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check_values(config: Config, origins: _Origins) -> None:
     """Range checks that types alone cannot express."""
-    problems: list[str] = []
-    if config.worker.max_tries < 1:
-        problems.append("worker.max_tries: must be at least 1")
-    if config.worker.max_jobs < 1:
-        problems.append("worker.max_jobs: must be at least 1")
-    if config.client.max_attempts < 1:
-        problems.append("client.max_attempts: must be at least 1")
+    problems: list[tuple[str, str]] = []
+
+    def at_least(key: str, value: float, minimum: float) -> None:
+        if value < minimum:
+            problems.append((key, f"must be at least {minimum}, got {value}"))
+
+    def positive(key: str, value: float) -> None:
+        if not value > 0:
+            problems.append((key, f"must be greater than 0, got {value}"))
+
+    at_least("worker.max_tries", config.worker.max_tries, 1)
+    at_least("worker.max_jobs", config.worker.max_jobs, 1)
+    at_least("client.max_attempts", config.client.max_attempts, 1)
+    positive("client.timeout", config.client.timeout)
+    positive("client.connect_timeout", config.client.connect_timeout)
+    at_least("client.rate_limit", config.client.rate_limit, 0)
+    at_least("client.connection_limit", config.client.connection_limit, 0)
+    at_least("client.backoff_base", config.client.backoff_base, 0)
+    at_least("client.backoff_cap", config.client.backoff_cap, 0)
+    at_least("vultr.availability_concurrency", config.vultr.availability_concurrency, 1)
+    if not 1 <= config.vultr.per_page <= 500:
+        problems.append(
+            ("vultr.per_page", f"must be between 1 and 500, got {config.vultr.per_page}")
+        )
     if not 0 < config.catalog.max_count_drop < 1:
-        problems.append("catalog.max_count_drop: must be between 0 and 1")
-    if config.health.failure_threshold < 1 or config.health.success_threshold < 1:
-        problems.append("health thresholds: must be at least 1")
+        problems.append(("catalog.max_count_drop", "must be between 0 and 1"))
+    at_least("health.failure_threshold", config.health.failure_threshold, 1)
+    at_least("health.success_threshold", config.health.success_threshold, 1)
+    if config.log.level.upper() not in LOG_LEVELS:
+        problems.append(("log.level", f"must be one of {', '.join(LOG_LEVELS)}"))
+    for name in SchedulesConfig.__struct_fields__:
+        schedule: ScheduleConfig = getattr(config.schedules, name)
+        for field, values, top in (("minute", schedule.minute, 59), ("hour", schedule.hour, 23)):
+            bad = [value for value in values if not 0 <= value <= top]
+            if bad:
+                problems.append(
+                    (f"schedules.{name}.{field}", f"values must be 0-{top}, got {bad[0]}")
+                )
     names = [endpoint.name for endpoint in config.health.endpoints]
     if len(names) != len(set(names)):
-        problems.append("health.endpoints: names must be unique")
+        problems.append(("health.endpoints", "names must be unique"))
     sink_names = {sink.name for sink in config.sinks}
-    for alert in config.alerts:
+    for index, alert in enumerate(config.alerts):
         missing = [name for name in alert.sinks if name not in sink_names]
         if missing:
-            problems.append(f"alerts.{alert.name}.sinks: unknown sink {', '.join(missing)}")
+            problems.append((f"alerts[{index}].sinks", f"unknown sink {', '.join(missing)}"))
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        problems.append("redis.url: must start with redis://, rediss:// or unix://")
+        problems.append(("redis.url", "must start with redis://, rediss:// or unix://"))
     if problems:
-        raise ConfigError(f"{source}: {problems[0]}")
+        key, reason = problems[0]
+        raise ConfigError(f"{origins.of(key)}: {key}: {reason}")
 
 
-def _read_secret_file(key: str, path: str, env: Mapping[str, str]) -> str:
+def _read_secret_file(key: str, path: str, env: Mapping[str, str], where: str) -> str:
     resolved = Path(path)
     # Relative paths name a systemd credential (LoadCredential=) when one is provided.
     if not resolved.is_absolute() and env.get("CREDENTIALS_DIRECTORY"):
         resolved = Path(env["CREDENTIALS_DIRECTORY"]) / resolved
+    shown = os.fspath(resolved)
     try:
         value = resolved.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"{key}: cannot read secret file {path}: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{where}: {key}: cannot read secret file {shown}: {reason}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{key}: secret file {path} is not UTF-8 text") from None
+        raise ConfigError(f"{where}: {key}: secret file {shown} is not UTF-8 text") from None
     if not value:
-        raise ConfigError(f"{key}: secret file {path} is empty")
+        raise ConfigError(f"{where}: {key}: secret file {shown} is empty")
     return value
 
 
-def _read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
+def _read_secrets(config: Config, env: Mapping[str, str], origins: _Origins) -> Secrets:
     def optional(key: str, path: str) -> str | None:
-        return _read_secret_file(key, path, env) if path else None
+        return _read_secret_file(key, path, env, origins.of(key)) if path else None
 
-    sink_secrets = {
-        sink.name: _read_secret_file(f"sinks.{sink.name}.secret_file", sink.secret_file, env)
-        for sink in config.sinks
-        if sink.secret_file
-    }
+    sink_secrets: dict[str, str] = {}
+    for index, sink in enumerate(config.sinks):
+        if sink.secret_file:
+            key = f"sinks[{index}].secret_file"
+            sink_secrets[sink.name] = _read_secret_file(key, sink.secret_file, env, origins.of(key))
     return Secrets(
         vultr_api_key=optional("vultr.api_key_file", config.vultr.api_key_file),
         redis_password=optional("redis.password_file", config.redis.password_file),
         http_token=optional("http.token_file", config.http.token_file),
         sink_secrets=sink_secrets,
+        inline=_inline_secrets(config),
     )
