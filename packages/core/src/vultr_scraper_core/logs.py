@@ -1,14 +1,17 @@
 """Structured logging: loguru, one JSON object per line, with every stdlib logger routed in.
 
 Each line has ``time``, ``level``, ``logger``, ``message`` and the record's bound ``extra`` fields
-(job id, function, try, duration, outcome, ...). A redaction filter replaces every configured
-secret value before a line is written, wherever it appears.
+(job id, function, try, duration, outcome, ...); a record with an exception adds ``error_type``,
+``error`` and ``traceback`` (still one line: JSON escapes the newlines). A redaction filter
+replaces every configured secret value in every field before the line is encoded, so the output
+is always valid JSON and a secret cannot survive in escaped form either.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -16,18 +19,15 @@ import msgspec
 from loguru import logger
 
 REDACTED = "***"
-# Secrets shorter than this would redact ordinary words; config loading rejects empty ones.
-_MIN_SECRET_LENGTH = 4
 
 _json = msgspec.json.Encoder()
 
 
 class _Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret containing another is replaced whole.
-        self._secrets = sorted(
-            {value for value in secrets if len(value) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
-        )
+        # Longest first, so a secret containing another is replaced whole. Every non-empty
+        # secret counts, however short: the guarantee is that none ever reaches a log line.
+        self._secrets = sorted({value for value in secrets if value}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -35,32 +35,40 @@ class _Redactor:
                 text = text.replace(secret, REDACTED)
         return text
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(item) for item in value]
-    return str(value)
+    def plain(self, value: Any) -> Any:
+        """JSON-ready data with every string (dict keys included) redacted."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, bool | int | float) or value is None:
+            return value
+        if isinstance(value, dict):
+            return {self(str(key)): self.plain(item) for key, item in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.plain(item) for item in value]
+        return self(str(value))
 
 
 def _render(record: Any, redact: _Redactor) -> str:
+    extra = record["extra"]
     fields: dict[str, Any] = {
         "time": record["time"].isoformat(),
         "level": record["level"].name,
-        "logger": record["extra"].get("logger", record["name"]),
-        "message": record["message"],
+        "logger": redact.plain(extra.get("logger", record["name"])),
+        "message": redact(record["message"]),
     }
-    for key, value in record["extra"].items():
+    for key, value in extra.items():
         if key != "logger":
-            fields[key] = _plain(value)
+            fields[key] = redact.plain(value)
     exception = record["exception"]
     if exception is not None and exception.type is not None:
         fields["error_type"] = exception.type.__name__
-        fields["error"] = str(exception.value)
-    return redact(_json.encode(fields).decode()) + "\n"
+        fields["error"] = redact(str(exception.value))
+        fields["traceback"] = redact(
+            "".join(
+                traceback.format_exception(exception.type, exception.value, exception.traceback)
+            ).rstrip()
+        )
+    return _json.encode(fields).decode() + "\n"
 
 
 class _InterceptHandler(logging.Handler):
@@ -68,14 +76,22 @@ class _InterceptHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            level: str | int = logger.level(record.levelname).name
-        except ValueError:
-            level = record.levelno
-        message = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            message = f"{message}: {type(error).__name__}: {error}"
-        logger.bind(logger=record.name).opt(depth=0).log(level, message)
+            try:
+                level: str | int = logger.level(record.levelname).name
+            except ValueError:
+                level = record.levelno
+            message = record.getMessage()
+            exc_info = record.exc_info if record.exc_info and record.exc_info[0] else None
+            logger.bind(logger=record.name).opt(exception=exc_info).log(level, message)
+        except Exception:
+            self.handleError(record)
+
+
+def _stdlib_level(level: str) -> int:
+    """The stdlib threshold matching a loguru level name (TRACE -> DEBUG, SUCCESS -> INFO)."""
+    name = {"TRACE": "DEBUG", "SUCCESS": "INFO"}.get(level.upper(), level.upper())
+    number = logging.getLevelName(name)
+    return number if isinstance(number, int) else logging.INFO
 
 
 def setup_logging(
@@ -91,7 +107,7 @@ def setup_logging(
 
     logger.remove()
     logger.add(sink, level=level.upper(), enqueue=False, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
+    logging.basicConfig(handlers=[_InterceptHandler()], level=_stdlib_level(level), force=True)
     for name in ("arq", "aiohttp", "asyncio", "redis"):
         stdlib_logger = logging.getLogger(name)
         stdlib_logger.handlers = []

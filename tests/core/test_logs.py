@@ -1,0 +1,261 @@
+"""Logging: one JSON object per line, stdlib loggers routed in, secrets never written."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from vultr_scraper_core.logs import REDACTED, setup_logging
+
+Lines = Callable[[], list[dict[str, Any]]]
+
+
+def parse(text: str) -> list[dict[str, Any]]:
+    """Every line must be one complete JSON object."""
+    assert text == "" or text.endswith("\n")
+    records = []
+    for line in text.splitlines():
+        record = json.loads(line)
+        assert isinstance(record, dict)
+        records.append(record)
+    return records
+
+
+def capture(level: str = "INFO", secrets: tuple[str, ...] = ()) -> tuple[io.StringIO, Lines]:
+    stream = io.StringIO()
+    setup_logging(level, secrets, stream)
+    return stream, lambda: parse(stream.getvalue())
+
+
+def test_one_json_object_per_line() -> None:
+    stream, lines = capture()
+    logger.info("hello {}", "world")
+    logger.warning("second")
+    records = lines()
+    assert [record["message"] for record in records] == ["hello world", "second"]
+    assert [record["level"] for record in records] == ["INFO", "WARNING"]
+    assert records[0]["logger"] == __name__
+    assert records[0]["time"].startswith("20")
+    assert stream.getvalue().count("\n") == 2
+
+
+def test_bound_fields_become_top_level_fields() -> None:
+    _, lines = capture()
+    logger.bind(job_id="abc", function="scrape_catalog", job_try=2, duration=1.25).info("done")
+    logger.bind(job_id="abc", outcome={"status": "success", "updated": 3}).info("result")
+    first, second = lines()
+    assert first["job_id"] == "abc"
+    assert first["function"] == "scrape_catalog"
+    assert first["job_try"] == 2
+    assert first["duration"] == 1.25
+    assert second["outcome"] == {"status": "success", "updated": 3}
+
+
+def test_unusual_values_are_serialised_as_text() -> None:
+    _, lines = capture()
+    logger.bind(when=object, ids=("a", "b"), tags={1, 2} - {2}).info("odd")
+    (record,) = lines()
+    assert record["when"] == "<class 'object'>"
+    assert record["ids"] == ["a", "b"]
+    assert record["tags"] == [1]
+
+
+def test_level_threshold() -> None:
+    _, lines = capture("warning")
+    logger.info("dropped")
+    logger.debug("dropped")
+    logger.error("kept")
+    logging.getLogger("arq.worker").info("dropped too")
+    assert [record["message"] for record in lines()] == ["kept"]
+
+
+def test_non_ascii_and_braces_pass_through() -> None:
+    _, lines = capture()
+    logger.info("São Paulo {}", "✓")
+    logging.getLogger("aiohttp.client").warning("literal {braces} and %s", "args")
+    first, second = lines()
+    assert first["message"] == "São Paulo ✓"
+    assert second["message"] == "literal {braces} and args"
+
+
+@pytest.mark.parametrize("name", ["arq.worker", "aiohttp.access", "asyncio", "redis", "other.lib"])
+def test_stdlib_loggers_are_routed_in(name: str) -> None:
+    _, lines = capture()
+    logging.getLogger(name).warning("from %s", name)
+    (record,) = lines()
+    assert record["logger"] == name
+    assert record["message"] == f"from {name}"
+    assert record["level"] == "WARNING"
+
+
+def test_stdlib_debug_follows_the_configured_level() -> None:
+    _, lines = capture("DEBUG")
+    logging.getLogger("aiohttp.client").debug("details")
+    assert [record["message"] for record in lines()] == ["details"]
+
+
+def test_asyncio_errors_are_routed_in() -> None:
+    _, lines = capture()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_exception_handler({"message": "Task exception was never retrieved"})
+
+    asyncio.run(main())
+    (record,) = lines()
+    assert record["logger"] == "asyncio"
+    assert record["level"] == "ERROR"
+    assert record["message"].startswith("Task exception was never retrieved")
+
+
+def _fail() -> None:
+    raise ValueError("bad plan\nsecond line")
+
+
+def test_logger_exception_is_one_line_with_error_fields() -> None:
+    stream, lines = capture()
+    try:
+        _fail()
+    except ValueError:
+        logger.bind(job_id="j1").exception("job failed")
+    assert stream.getvalue().count("\n") == 1
+    (record,) = lines()
+    assert record["message"] == "job failed"
+    assert record["level"] == "ERROR"
+    assert record["job_id"] == "j1"
+    assert record["error_type"] == "ValueError"
+    assert record["error"] == "bad plan\nsecond line"
+    assert record["traceback"].startswith("Traceback (most recent call last):")
+    assert "in _fail" in record["traceback"]
+    assert record["traceback"].endswith("ValueError: bad plan\nsecond line")
+
+
+def test_opt_exception_with_an_instance() -> None:
+    _, lines = capture()
+    logger.opt(exception=KeyError("id")).warning("odd item")
+    (record,) = lines()
+    assert record["error_type"] == "KeyError"
+    assert record["error"] == "'id'"
+    assert record["level"] == "WARNING"
+
+
+def test_stdlib_exception_is_one_line_with_error_fields() -> None:
+    stream, lines = capture()
+    try:
+        _fail()
+    except ValueError:
+        logging.getLogger("arq.worker").exception("job %s crashed", "j2")
+    assert stream.getvalue().count("\n") == 1
+    (record,) = lines()
+    assert record["logger"] == "arq.worker"
+    assert record["message"] == "job j2 crashed"
+    assert record["error_type"] == "ValueError"
+    assert "in _fail" in record["traceback"]
+
+
+def test_records_without_exception_have_no_error_fields() -> None:
+    _, lines = capture()
+    logger.error("plain")
+    (record,) = lines()
+    assert not {"error", "error_type", "traceback"} & record.keys()
+
+
+def test_default_stream_is_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("INFO", ())
+    logger.info("to stdout")
+    captured = capsys.readouterr()
+    assert [record["message"] for record in parse(captured.out)] == ["to stdout"]
+    assert captured.err == ""
+
+
+def test_setup_twice_replaces_the_sink() -> None:
+    first, _ = capture()
+    _, lines = capture()
+    logger.info("once")
+    assert first.getvalue() == ""
+    assert len(lines()) == 1
+
+
+# -- redaction -----------------------------------------------------------------------------------
+
+API_KEY = "VULTRAPIKEY0123456789"
+PASSWORD = 'pa"ss\\word'  # JSON would escape it: the escaped form must not leak either
+
+
+def strings(value: Any) -> list[str]:
+    """Every string in decoded JSON, dict keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in [key, *strings(item)]]
+    if isinstance(value, list):
+        return [text for item in value for text in strings(item)]
+    return []
+
+
+def leaked(output: str, *secrets: str) -> list[str]:
+    """Secrets found in the raw output, in JSON-escaped form, or in any decoded string."""
+    decoded = strings([json.loads(line) for line in output.splitlines()])
+    return [
+        secret
+        for secret in secrets
+        if secret in output
+        or json.dumps(secret)[1:-1] in output
+        or any(secret in text for text in decoded)
+    ]
+
+
+def test_secrets_never_reach_a_line() -> None:
+    stream, lines = capture(secrets=(API_KEY, PASSWORD, "short"))
+    logger.info("key is {}", API_KEY)
+    logger.bind(headers={"Authorization": f"Bearer {API_KEY}"}, attempts=[PASSWORD]).info("req")
+    logger.bind(**{"nested": {API_KEY: "as a key"}}).info("dict key")
+    logging.getLogger("aiohttp.client").warning("password=%s", PASSWORD)
+    logging.getLogger(f"weird.{API_KEY}").warning("logger name")
+    logger.info("a short secret is redacted too")
+    try:
+        raise RuntimeError(f"auth failed for {API_KEY}")
+    except RuntimeError:
+        logger.exception("boom {}", PASSWORD)
+    output = stream.getvalue()
+    assert leaked(output, API_KEY, PASSWORD, "short") == []
+    records = lines()
+    assert records[0]["message"] == f"key is {REDACTED}"
+    assert records[1]["headers"] == {"Authorization": f"Bearer {REDACTED}"}
+    assert records[1]["attempts"] == [REDACTED]
+    assert records[2]["nested"] == {REDACTED: "as a key"}
+    assert records[3]["message"] == f"password={REDACTED}"
+    assert records[4]["logger"] == f"weird.{REDACTED}"
+    assert records[5]["message"] == f"a {REDACTED} secret is redacted too"
+    assert records[6]["error"] == f"auth failed for {REDACTED}"
+    assert REDACTED in records[6]["traceback"]
+
+
+def test_a_secret_that_looks_like_json_syntax_keeps_lines_valid() -> None:
+    # Redacting the encoded line would have replaced JSON keys or quotes and broken the line.
+    _, lines = capture(secrets=("message", '"', "level"))
+    logger.info('a "message" at level')
+    (record,) = lines()
+    assert record["message"] == f"a {REDACTED}{REDACTED}{REDACTED} at {REDACTED}"
+    assert record["level"] == "INFO"
+
+
+def test_longer_secret_containing_a_shorter_one_is_redacted_whole() -> None:
+    _, lines = capture(secrets=("abcd", "xxabcdxx"))
+    logger.info("xxabcdxx and abcd")
+    (record,) = lines()
+    assert record["message"] == f"{REDACTED} and {REDACTED}"
+
+
+def test_empty_secrets_are_ignored() -> None:
+    _, lines = capture(secrets=("", "token-1"))
+    logger.info("nothing to hide")
+    (record,) = lines()
+    assert record["message"] == "nothing to hide"
