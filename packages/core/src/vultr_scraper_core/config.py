@@ -101,6 +101,7 @@ class SchedulesConfig(_Section):
     scrape_catalog: ScheduleConfig = _schedule([0, 15, 30, 45], timeout=600.0)
     scrape_availability: ScheduleConfig = _schedule(list(range(0, 60, 5)), timeout=300.0)
     check_health: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
+    dispatch_alerts: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
     prune: ScheduleConfig = _schedule([7], hour=[3], timeout=600.0)
 
 
@@ -131,6 +132,11 @@ class EndpointConfig(_Section):
     json_path: str | None = None
     json_equals: Any = None
     cert_min_days: int | None = None
+    tls_verify: bool = True  # false: accept any certificate (cert_min_days still applies)
+    ca_file: str = ""  # PEM file of the only CAs to trust for this endpoint
+    # Per-endpoint overrides of the [health] thresholds.
+    failure_threshold: int | None = None
+    success_threshold: int | None = None
 
 
 class HealthConfig(_Section):
@@ -139,32 +145,114 @@ class HealthConfig(_Section):
     success_threshold: int = 2
     concurrency: int = 20
     keep_results: int = 100
+    rollup_days: int = 30  # hourly uptime rollups older than this are pruned
     endpoints: list[EndpointConfig] = msgspec.field(default_factory=list)
 
 
+# The event kinds an [[alerts]] table may watch (see docs/health-and-alerts.md). Each maps to a
+# change-event kind, some with a condition on the event's values.
+ALERT_KINDS = (
+    "new_plan",
+    "plan_retired",
+    "price_changed",
+    "price_dropped",
+    "price_increased",
+    "back_in_stock",
+    "out_of_stock",
+    "stock_changed",
+    "spec_changed",
+    "region_added",
+    "region_removed",
+    "schema_drift",
+    "endpoint_down",
+    "endpoint_up",
+)
+
+
 class AlertConfig(_Section):
+    """A saved search: which change events to watch and which plans / endpoints they concern."""
+
     name: str
-    kinds: list[str] = msgspec.field(default_factory=list)
+    kinds: list[str] = msgspec.field(default_factory=list)  # from ALERT_KINDS, at least one
     sinks: list[str] = msgspec.field(default_factory=list)
-    plan_type: str | None = None
-    plan: str | None = None
+    plan_type: str | None = None  # e.g. "vcg"
+    plan: str | None = None  # plan id or glob, e.g. "vcg-*"
     min_vcpu: int | None = None
     min_ram_mb: int | None = None
     min_gpu_vram_gb: int | None = None
-    gpu_type: str | None = None
-    regions: list[str] = msgspec.field(default_factory=list)
-    max_monthly: float | None = None
+    gpu_type: str | None = None  # case-insensitive substring: "nvidia", "A100"
+    regions: list[str] = msgspec.field(default_factory=list)  # empty: any region
+    max_monthly: float | None = None  # USD, compared exactly (as written in the TOML)
     max_hourly: float | None = None
-    in_stock: bool | None = None
-    endpoint: str | None = None
+    in_stock: bool | None = None  # true: in stock in one of ``regions`` (any if empty)
+    endpoint: str | None = None  # endpoint name or glob for endpoint_down / endpoint_up
 
 
 class SinkConfig(_Section):
     name: str
-    kind: Literal["webhook", "slack", "ntfy"] = "webhook"
+    # webhook: JSON + HMAC signature; slack / discord: chat message; ntfy: plain-text POST.
+    kind: Literal["webhook", "slack", "discord", "ntfy"] = "webhook"
     url: str = ""
+    # webhook: the HMAC-SHA256 key; ntfy: a bearer token; slack / discord: the webhook URL
+    # itself (used when ``url`` is empty, since those URLs are credentials).
     secret_file: str = ""
     timeout: float = 10.0
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def _check_alerting(config: Config) -> list[tuple[str, str]]:
+    """Health endpoints, alerts and sinks: what types alone cannot check."""
+    problems: list[tuple[str, str]] = []
+    health = config.health
+    if health.concurrency < 1:
+        problems.append(("health.concurrency", "must be at least 1"))
+    if health.keep_results < 1:
+        problems.append(("health.keep_results", "must be at least 1"))
+    if health.rollup_days < 1:
+        problems.append(("health.rollup_days", "must be at least 1"))
+    for index, endpoint in enumerate(health.endpoints):
+        key = f"health.endpoints[{index}]"
+        if not endpoint.url.lower().startswith(("http://", "https://")):
+            problems.append((f"{key}.url", "must start with http:// or https://"))
+        if not endpoint.timeout > 0 or not endpoint.interval > 0:
+            problems.append((key, "timeout and interval must be greater than 0"))
+        for name in ("failure_threshold", "success_threshold"):
+            value = getattr(endpoint, name)
+            if value is not None and value < 1:
+                problems.append((f"{key}.{name}", "must be at least 1"))
+        if endpoint.body_regex is not None:
+            try:
+                re.compile(endpoint.body_regex)
+            except re.error as exc:
+                problems.append((f"{key}.body_regex", f"invalid regular expression: {exc}"))
+        if endpoint.json_path is not None and not re.fullmatch(
+            r"\$?\.?([^.\[\]]+|\[-?\d+\])(\.?([^.\[\]]+|\[-?\d+\]))*", endpoint.json_path
+        ):
+            problems.append((f"{key}.json_path", "invalid path (e.g. meta.total, items[0].id)"))
+    for index, alert in enumerate(config.alerts):
+        unknown = [kind for kind in alert.kinds if kind not in ALERT_KINDS]
+        if not alert.kinds:
+            problems.append((f"alerts[{index}].kinds", "must name at least one event kind"))
+        elif unknown:
+            problems.append(
+                (
+                    f"alerts[{index}].kinds",
+                    f"unknown kind {unknown[0]!r}; known: {', '.join(ALERT_KINDS)}",
+                )
+            )
+    names = [alert.name for alert in config.alerts]
+    if len(names) != len(set(names)):
+        problems.append(("alerts", "names must be unique"))
+    sink_names = [sink.name for sink in config.sinks]
+    if len(sink_names) != len(set(sink_names)):
+        problems.append(("sinks", "names must be unique"))
+    for index, sink in enumerate(config.sinks):
+        chat_url_in_secret = sink.kind in ("slack", "discord") and sink.secret_file
+        if not sink.url and not chat_url_in_secret:
+            problems.append((f"sinks[{index}].url", "required (or secret_file for slack/discord)"))
+        elif sink.url and not sink.url.lower().startswith(("http://", "https://")):
+            problems.append((f"sinks[{index}].url", "must start with http:// or https://"))
+    return problems
 
 
 class LogConfig(_Section):
@@ -511,6 +599,7 @@ def _check_values(config: Config, origins: _Origins) -> None:
         missing = [name for name in alert.sinks if name not in sink_names]
         if missing:
             problems.append((f"alerts[{index}].sinks", f"unknown sink {', '.join(missing)}"))
+    problems.extend(_check_alerting(config))
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url", "must start with redis://, rediss:// or unix://"))
     if problems:

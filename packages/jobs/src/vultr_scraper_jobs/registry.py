@@ -22,7 +22,22 @@ class JobSpec:
 
 def all_jobs() -> dict[str, JobSpec]:
     """Name -> spec, in a stable order. Imported lazily so each job module stays independent."""
-    specs: list[JobSpec] = []
+    from vultr_scraper_jobs.health import check_endpoint_health
+    from vultr_scraper_jobs.notify import deliver_notification
+
+    specs: list[JobSpec] = [
+        JobSpec(
+            name="check-health",
+            function=check_endpoint_health,
+            description="Probe the due [[health.endpoints]] and record results and UP/DOWN changes",
+            schedule="check_health",
+        ),
+        JobSpec(
+            name="deliver-notification",
+            function=deliver_notification,
+            description="Send one change event to one sink (args: SINK EVENT_ID ALERT)",
+        ),
+    ]
     return {spec.name: spec for spec in specs}
 
 

@@ -1,0 +1,307 @@
+"""Endpoint health in Redis: state machine per endpoint, last N raw results, hourly rollups.
+
+Keys (``P`` is ``config.redis.key_prefix``, ``NAME`` the endpoint name):
+
+* ``P:health:endpoints``     SET    every endpoint name ever recorded (for listing and pruning)
+* ``P:health:state:NAME``    STRING msgpack ``EndpointState`` (UP/DOWN, streaks, last result)
+* ``P:health:results:NAME``  LIST   msgpack ``ProbeResult``, newest first, trimmed to ``keep``
+* ``P:health:hourly:NAME``   HASH   ``<hour>:n`` probes, ``<hour>:ok`` successes, ``<hour>:ms``
+  summed latency (ms) and ``<hour>:lat`` probes with a latency; ``<hour>`` is the Unix time of
+  the start of the UTC hour
+
+The state machine follows Gatus: ``failure_threshold`` failures in a row turn an endpoint DOWN,
+``success_threshold`` successes in a row turn it UP. A new endpoint starts ``unknown``; reaching
+DOWN from anything else is a transition (an ``endpoint_down`` event), reaching UP is one only
+when coming from DOWN (establishing the first state of a healthy endpoint is not a recovery).
+A result, its rollup increments, the new state and any transition event are written in one
+``MULTI``, guarded by ``WATCH`` on the state key, so two overlapping runs cannot both report
+the same transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
+
+HealthStateName = Literal["unknown", "up", "down"]
+HOUR = 3600
+DEFAULT_ROLLUP_DAYS = 30
+_WATCH_ATTEMPTS = 20
+
+
+class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One check of one endpoint. ``ok`` is true only when every condition held."""
+
+    at: datetime  # when the probe started (UTC)
+    ok: bool
+    status: int | None = None  # HTTP status of the final response, if one arrived
+    latency_ms: float | None = None  # request start to full body, if a response arrived
+    error: str = ""  # the request error, else the first failed condition
+    failures: tuple[str, ...] = ()  # every failed condition
+    cert_days: float | None = None  # days until the TLS certificate expires, when checked
+
+
+class EndpointState(msgspec.Struct, frozen=True, kw_only=True):
+    state: HealthStateName = "unknown"
+    since: datetime | None = None  # when ``state`` was entered
+    failures: int = 0  # consecutive failed probes
+    successes: int = 0  # consecutive successful probes
+    checks: int = 0  # probes recorded in total
+    last: ProbeResult | None = None
+
+
+class Uptime(msgspec.Struct, frozen=True, kw_only=True):
+    probes: int
+    successes: int
+    avg_latency_ms: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.successes / self.probes if self.probes else None
+
+
+Transition = Literal["up", "down"]
+
+
+def advance(
+    current: EndpointState,
+    result: ProbeResult,
+    *,
+    failure_threshold: int,
+    success_threshold: int,
+) -> tuple[EndpointState, Transition | None]:
+    """The next state after ``result``, and the transition it caused (if any)."""
+    failures = 0 if result.ok else current.failures + 1
+    successes = current.successes + 1 if result.ok else 0
+    state, since = current.state, current.since
+    transition: Transition | None = None
+    if not result.ok and failures >= failure_threshold and current.state != "down":
+        state, since, transition = "down", result.at, "down"
+    elif result.ok and successes >= success_threshold and current.state != "up":
+        state, since = "up", result.at
+        transition = "up" if current.state == "down" else None
+    updated = EndpointState(
+        state=state,
+        since=since,
+        failures=failures,
+        successes=successes,
+        checks=current.checks + 1,
+        last=result,
+    )
+    return updated, transition
+
+
+def transition_event(
+    name: str,
+    url: str,
+    before: EndpointState,
+    after: EndpointState,
+    transition: Transition,
+) -> ChangeEvent:
+    """The change event for a transition: subject is the endpoint name, old/new the states."""
+    result = after.last
+    assert result is not None
+    detail: dict[str, Any] = {"url": url, "status": result.status, "latency_ms": result.latency_ms}
+    if transition == "down":
+        detail.update(error=result.error, failures=list(result.failures), streak=after.failures)
+        kind = EventKind.ENDPOINT_DOWN
+    else:
+        if before.since is not None:
+            detail["down_since"] = before.since.isoformat()
+            detail["downtime_s"] = round((result.at - before.since).total_seconds(), 3)
+        kind = EventKind.ENDPOINT_UP
+    return ChangeEvent(
+        kind=kind, at=result.at, subject=name, old=before.state, new=after.state, detail=detail
+    )
+
+
+def hour_of(moment: datetime) -> int:
+    return int(moment.timestamp()) // HOUR * HOUR
+
+
+_state_decoder = msgspec.msgpack.Decoder(EndpointState)
+_result_decoder = msgspec.msgpack.Decoder(ProbeResult)
+_encoder = msgspec.msgpack.Encoder()
+
+
+class HealthStore:
+    def __init__(self, redis: Redis, prefix: str, *, keep_results: int = 100) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.keep_results = max(1, keep_results)
+
+    # -- keys ------------------------------------------------------------------------------
+    @property
+    def names_key(self) -> str:
+        return f"{self.prefix}:health:endpoints"
+
+    def state_key(self, name: str) -> str:
+        return f"{self.prefix}:health:state:{name}"
+
+    def results_key(self, name: str) -> str:
+        return f"{self.prefix}:health:results:{name}"
+
+    def hourly_key(self, name: str) -> str:
+        return f"{self.prefix}:health:hourly:{name}"
+
+    # -- reads -----------------------------------------------------------------------------
+    async def known(self) -> list[str]:
+        members = await self.redis.smembers(self.names_key)  # type: ignore[misc]
+        return sorted(_text(member) for member in members)
+
+    async def states(self, names: Sequence[str]) -> dict[str, EndpointState]:
+        """Current state per name (``unknown`` for names never recorded), one round trip."""
+        if not names:
+            return {}
+        raws = await self.redis.mget([self.state_key(name) for name in names])
+        return {
+            name: _state_decoder.decode(raw) if raw else EndpointState()
+            for name, raw in zip(names, raws, strict=True)
+        }
+
+    async def results(self, name: str, limit: int | None = None) -> list[ProbeResult]:
+        """The last raw results, newest first."""
+        stop = (limit or self.keep_results) - 1
+        raws = await self.redis.lrange(self.results_key(name), 0, stop)  # type: ignore[misc]
+        return [_result_decoder.decode(raw) for raw in raws]
+
+    async def uptime(
+        self, names: Sequence[str], hours: int, now: datetime | None = None
+    ) -> dict[str, Uptime]:
+        """Uptime over the last ``hours`` hourly buckets (the current, partial one included)."""
+        current = hour_of(now or datetime.now(UTC))
+        first = current - (hours - 1) * HOUR
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.hourly_key(name))
+            replies = await pipe.execute()
+        found: dict[str, Uptime] = {}
+        for name, reply in zip(names, replies, strict=True):
+            totals = {"n": 0, "ok": 0, "ms": 0, "lat": 0}
+            for field, value in reply.items():
+                hour_text, _, counter = _text(field).partition(":")
+                if counter in totals and first <= int(hour_text) <= current:
+                    totals[counter] += int(value)
+            average = totals["ms"] / totals["lat"] if totals["lat"] else None
+            found[name] = Uptime(probes=totals["n"], successes=totals["ok"], avg_latency_ms=average)
+        return found
+
+    # -- writes ----------------------------------------------------------------------------
+    async def record(
+        self,
+        name: str,
+        url: str,
+        result: ProbeResult,
+        *,
+        failure_threshold: int,
+        success_threshold: int,
+        feed: ChangeFeed,
+    ) -> tuple[EndpointState, Transition | None]:
+        """Store ``result``, advance the state machine and emit the transition event, atomically."""
+        state_key = self.state_key(name)
+        for _ in range(_WATCH_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(state_key)
+                    raw = await pipe.get(state_key)
+                    before = _state_decoder.decode(raw) if raw else EndpointState()
+                    after, transition = advance(
+                        before,
+                        result,
+                        failure_threshold=failure_threshold,
+                        success_threshold=success_threshold,
+                    )
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(state_key, _encoder.encode(after))
+                    pipe.sadd(self.names_key, name)
+                    self._add_result(pipe, name, result)
+                    if transition is not None:
+                        feed.add_to(pipe, [transition_event(name, url, before, after, transition)])
+                    await pipe.execute()
+                except WatchError:
+                    continue
+            return after, transition
+        raise RuntimeError(f"health state of {name!r} kept changing under concurrent writers")
+
+    def _add_result(self, pipe: Any, name: str, result: ProbeResult) -> None:
+        results_key, hourly_key = self.results_key(name), self.hourly_key(name)
+        pipe.lpush(results_key, _encoder.encode(result))
+        pipe.ltrim(results_key, 0, self.keep_results - 1)
+        hour = hour_of(result.at)
+        pipe.hincrby(hourly_key, f"{hour}:n", 1)
+        if result.ok:
+            pipe.hincrby(hourly_key, f"{hour}:ok", 1)
+        if result.latency_ms is not None:
+            pipe.hincrby(hourly_key, f"{hour}:ms", round(result.latency_ms))
+            pipe.hincrby(hourly_key, f"{hour}:lat", 1)
+
+    async def forget(self, names: Iterable[str]) -> int:
+        names = list(names)
+        if not names:
+            return 0
+        keys = [key for name in names for key in self._keys_of(name)]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            pipe.srem(self.names_key, *names)
+            deleted, _ = await pipe.execute()
+        return int(deleted)
+
+    def _keys_of(self, name: str) -> list[str]:
+        return [self.state_key(name), self.results_key(name), self.hourly_key(name)]
+
+    async def prune(
+        self,
+        now: datetime | None = None,
+        *,
+        keep_days: int = DEFAULT_ROLLUP_DAYS,
+        configured: Iterable[str] = (),
+    ) -> dict[str, int]:
+        """Drop hourly rollups older than ``keep_days``, and every key of an endpoint that is no
+        longer configured and has not been checked for ``keep_days``. Raw results are already
+        bounded by ``keep_results``."""
+        moment = now or datetime.now(UTC)
+        cutoff = hour_of(moment - timedelta(days=keep_days))
+        keep = set(configured)
+        names = await self.known()
+        states = await self.states(names)
+        stale = [
+            name
+            for name, state in states.items()
+            if name not in keep
+            and (state.last is None or state.last.at < moment - timedelta(days=keep_days))
+        ]
+        await self.forget(stale)
+        rollups = 0
+        for name in names:
+            if name in stale:
+                continue
+            key = self.hourly_key(name)
+            fields = await self.redis.hkeys(key)  # type: ignore[misc]
+            old = [
+                field
+                for field in (_text(raw) for raw in fields)
+                if int(field.partition(":")[0]) < cutoff
+            ]
+            if old:
+                rollups += int(await self.redis.hdel(key, *old))  # type: ignore[misc]
+        return {"health_rollup_fields": rollups, "health_endpoints": len(stale)}
+
+
+def is_due(state: EndpointState, interval: float, now: datetime, grace: float) -> bool:
+    """Whether a probe is due: never checked, or ``interval`` (less ``grace``) has passed since
+    the last probe started. ``grace`` absorbs the scheduler's jitter so that an endpoint with
+    ``interval = 60`` is checked on every run of a once-a-minute job."""
+    if state.last is None:
+        return True
+    return (now - state.last.at).total_seconds() >= interval - grace
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
