@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 
 SERVER_BINARY = "redis-server"
+# sun_path holds 108 bytes on Linux and 104 on the BSDs and macOS, terminating NUL included.
+MAX_SOCKET_PATH = 103
 INSTALL_HINT = (
     "redis-server was not found on PATH; install it (Debian/Ubuntu: apt-get install redis-server, "
     "Nix: nix run gives it) or set redis.url to an existing Redis"
@@ -42,10 +44,23 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def start(self) -> str:
+        if self.running:
+            return self.url
         binary = shutil.which(SERVER_BINARY)
         if binary is None:
             raise EmbeddedRedisError(INSTALL_HINT)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        length = len(os.fsencode(self.socket))
+        if length > MAX_SOCKET_PATH:
+            raise EmbeddedRedisError(
+                f"unix socket path {self.socket} is too long ({length} bytes, the limit is "
+                f"{MAX_SOCKET_PATH}); choose a shorter paths.state_dir"
+            )
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise EmbeddedRedisError(
+                f"cannot create {self.directory}: {exc.strerror or exc}"
+            ) from None
         if self.socket.exists():
             if answers_ping(self.socket):
                 raise EmbeddedRedisError(
@@ -74,40 +89,49 @@ class EmbeddedRedis:
             str(self.directory / "redis.log"),
             *persistence,
         ]
-        self._process = subprocess.Popen(
+        process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        self._process = process
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                stderr = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
+            if process.poll() is not None:
+                self._process = None
+                stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                if process.stderr:
+                    process.stderr.close()
                 log = self.directory / "redis.log"
                 detail = stderr.strip() or (
                     log.read_text(errors="replace")[-500:] if log.exists() else ""
                 )
-                raise EmbeddedRedisError(f"redis-server exited at start: {detail.strip()}")
+                detail = " ".join(detail.split())
+                raise EmbeddedRedisError(
+                    f"redis-server exited at start (status {process.returncode}): {detail}"
+                )
             if self.socket.exists() and answers_ping(self.socket):
                 return self.url
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer on {self.socket} in time")
 
+    @property
+    def running(self) -> bool:
+        """True while the server this object started is alive."""
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)  # redis-server flushes the AOF on SIGTERM
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # redis-server flushes the AOF on SIGTERM
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if process.stderr:
-            process.stderr.close()
+            process.stderr.close()  # also when it had already exited: no ResourceWarning
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()
