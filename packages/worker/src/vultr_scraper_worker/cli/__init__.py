@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vultr_scraper_worker.cli import config_cmd, queue_cmd, run_cmd
+from vultr_scraper_worker.cli import alerts_cmd, config_cmd, health_cmd, queue_cmd, run_cmd
 from vultr_scraper_worker.cli.common import State, version_string
 
 
@@ -30,6 +30,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 cli.add_command(config_cmd.config)
 cli.add_command(run_cmd.run)
 queue_cmd.register(cli)  # worker, enqueue, jobs, retry, check
+cli.add_command(health_cmd.health)
+cli.add_command(alerts_cmd.alerts)
 
 
 def main() -> None:

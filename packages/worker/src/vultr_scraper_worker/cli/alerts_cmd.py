@@ -1,0 +1,176 @@
+"""``vultr-scraper alerts list | test NAME | deliveries``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+from typing import Any
+
+import click
+from redis.exceptions import RedisError
+
+from vultr_scraper_core.config import AlertConfig, LoadedConfig
+from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+from vultr_scraper_core.http import HttpClient, create_session
+from vultr_scraper_core.store.deliveries import DeliveryLedger
+from vultr_scraper_jobs.notify import find_sink, sample_event, send, summary
+from vultr_scraper_worker.cli.common import (
+    EX_FAILURE,
+    EX_UNAVAILABLE,
+    State,
+    fail,
+    json_option,
+    print_json,
+    print_table,
+)
+from vultr_scraper_worker.runtime import open_redis
+
+_FILTERS = (
+    "plan_type",
+    "plan",
+    "min_vcpu",
+    "min_ram_mb",
+    "min_gpu_vram_gb",
+    "gpu_type",
+    "max_monthly",
+    "max_hourly",
+    "in_stock",
+    "endpoint",
+)
+
+
+def describe_filter(alert: AlertConfig) -> str:
+    parts = [
+        f"{name}={getattr(alert, name)}" for name in _FILTERS if getattr(alert, name) is not None
+    ]
+    if alert.regions:
+        parts.append(f"regions={','.join(alert.regions)}")
+    return " ".join(parts) or "(any)"
+
+
+def _find_alert(loaded: LoadedConfig, name: str) -> AlertConfig:
+    for alert in loaded.config.alerts:
+        if alert.name == name:
+            return alert
+    known = ", ".join(alert.name for alert in loaded.config.alerts) or "(none)"
+    fail(f"unknown alert {name!r}; configured alerts: {known}", 2)
+
+
+@click.group("alerts")
+def alerts() -> None:
+    """Saved-search alerts ([[alerts]]) and their notification sinks ([[sinks]])."""
+
+
+@alerts.command("list")
+@json_option
+@click.pass_obj
+def list_alerts(state: State, as_json: bool) -> None:
+    """The configured alerts: watched kinds, filter and sinks."""
+    config = state.loaded().config
+    if as_json:
+        print_json(
+            {
+                "alerts": [alert for alert in config.alerts],
+                "sinks": [
+                    {"name": sink.name, "kind": sink.kind, "has_secret": bool(sink.secret_file)}
+                    for sink in config.sinks
+                ],
+            }
+        )
+        return
+    rows = [
+        {
+            "alert": alert.name,
+            "kinds": alert.kinds,
+            "filter": describe_filter(alert),
+            "sinks": alert.sinks,
+        }
+        for alert in config.alerts
+    ]
+    print_table(rows, ("alert", "kinds", "filter", "sinks"))
+
+
+@alerts.command("test")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def test_alert(state: State, name: str, as_json: bool) -> None:
+    """Send a sample notification for alert NAME to each of its sinks now.
+
+    Nothing is queued or recorded. Exit status 1 if any sink failed.
+    """
+    loaded = state.loaded()
+    alert = _find_alert(loaded, name)
+    if not alert.sinks:
+        fail(f"alert {name!r} has no sinks", EX_FAILURE)
+    state.setup_logging()
+    kind = alert.kinds[0] if alert.kinds else "back_in_stock"
+    region = alert.regions[0] if alert.regions else None
+    event = sample_event(kind, plan=alert.plan, region=region)
+    results = asyncio.run(_send_samples(loaded, alert, event))
+    document = {"alert": name, "event": event, "text": f"[{name}] {summary(event)}", **results}
+    if as_json:
+        print_json(document)
+    else:
+        click.echo(f"sample: {document['text']}")
+        for row in results["sinks"]:
+            outcome = f"ok (HTTP {row['http_status']})" if row["ok"] else f"FAILED: {row['error']}"
+            click.echo(f"{row['sink']}: {outcome}")
+    if not all(row["ok"] for row in results["sinks"]):
+        raise SystemExit(EX_FAILURE)
+
+
+async def _send_samples(loaded: LoadedConfig, alert: AlertConfig, event: Any) -> dict[str, Any]:
+    config = loaded.config
+    rows: list[dict[str, Any]] = []
+    async with create_session(config.client) as session:
+        http = HttpClient(session, config.client)
+        for sink_name in alert.sinks:
+            row: dict[str, Any] = {"sink": sink_name, "ok": False, "http_status": None}
+            try:
+                sink = find_sink(config, sink_name)
+                response = await send(http, sink, loaded.secrets, event, f"{alert.name} (test)")
+            except Exception as error:  # every failure is reported per sink, none is fatal
+                row["error"] = str(error)
+                row["http_status"] = getattr(error, "status", None)
+            else:
+                row.update(ok=True, http_status=response.status)
+            rows.append(row)
+    return {"sinks": rows}
+
+
+@alerts.command("deliveries")
+@click.option("--limit", default=50, show_default=True, help="How many outcomes to show.")
+@json_option
+@click.pass_obj
+def deliveries(state: State, limit: int, as_json: bool) -> None:
+    """Recent notification outcomes (delivered, retrying, failed, skipped), newest first.
+
+    Deliveries that failed for good are also listed by `vultr-scraper jobs` (failed jobs)."""
+    loaded = state.loaded()
+
+    async def main() -> list[Any]:
+        async with open_redis(loaded) as redis:
+            return await DeliveryLedger(redis, loaded.config.redis.key_prefix).recent(limit)
+
+    try:
+        records = asyncio.run(main())
+    except (RedisError, OSError, EmbeddedRedisError) as error:
+        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
+    if as_json:
+        print_json({"deliveries": records})
+        return
+    rows = [
+        {
+            "at": record.at.astimezone(UTC).isoformat(timespec="seconds"),
+            "sink": record.sink,
+            "event": record.event_id,
+            "alert": record.alert,
+            "outcome": record.outcome,
+            "try": record.attempt,
+            "http": record.http_status,
+            "error": record.error or None,
+        }
+        for record in records
+    ]
+    print_table(rows, ("at", "sink", "event", "alert", "outcome", "try", "http", "error"))
