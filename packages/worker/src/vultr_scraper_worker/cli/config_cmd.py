@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import click
+import msgspec
 
 from vultr_scraper_core.config import config_to_dict
 from vultr_scraper_worker.cli.common import State, json_option, print_json
@@ -51,7 +54,8 @@ def show(state: State, as_json: bool) -> None:
         click.echo(f"# {key} = {value if value is not None else '(not set)'}")
 
 
-def _print_toml(data: dict[str, Any], prefix: str = "") -> None:
+def _print_toml(data: dict[str, Any], path: tuple[str, ...] = ()) -> None:
+    """TOML that ``tomllib`` reads back to the same values; ``None`` (unset) becomes a comment."""
     scalars = {
         key: value
         for key, value in data.items()
@@ -60,25 +64,51 @@ def _print_toml(data: dict[str, Any], prefix: str = "") -> None:
     }
     tables = {key: value for key, value in data.items() if key not in scalars}
     for key, value in scalars.items():
-        click.echo(f"{key} = {_toml_value(value)}")
+        if value is None:
+            click.echo(f"# {_toml_key(key)} is unset")
+        else:
+            click.echo(f"{_toml_key(key)} = {_toml_value(value)}")
     for key, value in tables.items():
-        name = f"{prefix}{key}"
+        name = ".".join(_toml_key(part) for part in (*path, key))
         if isinstance(value, dict):
             click.echo(f"\n[{name}]")
-            _print_toml(value, f"{name}.")
+            _print_toml(value, (*path, key))
         else:
             for item in value:
                 click.echo(f"\n[[{name}]]")
-                _print_toml(item, f"{name}.")
+                _print_toml(item, (*path, key))
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string (same escapes, \uXXXX included).
+    return msgspec.json.encode(value).decode()
 
 
 def _toml_value(value: Any) -> str:
-    if value is None:
-        return '""  # unset'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(_toml_value(item) for item in value if item is not None) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(
+            f"{_toml_key(key)} = {_toml_value(item)}"
+            for key, item in value.items()
+            if item is not None
+        )
+        return "{" + inner + "}" if inner else "{}"
     return str(value)
