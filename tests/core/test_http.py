@@ -8,6 +8,8 @@ asserted as lower bounds that sleeping guarantees, or through an injected clock.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -643,3 +645,16 @@ async def test_captured_504_body_served_over_http(api: FakeVultrAPI, samples_dir
         with pytest.raises(TransientHttpError) as caught:
             await client.get_json(f"{api.base_url}/plans")
     assert str(caught.value) == f"HTTP 504 from {api.base_url}/plans: {MAINTENANCE}"
+
+
+async def test_fake_cursors_and_meta_look_like_vultrs(api: FakeVultrAPI, samples_dir: Path) -> None:
+    real = json.loads((samples_dir / "os_2021-09_page1.json").read_text(encoding="utf-8"))
+    real_next = base64.b64decode(real["meta"]["links"]["next"]).decode()
+    assert real_next == f"next__{real['os'][-1]['id']}"
+    async with make_client() as (client, _):
+        fake, _ = await client.get_json(f"{api.base_url}/os", params={"per_page": 2})
+    fake_next = base64.b64decode(fake["meta"]["links"]["next"]).decode()
+    assert fake_next == f"next__{fake['os'][-1]['id']}"
+    assert fake["meta"].keys() == real["meta"].keys()
+    assert fake["meta"]["links"].keys() == real["meta"]["links"].keys()
+    assert real["meta"]["links"]["prev"] == fake["meta"]["links"]["prev"] == ""
