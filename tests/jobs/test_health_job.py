@@ -24,8 +24,8 @@ from vultr_scraper_core.config import (
 from vultr_scraper_core.http import HttpClient, create_session
 from vultr_scraper_core.store.changes import ChangeFeed, EventKind
 from vultr_scraper_core.store.health import HealthStore, ProbeResult
-from vultr_scraper_jobs.context import make_context
-from vultr_scraper_jobs.health import check_endpoint_health
+from vultr_scraper_jobs.context import deps, make_context
+from vultr_scraper_jobs.health import check_endpoint_health, prune_health
 
 PREFIX = "vs"
 OK, FAIL = Reply(status=200), Reply(status=500, body=b"boom")
@@ -201,3 +201,25 @@ async def test_uptime_windows_and_pruning(redis: Redis) -> None:
     assert (await store.prune(later, keep_days=30, configured=[]))["health_endpoints"] == 1
     assert await store.known() == []
     assert await redis.keys(f"{PREFIX}:health:*") == []
+
+
+async def test_prune_health_uses_the_configured_window(redis: Redis) -> None:
+    store = HealthStore(redis, PREFIX)
+    feed = ChangeFeed(redis, PREFIX)
+    now = datetime.now(UTC)
+    for name in ("kept", "removed"):
+        for age in (timedelta(days=9), timedelta(days=3)):
+            result = ProbeResult(at=now - age, ok=True)
+            await store.record(
+                name, "http://x", result, failure_threshold=3, success_threshold=2, feed=feed
+            )
+    config = health_config(EndpointConfig(name="kept", url="http://x/"), rollup_days=5)
+    async with create_session(ClientConfig(rate_limit=0)) as session:
+        ctx = make_context(
+            config=config, secrets=Secrets(), redis=redis, http=HttpClient(session, config.client)
+        )
+        pruned = await prune_health(deps(ctx), now)
+    # "kept" loses its 9-day-old hour; "removed" (unconfigured, silent for 3 days < 5) stays
+    # whole until it has been silent for the whole window.
+    assert pruned == {"health_rollup_fields": 4, "health_endpoints": 0}
+    assert (await store.uptime(["kept", "removed"], 24 * 30, now))["kept"].probes == 1

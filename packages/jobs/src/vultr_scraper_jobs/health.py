@@ -24,7 +24,7 @@ from vultr_scraper_core.config import Config, EndpointConfig
 from vultr_scraper_core.http import USER_AGENT
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.health import EndpointState, HealthStore, is_due
-from vultr_scraper_jobs.context import deps
+from vultr_scraper_jobs.context import JobDeps, deps
 from vultr_scraper_jobs.probes import probe
 
 VULTR_API_ENDPOINT = "vultr-api"
@@ -140,3 +140,16 @@ async def check_endpoint_health(ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _last_probe(state: EndpointState) -> float:
     return state.last.at.timestamp() if state.last is not None else 0.0
+
+
+async def prune_health(job: JobDeps, now: datetime) -> dict[str, int]:
+    """The ``prune`` job's health part: hourly rollups older than ``health.rollup_days``, and
+    every key of an endpoint no longer configured and not checked for that long. Raw results
+    need no pruning (a list capped at ``health.keep_results``)."""
+    config = job.config
+    store = HealthStore(job.redis, config.redis.key_prefix, keep_results=config.health.keep_results)
+    return await store.prune(
+        now,
+        keep_days=config.health.rollup_days,
+        configured=[endpoint.name for endpoint in configured_endpoints(config)],
+    )

@@ -22,6 +22,7 @@ class JobSpec:
 
 def all_jobs() -> dict[str, JobSpec]:
     """Name -> spec, in a stable order. Imported lazily so each job module stays independent."""
+    from vultr_scraper_jobs.alerts import dispatch_alerts
     from vultr_scraper_jobs.health import check_endpoint_health
     from vultr_scraper_jobs.notify import deliver_notification
 
@@ -31,6 +32,12 @@ def all_jobs() -> dict[str, JobSpec]:
             function=check_endpoint_health,
             description="Probe the due [[health.endpoints]] and record results and UP/DOWN changes",
             schedule="check_health",
+        ),
+        JobSpec(
+            name="dispatch-alerts",
+            function=dispatch_alerts,
+            description="Match new change events against [[alerts]]; queue one delivery per sink",
+            schedule="dispatch_alerts",
         ),
         JobSpec(
             name="deliver-notification",

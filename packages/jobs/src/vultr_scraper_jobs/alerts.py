@@ -1,0 +1,256 @@
+"""Saved-search alerts and the ``dispatch-alerts`` job.
+
+Vocabulary: the ``kinds`` an ``[[alerts]]`` table may watch, and the change events they match.
+
+=================  ==================  ==============================================
+alert kind         change event        condition on the event
+=================  ==================  ==============================================
+new_plan           plan_added
+plan_retired       plan_retired
+price_changed      price_changed       any direction (also a price appearing/vanishing)
+price_dropped      price_changed       ``new < old`` (both present)
+price_increased    price_changed       ``new > old`` (both present)
+back_in_stock      stock_changed       ``new`` is true
+out_of_stock       stock_changed       ``new`` is false
+stock_changed      stock_changed       either
+spec_changed       spec_changed
+region_added       region_added
+region_removed     region_removed
+schema_drift       schema_drift
+endpoint_down      endpoint_down
+endpoint_up        endpoint_up
+=================  ==================  ==============================================
+
+Filters. For plan events (plan_*, price_*, stock_*, spec_changed) the plan's *current*
+attributes are matched (``store.queries.plan_matches`` on its rows, one per region it is sold
+in): ``plan_type``, ``plan`` (id or glob), ``min_vcpu``, ``min_ram_mb``, ``min_gpu_vram_gb``,
+``gpu_type`` (substring of the GPU type or brand, any case), ``max_monthly`` / ``max_hourly``
+(the region's price, exact decimals), ``in_stock`` and ``regions``. An event about one region
+(stock, regional price) is matched against that region's row only, and only if the region is
+among ``regions`` (when set); an event about the whole plan (added, base price, spec) matches
+when any of its rows in ``regions`` matches. A retired plan is matched as it was just before
+it was retired. Region events match when the region is in ``regions`` (or ``regions`` is
+empty); endpoint events when the endpoint name matches ``endpoint`` (name or glob, empty: any).
+
+Dispatch. The job reads the change feed after a cursor kept in Redis, matches every event
+against every alert, and enqueues one ``deliver-notification`` job per (event, sink) with the
+job id ``deliver:<sink>:<event id>`` (two alerts matching one event share one notification per
+sink: the first alert in the file names it). The cursor then moves past the events read. On
+its very first run the dispatcher only sets the cursor to the newest event: the history that
+already exists, in particular the first catalogue snapshot where every plan is "added", is the
+baseline and is never notified.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from redis.asyncio import Redis
+
+from vultr_scraper_core.config import ALERT_KINDS, AlertConfig
+from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
+from vultr_scraper_core.store.deliveries import DeliveryLedger
+from vultr_scraper_core.store.queries import PlanFilter, PlanRow, find_plans, plan_matches
+from vultr_scraper_jobs.context import deps
+
+MAX_EVENTS_PER_RUN = 2000
+DELIVER_JOB = "deliver-notification"
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _dropped(event: ChangeEvent) -> bool:
+    old, new = _decimal(event.old), _decimal(event.new)
+    return old is not None and new is not None and new < old
+
+
+def _increased(event: ChangeEvent) -> bool:
+    old, new = _decimal(event.old), _decimal(event.new)
+    return old is not None and new is not None and new > old
+
+
+@dataclass(frozen=True)
+class Watch:
+    kind: EventKind
+    condition: Callable[[ChangeEvent], bool] | None = None
+
+    def covers(self, event: ChangeEvent) -> bool:
+        return event.kind == self.kind and (self.condition is None or self.condition(event))
+
+
+WATCHES: dict[str, Watch] = {
+    "new_plan": Watch(EventKind.PLAN_ADDED),
+    "plan_retired": Watch(EventKind.PLAN_RETIRED),
+    "price_changed": Watch(EventKind.PRICE_CHANGED),
+    "price_dropped": Watch(EventKind.PRICE_CHANGED, _dropped),
+    "price_increased": Watch(EventKind.PRICE_CHANGED, _increased),
+    "back_in_stock": Watch(EventKind.STOCK_CHANGED, lambda event: event.new is True),
+    "out_of_stock": Watch(EventKind.STOCK_CHANGED, lambda event: event.new is False),
+    "stock_changed": Watch(EventKind.STOCK_CHANGED),
+    "spec_changed": Watch(EventKind.SPEC_CHANGED),
+    "region_added": Watch(EventKind.REGION_ADDED),
+    "region_removed": Watch(EventKind.REGION_REMOVED),
+    "schema_drift": Watch(EventKind.SCHEMA_DRIFT),
+    "endpoint_down": Watch(EventKind.ENDPOINT_DOWN),
+    "endpoint_up": Watch(EventKind.ENDPOINT_UP),
+}
+assert set(WATCHES) == set(ALERT_KINDS), "the config vocabulary and the matcher disagree"
+
+PLAN_EVENTS = {
+    EventKind.PLAN_ADDED,
+    EventKind.PLAN_RETIRED,
+    EventKind.PRICE_CHANGED,
+    EventKind.SPEC_CHANGED,
+    EventKind.STOCK_CHANGED,
+}
+REGION_EVENTS = {EventKind.REGION_ADDED, EventKind.REGION_REMOVED}
+ENDPOINT_EVENTS = {EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP}
+
+
+def watches(alert: AlertConfig, event: ChangeEvent) -> bool:
+    return any(WATCHES[kind].covers(event) for kind in alert.kinds if kind in WATCHES)
+
+
+def _money(value: float | None) -> Decimal | None:
+    # TOML gives a float; its shortest repr is the number as written (2.0, 0.15, 24).
+    return None if value is None else Decimal(repr(value))
+
+
+def plan_filter(alert: AlertConfig) -> PlanFilter:
+    """The attribute part of an alert as a query filter (``plan`` globs are matched apart)."""
+    return PlanFilter(
+        plan_type=alert.plan_type,
+        min_vcpu=alert.min_vcpu,
+        min_ram_mb=alert.min_ram_mb,
+        min_gpu_vram_gb=alert.min_gpu_vram_gb,
+        gpu_type=alert.gpu_type,
+        max_monthly=_money(alert.max_monthly),
+        max_hourly=_money(alert.max_hourly),
+        in_stock=alert.in_stock,
+        regions=list(alert.regions),
+    )
+
+
+def has_plan_conditions(alert: AlertConfig) -> bool:
+    flt = plan_filter(alert)
+    return flt != PlanFilter(regions=[])
+
+
+class PlanAttributes:
+    """The rows of each plan: current ones, and for a retired plan those just before the event.
+    Loaded lazily, once per dispatch run."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._current: dict[str, list[PlanRow]] | None = None
+        self._before: dict[tuple[str, datetime], list[PlanRow]] = {}
+
+    async def rows(self, event: ChangeEvent) -> list[PlanRow]:
+        if self._current is None:
+            self._current = {}
+            for row in await find_plans(self.redis, self.prefix, PlanFilter()):
+                self._current.setdefault(row.plan, []).append(row)
+        found = self._current.get(event.subject)
+        if found or event.kind != EventKind.PLAN_RETIRED:
+            return found or []
+        key = (event.subject, event.at)
+        if key not in self._before:
+            moment = event.at - timedelta(milliseconds=1)
+            self._before[key] = await find_plans(
+                self.redis, self.prefix, PlanFilter(plan=event.subject), at=moment
+            )
+        return self._before[key]
+
+
+def _glob(pattern: str | None, name: str) -> bool:
+    return pattern is None or fnmatch.fnmatchcase(name, pattern)
+
+
+async def matches(alert: AlertConfig, event: ChangeEvent, plans: PlanAttributes) -> bool:
+    """Whether ``event`` is one ``alert`` asks for (see the module docstring)."""
+    if not watches(alert, event):
+        return False
+    if event.kind in ENDPOINT_EVENTS:
+        return _glob(alert.endpoint, event.subject)
+    if event.kind in REGION_EVENTS:
+        return not alert.regions or event.subject in alert.regions
+    if event.kind not in PLAN_EVENTS:
+        return True  # schema drift: nothing to filter on
+    if not _glob(alert.plan, event.subject):
+        return False
+    if event.region is not None and alert.regions and event.region not in alert.regions:
+        return False
+    rows = await plans.rows(event)
+    if event.region is not None:
+        rows = [row for row in rows if row.region == event.region]
+    if not rows:
+        return not has_plan_conditions(alert)
+    flt = plan_filter(alert)
+    return any(plan_matches(flt, row) for row in rows)
+
+
+def delivery_job_id(sink: str, event_id: str) -> str:
+    return f"deliver:{sink}:{event_id}"
+
+
+async def dispatch_alerts(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Match new change events against ``[[alerts]]`` and queue one delivery per event and sink."""
+    d = deps(ctx)
+    prefix = d.config.redis.key_prefix
+    ledger = DeliveryLedger(d.redis, prefix)
+    feed = ChangeFeed(d.redis, prefix)
+    cursor = await ledger.cursor()
+    if cursor is None:
+        newest = await feed.latest(limit=1)
+        if newest:
+            await ledger.set_cursor(newest[0].id)
+        baseline = newest[0].id if newest else None
+        return {"status": "success", "baseline": baseline, "events": 0, "enqueued": 0}
+    events = await feed.read(after=cursor, limit=MAX_EVENTS_PER_RUN)
+    plans = PlanAttributes(d.redis, prefix)
+    matched: list[dict[str, str]] = []
+    enqueued = already = 0
+    done: str | None = None
+    try:
+        for event in events:
+            sinks_done: set[str] = set()
+            for alert in d.config.alerts:
+                if not await matches(alert, event, plans):
+                    continue
+                matched.append({"alert": alert.name, "event": event.id, "kind": event.kind})
+                for sink in alert.sinks:
+                    if sink in sinks_done:
+                        continue
+                    sinks_done.add(sink)
+                    job_id = delivery_job_id(sink, event.id)
+                    queued = await d.enqueue(DELIVER_JOB, sink, event.id, alert.name, job_id=job_id)
+                    if queued is None:
+                        already += 1  # queued by an earlier, interrupted run
+                    else:
+                        enqueued += 1
+            done = event.id
+    finally:
+        if done is not None:
+            await ledger.set_cursor(done)
+    return {
+        "status": "success",
+        "events": len(events),
+        "matched": matched,
+        "enqueued": enqueued,
+        "already_queued": already,
+        "cursor": done or cursor,
+        "more": len(events) == MAX_EVENTS_PER_RUN,
+    }
