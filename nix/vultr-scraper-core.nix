@@ -14,6 +14,8 @@
   pytest-asyncio,
   aioresponses,
   hypothesis,
+  schemathesis,
+  selenium,
   redis-server,
 }:
 
@@ -55,6 +57,8 @@ buildPythonPackage {
     pytest-asyncio
     aioresponses
     hypothesis
+    schemathesis
+    selenium
     redis-server
   ];
   enabledTestPaths = source.testPaths;

@@ -15,6 +15,8 @@
   pytest-asyncio,
   aioresponses,
   hypothesis,
+  schemathesis,
+  selenium,
   redis-server,
 }:
 
@@ -57,6 +59,8 @@ buildPythonPackage {
     pytest-asyncio
     aioresponses
     hypothesis
+    schemathesis
+    selenium
     redis-server
   ];
   enabledTestPaths = source.testPaths;

@@ -15,6 +15,7 @@
   click,
   loguru,
   msgspec,
+  prometheus-client,
   redis,
   # `redis-server` (the top-level `redis` package) is put on the CLI's PATH: with no redis.url
   # configured the CLI starts its own redis-server under the state directory.
@@ -24,6 +25,8 @@
   pytest-asyncio,
   aioresponses,
   hypothesis,
+  schemathesis,
+  selenium,
 }:
 
 let
@@ -55,6 +58,7 @@ buildPythonPackage {
     click
     loguru
     msgspec
+    prometheus-client
     redis
   ];
 
@@ -75,6 +79,8 @@ buildPythonPackage {
     pytest-asyncio
     aioresponses
     hypothesis
+    schemathesis
+    selenium
     redis-server
   ];
   enabledTestPaths = source.testPaths;

@@ -148,6 +148,8 @@ let
           pytest-asyncio = fakePackage "pytest-asyncio" "1.1.0" { };
           aioresponses = fakePackage "aioresponses" "0.7.8" { };
           hypothesis = fakePackage "hypothesis" "6.136.9" { };
+          schemathesis = fakePackage "schemathesis" "4.1.4" { };
+          selenium = fakePackage "selenium" "4.34.2" { };
         }
         // builtins.mapAttrs (
           name: version:

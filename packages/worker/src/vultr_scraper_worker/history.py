@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from vultr_scraper_worker.api.jobstats import add_run as add_run_stats
+
 OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted")
 RUNS_PER_JOB = 100
 _SUMMARY_KEYS = 20
@@ -113,6 +115,8 @@ class JobHistory:
             pipe.hset(self.keys.last, run.function, data)  # type: ignore[arg-type]
             if run.outcome == "success":
                 pipe.hset(self.keys.last_success, run.function, repr(run.end))
+            # Cumulative counters for /metrics (the lists above are bounded, counters must grow).
+            add_run_stats(pipe, self.keys.prefix, run.function, run.outcome, run.duration)
             await pipe.execute()
 
     async def recent(self, function: str | None = None, limit: int = 20) -> list[RunRecord]:

@@ -41,6 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from vultr_scraper_core import __version__
 from vultr_scraper_core.config import LoadedConfig
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
 from vultr_scraper_worker.failures import FailedJob, FailedJobs
 from vultr_scraper_worker.history import JobHistory, RunRecord
@@ -48,6 +49,7 @@ from vultr_scraper_worker.runtime import job_context, redis_url
 from vultr_scraper_worker.serialization import describe_payload
 from vultr_scraper_worker.settings import (
     CRON_PREFIX,
+    JobPlan,
     JobSet,
     build_worker_settings,
     make_runner,
@@ -269,7 +271,9 @@ class Lifecycle:
         self.loaded = loaded
         self.known_jobs = known_jobs
         self.worker: ProjectWorker | None = None
+        self.plans: list[JobPlan] = []
         self._stack: AsyncExitStack | None = None
+        self._http: HttpServerHandle | None = None
 
     async def startup(self, ctx: dict[Any, Any]) -> None:
         try:
@@ -284,6 +288,23 @@ class Lifecycle:
             logger.bind(error=str(error), error_type=type(error).__name__).critical(
                 "could not build the job context; jobs will fail until the worker restarts"
             )
+        await self._start_http(ctx)
+
+    async def _start_http(self, ctx: dict[Any, Any]) -> None:
+        """The API, metrics and status page ([http] listen); a failure never stops the worker."""
+        try:
+            self._http = await start_http_server(
+                {
+                    **ctx,
+                    "config": self.loaded.config,
+                    "secrets": self.loaded.secrets,
+                    "job_plans": self.plans,
+                }
+            )
+        except Exception as error:
+            logger.bind(error=str(error), error_type=type(error).__name__).error(
+                f"HTTP server not started ({error}); the worker runs on without it"
+            )
 
     async def shutdown(self, ctx: dict[Any, Any]) -> None:
         if self.worker is not None:
@@ -294,6 +315,12 @@ class Lifecycle:
         await self.aclose()
 
     async def aclose(self) -> None:
+        server, self._http = self._http, None
+        if server is not None:
+            try:
+                await stop_http_server(server)
+            except Exception as error:
+                logger.bind(error=str(error)).warning("stopping the HTTP server failed")
         stack, self._stack = self._stack, None
         if stack is None:
             return
@@ -371,6 +398,7 @@ async def _serve_on(
     worker_id = new_worker_id()
     plans = plan_jobs(config, jobs)
     lifecycle = Lifecycle(loaded, [plan.name for plan in plans])
+    lifecycle.plans = plans
     settings = build_worker_settings(
         loaded,
         redis_pool=pool,

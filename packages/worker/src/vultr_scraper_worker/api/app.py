@@ -1,0 +1,128 @@
+"""The aiohttp application: every route of every area, its middlewares and the OpenAPI route."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+from redis.exceptions import RedisError
+
+from vultr_scraper_worker.api.feed import ROUTES as FEED_ROUTES
+from vultr_scraper_worker.api.metrics import ROUTES as METRICS_ROUTES
+from vultr_scraper_worker.api.page import ROUTES as PAGE_ROUTES
+from vultr_scraper_worker.api.page import error_page
+from vultr_scraper_worker.api.routes_catalog import ROUTES as CATALOG_ROUTES
+from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
+from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
+from vultr_scraper_worker.api.errors import ApiError
+from vultr_scraper_worker.api.openapi import build_document
+from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
+from vultr_scraper_worker.api.state import STATE_KEY, ApiState, state_of
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+# No scripts at all; styles and form targets only from this server; never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+async def _openapi(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    document = build_document(all_routes(), protect_reads=state.config.http.protect_reads)
+    return json_response(document)
+
+
+OPENAPI_ROUTE = Route(
+    "GET",
+    OPENAPI_PATH,
+    _openapi,
+    operation_id="getOpenApi",
+    summary="This OpenAPI 3.1 document",
+    tag="meta",
+    access=Access.OPEN,
+    uses_redis=False,
+    responses={200: Response("The OpenAPI document", schema={"type": "object"})},
+)
+
+
+def all_routes() -> list[Route]:
+    return [
+        *PAGE_ROUTES,
+        *HEALTH_ROUTES,
+        *METRICS_ROUTES,
+        *FEED_ROUTES,
+        *CATALOG_ROUTES,
+        *JOBS_ROUTES,
+        OPENAPI_ROUTE,
+    ]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is a small JSON document (or an HTML page for the HTML routes)."""
+    route: Route | None = getattr(request.match_info.handler, "route", None)
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return _error_response(request, route, error.status, error.message, error.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else {}
+        message = error.reason if error.status != 404 else f"no such page: {request.path}"
+        return _error_response(request, route, error.status, message, headers)
+    except RedisError as error:
+        logger.bind(path=request.path).warning("HTTP API: Redis unavailable: {}", error)
+        return _error_response(request, route, 503, "Redis is unavailable; try again shortly")
+    except Exception:
+        logger.bind(path=request.path).exception("HTTP API: internal error")
+        return _error_response(request, route, 500, "internal error (logged by the worker)")
+
+
+def _error_response(
+    request: web.Request,
+    route: Route | None,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    if (route is not None and route.html) or _browser_form(request):
+        return error_page(request, status, message, headers or {})
+    return json_response({"error": message}, status=status, headers=headers)
+
+
+def _browser_form(request: web.Request) -> bool:
+    """A status-page form post: its errors are shown as a page with a way back."""
+    return (
+        request.method == "POST"
+        and request.content_type == "application/x-www-form-urlencoded"
+        and "text/html" in request.headers.get("Accept", "")
+    )
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def create_app(state: ApiState) -> web.Application:
+    app = web.Application(middlewares=[headers_middleware, errors_middleware])
+    app[STATE_KEY] = state
+    for route in all_routes():
+        handler = route.aiohttp_handler()
+        handler.route = route  # type: ignore[attr-defined]
+        app.router.add_route(route.method, route.path, handler)
+    return app

@@ -1,0 +1,136 @@
+"""Catalogue reads for the API, the page and the metrics, through ``store.queries`` (the same
+queries the ``plans``, ``changes`` and ``availability`` commands use)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from vultr_scraper_core.store.catalog import QuarantineInfo
+from vultr_scraper_core.store.queries import (
+    PlanFilter,
+    PlanRow,
+    StockRow,
+    catalogue_summary,
+    find_plans,
+    stock,
+)
+from vultr_scraper_worker.api.state import ApiState
+
+
+@dataclass
+class CatalogSummary:
+    counts: dict[str, int] = field(default_factory=dict)  # collection -> records
+    version: int = 0
+    fetched_at: datetime | None = None
+    last_success: datetime | None = None
+    last_attempt: datetime | None = None
+    last_status: str | None = None
+    last_reason: str | None = None
+    stock_checked_at: datetime | None = None
+    quarantine: QuarantineInfo | None = None
+    stock: dict[str, int] = field(default_factory=dict)  # in_stock / out_of_stock -> pairs
+
+
+@dataclass
+class PlanPrice:
+    id: str
+    type: str
+    monthly: Decimal | None
+    hourly: Decimal | None
+
+
+@dataclass
+class RegionCheapest:
+    region: str
+    city: str | None
+    plan: str
+    plan_type: str | None
+    monthly: Decimal
+    vcpu: int | None
+    ram_mb: int | None
+
+
+async def summary(state: ApiState) -> CatalogSummary:
+    found = await catalogue_summary(state.redis, state.prefix)
+    pairs = await stock(state.redis, state.prefix)
+    in_stock = sum(1 for row in pairs if row.in_stock)
+    return CatalogSummary(
+        counts={
+            "plans": found.plans,
+            "metal": found.metal,
+            "regions": found.regions,
+            "os": found.os,
+        },
+        version=found.version,
+        fetched_at=found.fetched_at,
+        last_success=found.last_success_at,
+        last_attempt=found.last_attempt_at,
+        last_status=found.last_status,
+        last_reason=found.last_reason,
+        stock_checked_at=found.stock_checked_at,
+        quarantine=found.quarantine,
+        stock={"in_stock": in_stock, "out_of_stock": len(pairs) - in_stock},
+    )
+
+
+def freshness(
+    state: ApiState, found: CatalogSummary, now: datetime | None = None
+) -> tuple[bool, str]:
+    """Whether the last good catalogue scrape is younger than ``[http] catalog_max_age``."""
+    max_age = state.config.http.catalog_max_age
+    if found.last_success is None:
+        return False, "no successful catalogue scrape yet"
+    age = ((now or datetime.now(UTC)) - found.last_success).total_seconds()
+    if age > max_age:
+        return False, (
+            f"the last successful catalogue scrape was {age:.0f} s ago, "
+            f"more than catalog_max_age ({max_age:g} s)"
+        )
+    return True, f"the last successful catalogue scrape was {max(age, 0):.0f} s ago"
+
+
+async def plans(state: ApiState, flt: PlanFilter, at: datetime | None = None) -> list[PlanRow]:
+    return await find_plans(state.redis, state.prefix, flt, at)
+
+
+async def stock_rows(
+    state: ApiState, plan: str | None = None, region: str | None = None
+) -> list[StockRow]:
+    return await stock(state.redis, state.prefix, plan, region)
+
+
+async def plan_prices(state: ApiState) -> list[PlanPrice]:
+    """One price per plan for ``/metrics`` (the base price; per-region prices are not exported)."""
+    chosen: dict[str, PlanRow] = {}
+    for row in await find_plans(state.redis, state.prefix, PlanFilter()):
+        current = chosen.get(row.plan)
+        if current is None or (current.price_source != "base" and row.price_source == "base"):
+            chosen[row.plan] = row
+    return [
+        PlanPrice(row.plan, row.plan_type or "", row.monthly_cost, row.hourly_cost)
+        for _, row in sorted(chosen.items())
+    ]
+
+
+async def cheapest_in_stock(state: ApiState) -> list[RegionCheapest]:
+    """Per region, the in-stock plan with the lowest monthly price."""
+    rows = await find_plans(state.redis, state.prefix, PlanFilter(in_stock=True))
+    cheapest: dict[str, PlanRow] = {}
+    for row in rows:  # sorted by monthly price already
+        if row.region is not None and row.monthly_cost is not None:
+            cheapest.setdefault(row.region, row)
+    return [
+        RegionCheapest(
+            region=region,
+            city=row.city,
+            plan=row.plan,
+            plan_type=row.plan_type,
+            monthly=row.monthly_cost,
+            vcpu=row.vcpu_count,
+            ram_mb=row.ram_mb,
+        )
+        for region, row in sorted(cheapest.items())
+        if row.monthly_cost is not None
+    ]

@@ -1,0 +1,153 @@
+"""``/feed.atom``: the change feed as an Atom 1.0 document (RFC 4287), newest first.
+
+Built with ElementTree, which escapes every text and attribute value. Entry ids are stable
+``urn:uuid:`` values derived from the event's stream id, so feed readers never show an event
+twice; ``kind`` narrows the feed (``/feed.atom?kind=price_changed&kind=stock_changed``).
+"""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from vultr_scraper_core.store.changes import ChangeEvent, EventKind
+from vultr_scraper_worker.api import data
+from vultr_scraper_worker.api.params import choice, integer
+from vultr_scraper_worker.api.routing import Response, Route
+from vultr_scraper_worker.api.state import state_of
+
+ATOM = "http://www.w3.org/2005/Atom"
+ATOM_TYPE = "application/atom+xml"
+_NAMESPACE = uuid.UUID("6f1d8a8e-3f0b-5a8e-9d53-7a1c2b3e4f50")
+
+
+def entry_id(event: ChangeEvent) -> str:
+    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'vultr-scraper change {event.id}')}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    return "none" if value is None else str(value)
+
+
+def title(event: ChangeEvent) -> str:
+    """One line a person can read: ``price_changed vc2-1c-1gb in fra: monthly 5 -> 6``."""
+    where = f" in {event.region}" if event.region else ""
+    head = f"{event.kind} {event.subject}{where}"
+    if event.kind in (
+        EventKind.PLAN_ADDED,
+        EventKind.PLAN_RETIRED,
+        EventKind.REGION_ADDED,
+        EventKind.REGION_REMOVED,
+    ):
+        return head
+    if event.kind in (EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP):
+        error = event.detail.get("error") if isinstance(event.detail, dict) else None
+        return f"{head}: {error}" if error else head
+    field = f"{event.field} " if event.field else ""
+    return f"{head}: {field}{_short(event.old)} -> {_short(event.new)}"
+
+
+def _short(value: Any) -> str:
+    text = _value(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def content(event: ChangeEvent) -> str:
+    lines = [f"{event.kind} at {event.at.isoformat()}", f"subject: {event.subject}"]
+    if event.region:
+        lines.append(f"region: {event.region}")
+    if event.field:
+        lines.append(f"field: {event.field}")
+    if event.old is not None or event.new is not None:
+        lines.append(f"old: {_value(event.old)}")
+        lines.append(f"new: {_value(event.new)}")
+    for key, item in sorted((event.detail or {}).items()):
+        lines.append(f"{key}: {_value(item)}")
+    lines.append(f"event id: {event.id}")
+    return "\n".join(lines)
+
+
+def render_feed(events: list[ChangeEvent], *, self_url: str, site_url: str) -> bytes:
+    ET.register_namespace("", ATOM)
+
+    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        if text is not None:
+            element.text = text
+        return element
+
+    root = ET.Element(f"{{{ATOM}}}feed")
+    sub(root, "id", f"urn:uuid:{uuid.uuid5(_NAMESPACE, 'vultr-scraper change feed')}")
+    sub(root, "title", "vultr-scraper: Vultr catalogue and endpoint changes")
+    newest = max((event.at for event in events), default=None)
+    sub(root, "updated", _stamp(newest or datetime.now(UTC)))
+    sub(root, "link", rel="self", href=self_url, type=ATOM_TYPE)
+    sub(root, "link", rel="alternate", href=site_url, type="text/html")
+    sub(root, "generator", "vultr-scraper")
+    author = sub(root, "author")
+    sub(author, "name", "vultr-scraper")
+    for event in events:
+        entry = sub(root, "entry")
+        sub(entry, "id", entry_id(event))
+        sub(entry, "title", title(event))
+        sub(entry, "updated", _stamp(event.at))
+        sub(entry, "category", term=str(event.kind))
+        sub(
+            entry,
+            "link",
+            rel="alternate",
+            href=f"{site_url}api/v1/changes?after={_before(event.id)}&limit=1",
+        )
+        sub(entry, "content", content(event), type="text")
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
+
+
+def _before(event_id: str) -> str:
+    """The cursor just before ``event_id`` (``after`` is exclusive)."""
+    ms, _, seq = event_id.partition("-")
+    if seq and int(seq) > 0:
+        return f"{ms}-{int(seq) - 1}"
+    return f"{int(ms) - 1}-18446744073709551615" if ms and int(ms) > 0 else "0-0"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def atom_feed(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    events = await data.latest_changes(state, args["limit"], args["kind"])
+    site = f"{request.scheme}://{request.host}/"
+    body = render_feed(events, self_url=str(request.url), site_url=site)
+    return web.Response(body=body, content_type=ATOM_TYPE, charset="utf-8")
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/feed.atom",
+        atom_feed,
+        operation_id="getAtomFeed",
+        summary="The change feed as Atom, newest first",
+        tag="changes",
+        params=(
+            choice(
+                "kind",
+                "Only events of these kinds (repeatable)",
+                [str(k) for k in EventKind],
+                repeated=True,
+            ),
+            integer("limit", "How many entries", minimum=1, maximum=500, default=50),
+        ),
+        responses={200: Response("Atom 1.0 feed", media_type=ATOM_TYPE, schema={"type": "string"})},
+    )
+]

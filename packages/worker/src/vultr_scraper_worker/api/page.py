@@ -1,0 +1,533 @@
+"""``/``: the server-rendered status page, plus ``/login``, ``/logout`` and ``/style.css``.
+
+Plain HTML and CSS, no JavaScript: the retry and run-now buttons are forms that post to the API
+with the login cookie (see ``auth``), and the API answers a form post with a redirect back here.
+Every value goes through ``html.render``/``escape``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from vultr_scraper_core import __version__
+from vultr_scraper_core.store.changes import ChangeEvent
+from vultr_scraper_worker.api import catalog_data, data
+from vultr_scraper_worker.api.auth import (
+    check_same_origin,
+    clear_session_cookie,
+    set_session_cookie,
+)
+from vultr_scraper_worker.api.errors import ApiError
+from vultr_scraper_worker.api.feed import title as event_title
+from vultr_scraper_worker.api.html import Markup, join, render, static_file, template
+from vultr_scraper_worker.api.params import text
+from vultr_scraper_worker.api.routing import Access, Response, Route
+from vultr_scraper_worker.api.state import ApiState, state_of
+from vultr_scraper_worker.failures import FailedJob
+from vultr_scraper_worker.overview import JobOverview, QueueSnapshot
+
+HTML = "text/html"
+CHANGES_ON_PAGE = 15
+FAILED_ON_PAGE = 25
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    """``3 min ago`` / ``in 12 min``: coarse, for people."""
+    seconds = (now - moment).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        amount = f"{int(seconds)} s"
+    elif seconds < 3600:
+        amount = f"{int(seconds // 60)} min"
+    elif seconds < 48 * 3600:
+        amount = f"{seconds / 3600:.1f} h"
+    else:
+        amount = f"{int(seconds // 86400)} days"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+def when(moment: datetime | None, now: datetime) -> Markup:
+    if moment is None:
+        return Markup('<span class="muted">never</span>')
+    moment = moment.astimezone(UTC)
+    return render(
+        '<time datetime="{iso}" title="{iso}">{short}</time> <span class="muted">({rel})</span>',
+        iso=moment.isoformat(),
+        short=moment.strftime("%Y-%m-%d %H:%M UTC"),
+        rel=ago(moment, now),
+    )
+
+
+def unix(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def badge(word: str) -> Markup:
+    return render('<span class="badge {cls}">{word}</span>', cls=word.lower(), word=word)
+
+
+def empty(message: str) -> Markup:
+    return render('<p class="empty">{message}</p>', message=message)
+
+
+def table(headers: Sequence[str], rows: Sequence[Markup]) -> Markup:
+    head = join((render("<th>{h}</th>", h=header) for header in headers), "")
+    return render(
+        '<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+        "</table></div>",
+        head=head,
+        rows=join(rows),
+    )
+
+
+def post_button(action: str, label: str, *, secondary: bool = False) -> Markup:
+    return render(
+        '<form class="inline" method="post" action="{action}">'
+        '<button type="submit"{cls}>{label}</button></form>',
+        action=action,
+        label=label,
+        cls=Markup(' class="secondary"') if secondary else Markup(""),
+    )
+
+
+def layout(request: web.Request, title: str, body: Markup) -> Markup:
+    state = state_of(request)
+    session = Markup("")
+    if state.auth.configured:
+        if state.auth.session_valid(request):
+            session = post_button("/logout", "Log out", secondary=True)
+        else:
+            session = Markup('<a href="/login">Log in</a>')
+    return render(
+        template("layout.html"),
+        title=title,
+        body=body,
+        session=session,
+        version=__version__,
+        now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+
+
+def html_response(
+    markup: Markup, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=str(markup), status=status, content_type=HTML, charset="utf-8", headers=headers
+    )
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+def _job_rows(jobs: Sequence[JobOverview], now: datetime, can_write: bool) -> list[Markup]:
+    rows = []
+    for job in jobs:
+        last = job.last_run
+        outcome = badge(last.outcome) if last else Markup('<span class="muted">-</span>')
+        if last is not None and last.error:
+            outcome = render('{b}<br><span class="muted">{e}</span>', b=outcome, e=last.error)
+        button = (
+            post_button(f"/api/v1/jobs/{job.name}/enqueue", "Run now", secondary=True)
+            if can_write
+            else Markup("")
+        )
+        rows.append(
+            render(
+                '<tr><td><strong>{name}</strong><br><span class="muted">{desc}</span></td>'
+                '<td class="mono">{schedule}</td><td class="when">{last}</td><td>{outcome}</td>'
+                '<td class="when">{ok}</td><td class="when">{next}</td><td>{button}</td></tr>',
+                name=job.name,
+                desc=job.description,
+                schedule=job.schedule,
+                last=when(unix(last.end) if last else None, now),
+                outcome=outcome,
+                ok=when(job.last_success, now),
+                next=when(job.next_run, now) if job.next_run else Markup("-"),
+                button=button,
+            )
+        )
+    return rows
+
+
+def _queue_table(queue: QueueSnapshot, now: datetime) -> Markup:
+    if not queue.jobs:
+        return empty("The queue is empty.")
+    rows = [
+        render(
+            '<tr><td class="mono">{id}</td><td>{function}</td><td>{state}</td>'
+            '<td class="when">{due}</td><td class="num">{tries}</td></tr>',
+            id=job.id,
+            function=job.function,
+            state=badge(job.state),
+            due=when(unix(job.due_at), now),
+            tries=job.tries,
+        )
+        for job in queue.jobs
+    ]
+    return table(["Id", "Job", "State", "Due", "Tries"], rows)
+
+
+def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -> Markup:
+    if not failed:
+        return empty("No failed jobs.")
+    rows = []
+    for job in failed:
+        if not job.retryable:
+            action = Markup('<span class="muted">not retryable</span>')
+        elif can_write:
+            action = post_button(f"/api/v1/jobs/{job.id}/retry", "Retry")
+        else:
+            action = Markup('<span class="muted">log in to retry</span>')
+        retried = (
+            render('<br><span class="muted">retried as {id}</span>', id=job.retried_as)
+            if job.retried_as
+            else Markup("")
+        )
+        rows.append(
+            render(
+                '<tr><td><strong>{function}</strong><br><span class="mono muted">{id}</span>'
+                '{retried}</td><td class="error"><span class="mono">{type}</span>: {error}</td>'
+                '<td class="num">{tries}</td><td class="when">{at}</td><td>{action}</td></tr>',
+                function=job.function,
+                id=job.id,
+                retried=retried,
+                type=job.error_type,
+                error=job.error,
+                tries=job.tries,
+                at=when(unix(job.failed_at), now),
+                action=action,
+            )
+        )
+    return table(["Job", "Error", "Tries", "Failed", ""], rows)
+
+
+def _change_cell(event: ChangeEvent) -> str:
+    full = event_title(event)
+    prefix = f"{event.kind} {event.subject}"
+    if event.region:
+        prefix += f" in {event.region}"
+    return full[len(prefix) :].lstrip(": ") if full.startswith(prefix) else full
+
+
+def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
+    if not events:
+        return empty("No changes recorded yet.")
+    rows = [
+        render(
+            '<tr><td class="when">{at}</td><td>{kind}</td><td class="mono">{subject}</td>'
+            "<td>{region}</td><td>{change}</td></tr>",
+            at=when(event.at, now),
+            kind=event.kind,
+            subject=event.subject,
+            region=event.region or "",
+            change=_change_cell(event),
+        )
+        for event in events
+    ]
+    return table(["When", "Kind", "Subject", "Region", "Change"], rows)
+
+
+def _cheapest_table(cheapest: Sequence[catalog_data.RegionCheapest]) -> Markup:
+    if not cheapest:
+        return empty("No in-stock plan known yet (stock is checked by scrape-availability).")
+    rows = [
+        render(
+            '<tr><td><strong>{region}</strong> <span class="muted">{city}</span></td>'
+            '<td class="mono">{plan}</td><td class="num">${monthly}</td><td class="num">{vcpu}</td>'
+            '<td class="num">{ram}</td><td>{type}</td></tr>',
+            region=item.region,
+            city=item.city or "",
+            plan=item.plan,
+            monthly=item.monthly,
+            vcpu=item.vcpu if item.vcpu is not None else "-",
+            ram=f"{item.ram_mb / 1024:g} GB" if item.ram_mb is not None else "-",
+            type=item.plan_type or "",
+        )
+        for item in cheapest
+    ]
+    return table(["Region", "Plan", "$/month", "vCPU", "RAM", "Type"], rows)
+
+
+def _health_table(endpoints: Sequence[data.EndpointHealth], now: datetime) -> Markup:
+    if not endpoints:
+        return empty("No endpoints are checked ([[health.endpoints]] in the configuration).")
+    rows = []
+    for endpoint in endpoints:
+        state = endpoint.state
+        last = state.last
+        latency = f"{last.latency_ms:.0f} ms" if last and last.latency_ms is not None else "-"
+        day = endpoint.uptime.get("24h")
+        ratio = day.ratio if day else None
+        rows.append(
+            render(
+                '<tr><td><strong>{name}</strong><br><span class="mono muted">{url}</span></td>'
+                '<td>{state}</td><td class="when">{since}</td><td class="num">{latency}</td>'
+                '<td class="num">{uptime}</td><td class="error">{error}</td></tr>',
+                name=endpoint.name,
+                url=endpoint.url or "(no longer configured)",
+                state=badge(state.state),
+                since=when(state.since, now),
+                latency=latency,
+                uptime=f"{ratio * 100:.2f} %" if ratio is not None else "-",
+                error=last.error if last and not last.ok else "",
+            )
+        )
+    return table(["Endpoint", "State", "Since", "Latency", "Uptime 24 h", "Last error"], rows)
+
+
+def _notices(
+    request: web.Request, args: Mapping[str, Any], summary: catalog_data.CatalogSummary
+) -> Markup:
+    notices: list[Markup] = []
+    if args.get("retried"):
+        notices.append(
+            render(
+                '<div class="notice" role="status">Failed job re-enqueued as <code>{id}</code>.'
+                "</div>",
+                id=args["retried"],
+            )
+        )
+    if args.get("enqueued"):
+        notices.append(
+            render(
+                '<div class="notice" role="status">Job enqueued as <code>{id}</code>.</div>',
+                id=args["enqueued"],
+            )
+        )
+    quarantine = summary.quarantine
+    if quarantine is not None:
+        reasons = join((render("<li>{r}</li>", r=reason) for reason in quarantine.reasons), "")
+        notices.append(
+            render(
+                '<div class="notice bad" role="alert"><h2>Catalogue scrape quarantined</h2>'
+                "<p>A scrape fetched at {fetched} failed the plausibility gate, so the previous "
+                "catalogue stays current and nothing was retired.{partial}</p><ul>{reasons}</ul>"
+                "</div>",
+                fetched=quarantine.fetched_at.strftime("%Y-%m-%d %H:%M UTC"),
+                partial=" The fetch was incomplete." if not quarantine.complete else "",
+                reasons=reasons,
+            )
+        )
+    return join(notices)
+
+
+async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    now = datetime.now(UTC)
+    can_write = state.auth.configured and state.auth.authenticated(request)
+    summary = await catalog_data.summary(state)
+    fresh, reason = catalog_data.freshness(state, summary, now)
+    jobs = await data.scheduled_jobs(state, now)
+    queue = await data.queue_status(state)
+    failed_count, failed = await data.failed_jobs(state, FAILED_ON_PAGE)
+    changes = await data.latest_changes(state, CHANGES_ON_PAGE, [])
+    cheapest = await catalog_data.cheapest_in_stock(state)
+    endpoints = await data.endpoint_health(state, now)
+    if not state.auth.configured:
+        hint = Markup(
+            '<p class="muted">Retry and run-now buttons appear once an API token is configured '
+            "(<code>[http] token_file</code>) and you are logged in.</p>"
+        )
+    elif not can_write:
+        hint = Markup('<p class="muted"><a href="/login">Log in</a> to retry or run jobs.</p>')
+    else:
+        hint = Markup("")
+    counts = summary.counts
+    body = render(
+        template("status.html"),
+        notices=_notices(request, args, summary),
+        health_class="ok" if fresh else "bad",
+        health_word="fresh" if fresh else "stale",
+        health_reason=reason,
+        last_success_ago=ago(summary.last_success, now) if summary.last_success else "never",
+        last_success=when(summary.last_success, now),
+        plan_count=f"{counts.get('plans', 0) + counts.get('metal', 0)} plans",
+        catalog_counts=", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+        or "empty",
+        queue_total=f"{queue.total} jobs",
+        queue_detail=f"{len(queue.running)} running, {failed_count} failed",
+        auth_hint=hint,
+        job_rows=join(_job_rows(jobs, now, can_write)),
+        queue_table=_queue_table(queue, now),
+        failed_count=str(failed_count),
+        failed_table=_failed_table(failed, now, can_write),
+        changes_table=_changes_table(changes, now),
+        cheapest_table=_cheapest_table(cheapest),
+        health_table=_health_table(endpoints, now),
+    )
+    return html_response(layout(request, "vultr-scraper status", body))
+
+
+# -- login, logout, errors, stylesheet -----------------------------------------------------
+
+
+def login_form(request: web.Request, message: str = "", *, status: int = 200) -> web.Response:
+    notice = render('<div class="notice bad">{m}</div>', m=message) if message else Markup("")
+    body = render(template("login.html"), message=notice)
+    return html_response(layout(request, "Log in - vultr-scraper", body), status=status)
+
+
+async def login_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    if not state.auth.configured:
+        raise ApiError(403, _no_token(state))
+    return login_form(request)
+
+
+async def login(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    if not state.auth.configured:
+        raise ApiError(403, _no_token(state))
+    check_same_origin(request)
+    form = await request.post()
+    token = form.get("token")
+    if not isinstance(token, str) or not state.auth.token_matches(token.strip()):
+        return login_form(request, "That token is not the configured one.", status=401)
+    response = web.Response(status=303, headers={"Location": "/"})
+    set_session_cookie(response, request, state.auth.session_value())
+    return response
+
+
+async def logout(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    check_same_origin(request)
+    response = web.Response(status=303, headers={"Location": "/"})
+    clear_session_cookie(response)
+    return response
+
+
+def _no_token(state: ApiState) -> str:
+    return (
+        "Logging in needs an API token: write one to a file and set [http] token_file "
+        "(or VULTR_SCRAPER__HTTP__TOKEN_FILE) to its path, then restart the worker."
+    )
+
+
+def error_page(
+    request: web.Request, status: int, message: str, headers: Mapping[str, str]
+) -> web.Response:
+    if status == 401:
+        return login_form(request, message, status=401)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    body = render(template("error.html"), status=status, reason=reason, message=message)
+    return html_response(
+        layout(request, f"{status} {reason}", body), status=status, headers=headers
+    )
+
+
+async def stylesheet(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    return web.Response(
+        body=static_file("style.css"),
+        content_type="text/css",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+_NOTE_PATTERN = r"^[A-Za-z0-9._:-]+$"
+_HTML_PAGE = Response("HTML page", media_type=HTML, schema={"type": "string"})
+_TO_STATUS = Response("Back to the status page", media_type=None, headers={"Location": "/"})
+
+ROUTES = [
+    Route(
+        "GET",
+        "/",
+        status_page,
+        operation_id="getStatusPage",
+        summary="The status page (HTML)",
+        tag="pages",
+        html=True,
+        params=(
+            text(
+                "retried",
+                "Notice: a failed job was re-enqueued as this id",
+                pattern=_NOTE_PATTERN,
+                max_length=200,
+            ),
+            text(
+                "enqueued",
+                "Notice: a job was enqueued with this id",
+                pattern=_NOTE_PATTERN,
+                max_length=200,
+            ),
+        ),
+        responses={200: _HTML_PAGE},
+    ),
+    Route(
+        "GET",
+        "/login",
+        login_page,
+        operation_id="getLoginPage",
+        summary="The login form (HTML)",
+        tag="pages",
+        access=Access.OPEN,
+        html=True,
+        uses_redis=False,
+        responses={
+            200: _HTML_PAGE,
+            403: Response("No token is configured", media_type=HTML, schema={"type": "string"}),
+        },
+    ),
+    Route(
+        "POST",
+        "/login",
+        login,
+        operation_id="logIn",
+        summary="Log in with the token: sets an HttpOnly, SameSite=Strict session cookie",
+        tag="pages",
+        access=Access.OPEN,
+        html=True,
+        uses_redis=False,
+        form={"token": {"type": "string", "minLength": 1, "maxLength": 1000}},
+        form_required=("token",),
+        description="Same-origin form posts only (Origin or Referer must match the Host).",
+        responses={
+            303: _TO_STATUS,
+            401: Response(
+                "Wrong token: the form again", media_type=HTML, schema={"type": "string"}
+            ),
+            403: Response(
+                "No token configured, or a cross-site post",
+                media_type=HTML,
+                schema={"type": "string"},
+            ),
+        },
+    ),
+    Route(
+        "POST",
+        "/logout",
+        logout,
+        operation_id="logOut",
+        summary="Forget the session cookie",
+        tag="pages",
+        access=Access.OPEN,
+        html=True,
+        uses_redis=False,
+        responses={
+            303: _TO_STATUS,
+            403: Response("A cross-site post", media_type=HTML, schema={"type": "string"}),
+        },
+    ),
+    Route(
+        "GET",
+        "/style.css",
+        stylesheet,
+        operation_id="getStylesheet",
+        summary="The status page's stylesheet",
+        tag="pages",
+        access=Access.OPEN,
+        uses_redis=False,
+        responses={200: Response("CSS", media_type="text/css", schema={"type": "string"})},
+    ),
+]

@@ -1,0 +1,231 @@
+"""``/api/v1/plans``, ``/api/v1/availability``, ``/api/v1/changes`` and ``/api/v1/catalog``.
+
+The plan filters are the ``plans`` command's (``store.queries.PlanFilter``); ``at`` answers
+from history ("what did it cost, and was it in stock, on that date").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from vultr_scraper_core.store.changes import EventKind
+from vultr_scraper_core.store.queries import PlanFilter
+from vultr_scraper_worker.api import catalog_data, data, schemas
+from vultr_scraper_worker.api.documents import event_doc
+from vultr_scraper_worker.api.params import (
+    boolean,
+    choice,
+    cursor,
+    decimal,
+    integer,
+    text,
+    timestamp,
+)
+from vultr_scraper_worker.api.routing import Response, Route, json_response
+from vultr_scraper_worker.api.state import state_of
+
+_ID = r"^[A-Za-z0-9._-]+$"
+_GPU = r"^[A-Za-z0-9 ._-]+$"
+
+
+def _plain(value: Any) -> Any:
+    return msgspec.to_builtins(value)
+
+
+async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    flt = PlanFilter(
+        plan_type=args["type"],
+        plan=args["plan"],
+        region=args["region"],
+        min_vcpu=args["min_vcpu"],
+        min_ram_mb=args["min_ram_mb"],
+        min_gpu_vram_gb=args["min_gpu_vram_gb"],
+        gpu_type=args["gpu_type"],
+        max_monthly=args["max_monthly"],
+        max_hourly=args["max_hourly"],
+        in_stock=args["in_stock"],
+    )
+    rows = await catalog_data.plans(state, flt, args["at"])
+    limit = args["limit"]
+    return json_response(
+        {
+            "plans": [_plain(row) for row in rows[:limit]],
+            "count": len(rows),
+            "truncated": len(rows) > limit,
+            "at": args["at"],
+        }
+    )
+
+
+async def availability(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    rows = await catalog_data.stock_rows(state_of(request), args["plan"], args["region"])
+    if args["in_stock"] is not None:
+        rows = [row for row in rows if row.in_stock is args["in_stock"]]
+    return json_response({"availability": [_plain(row) for row in rows], "count": len(rows)})
+
+
+async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    limit = args["limit"]
+    # One more than asked tells whether another page exists.
+    events = await data.read_changes(
+        state,
+        after=args["after"],
+        since=args["since"],
+        until=args["until"],
+        kinds=args["kind"],
+        subject=args["subject"],
+        limit=limit + 1,
+    )
+    has_more = len(events) > limit
+    events = events[:limit]
+    cursor_value = events[-1].id if events else args["after"]
+    headers = {}
+    if has_more and cursor_value:
+        query = request.rel_url.query.copy()
+        query["after"] = cursor_value
+        headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
+    return json_response(
+        {
+            "events": [event_doc(event) for event in events],
+            "cursor": cursor_value,
+            "has_more": has_more,
+        },
+        headers=headers,
+    )
+
+
+async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    state = state_of(request)
+    found = await catalog_data.summary(state)
+    fresh, reason = catalog_data.freshness(state, found)
+    return json_response(
+        {
+            "counts": found.counts,
+            "version": found.version,
+            "fetched_at": found.fetched_at,
+            "last_success_at": found.last_success,
+            "last_attempt_at": found.last_attempt,
+            "last_status": found.last_status,
+            "last_reason": found.last_reason,
+            "stock_checked_at": found.stock_checked_at,
+            "fresh": fresh,
+            "freshness": reason,
+            "quarantine": _plain(found.quarantine) if found.quarantine else None,
+            "stock": found.stock,
+        }
+    )
+
+
+_REGION = text("region", "Region id, e.g. fra", pattern=_ID, max_length=50, example="fra")
+_PLAN = text("plan", "Plan id, e.g. vc2-1c-1gb", pattern=_ID, max_length=100, example="vc2-1c-1gb")
+
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/plans",
+        list_plans,
+        operation_id="listPlans",
+        summary="Plans per region with their price and stock, cheapest first; `at` for history",
+        tag="catalog",
+        description=(
+            "One row per (plan, region), priced for that region. Filters combine with AND and "
+            "are those of `vultr-scraper plans`. Prices are exact decimal strings (USD)."
+        ),
+        params=(
+            text(
+                "type",
+                "Plan type: vc2, vhf, vhp, voc, vcg, vdm, vx1, or vbm (bare metal)",
+                pattern=_ID,
+                max_length=20,
+                example="vc2",
+            ),
+            _PLAN,
+            _REGION,
+            integer("min_vcpu", "At least this many vCPUs", minimum=0, maximum=100_000),
+            integer("min_ram_mb", "At least this much RAM (MB)", minimum=0, maximum=100_000_000),
+            integer(
+                "min_gpu_vram_gb",
+                "At least this much GPU memory (GB)",
+                minimum=0,
+                maximum=1_000_000,
+            ),
+            text(
+                "gpu_type",
+                "GPU model or brand contains this (case-insensitive), e.g. a100",
+                pattern=_GPU,
+                max_length=50,
+                example="a100",
+            ),
+            decimal(
+                "max_monthly", "At most this monthly price (USD)", minimum=0, maximum=10_000_000
+            ),
+            decimal("max_hourly", "At most this hourly price (USD)", minimum=0, maximum=100_000),
+            boolean("in_stock", "Only rows in stock (true) or out of stock (false)"),
+            timestamp("at", "Answer as of this time (RFC 3339, or a date = 00:00 UTC)"),
+            integer("limit", "At most this many rows", minimum=1, maximum=100_000, default=1000),
+        ),
+        responses={200: Response("Matching rows", schema=schemas.PLANS)},
+    ),
+    Route(
+        "GET",
+        "/api/v1/availability",
+        availability,
+        operation_id="listAvailability",
+        summary="Current stock per (plan, region), with since when",
+        tag="catalog",
+        params=(_PLAN, _REGION, boolean("in_stock", "Only pairs in (true) or out of stock")),
+        responses={200: Response("Stock rows", schema=schemas.AVAILABILITY)},
+    ),
+    Route(
+        "GET",
+        "/api/v1/changes",
+        changes,
+        operation_id="listChanges",
+        summary="The change feed, oldest first, with cursor pagination",
+        tag="changes",
+        description=(
+            "Pass the returned `cursor` as `after` to get the next page, or to poll for events "
+            "newer than the last one seen. A `Link: rel=next` header is set when `has_more`."
+        ),
+        params=(
+            cursor("after", "Only events after this event id (exclusive)"),
+            timestamp("since", "Only events recorded at or after this time"),
+            timestamp("until", "Only events recorded before this time"),
+            choice(
+                "kind",
+                "Only events of these kinds (repeatable)",
+                [str(kind) for kind in EventKind],
+                repeated=True,
+            ),
+            text(
+                "subject",
+                "Only events about this plan, region or endpoint",
+                pattern=r"^[^\x00-\x1f]+$",
+                max_length=200,
+                example="vc2-1c-1gb",
+            ),
+            integer("limit", "Page size", minimum=1, maximum=1000, default=100),
+        ),
+        responses={
+            200: Response(
+                "A page of events",
+                schema=schemas.CHANGES,
+                headers={"Link": "The next page, when there is one"},
+            )
+        },
+    ),
+    Route(
+        "GET",
+        "/api/v1/catalog",
+        catalog,
+        operation_id="getCatalogSummary",
+        summary="Catalogue size, freshness and quarantine state",
+        tag="catalog",
+        responses={200: Response("Summary", schema=schemas.CATALOG)},
+    ),
+]

@@ -1,0 +1,90 @@
+"""``/healthz`` (is this appliance doing its job?) and ``/api/v1/health`` (endpoint probes)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+from redis.exceptions import RedisError
+
+from vultr_scraper_worker.api import catalog_data, data, schemas
+from vultr_scraper_worker.api.documents import endpoint_doc
+from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
+from vultr_scraper_worker.api.state import state_of
+
+
+async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    """200 while the worker runs and the last good catalogue scrape is younger than
+    ``[http] catalog_max_age``; 503 with the reason otherwise (also when Redis is down)."""
+    state = state_of(request)
+    now = datetime.now(UTC)
+    max_age = state.config.http.catalog_max_age
+    checks: dict[str, Any] = {"worker": {"ok": True, "started_at": state.started_at}}
+    document: dict[str, Any]
+    try:
+        await state.redis.ping()
+        summary = await catalog_data.summary(state)
+    except (RedisError, OSError) as error:
+        logger.warning("healthz: Redis unavailable: {}", error)
+        checks["redis"] = {"ok": False}
+        document = {
+            "status": "unhealthy",
+            "reason": "Redis is unavailable",
+            "catalog_last_success": None,
+            "catalog_max_age_seconds": max_age,
+            "checks": checks,
+        }
+        return json_response(document, status=503)
+    fresh, reason = catalog_data.freshness(state, summary, now)
+    checks["redis"] = {"ok": True}
+    checks["catalog"] = {
+        "ok": fresh,
+        "last_success": summary.last_success,
+        "last_attempt": summary.last_attempt,
+        "quarantined": summary.quarantine is not None,
+    }
+    document = {
+        "status": "ok" if fresh else "unhealthy",
+        "reason": reason,
+        "catalog_last_success": summary.last_success,
+        "catalog_max_age_seconds": max_age,
+        "checks": checks,
+    }
+    return json_response(document, status=200 if fresh else 503)
+
+
+async def health(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
+    endpoints = await data.endpoint_health(state_of(request))
+    return json_response({"endpoints": [endpoint_doc(endpoint) for endpoint in endpoints]})
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/healthz",
+        healthz,
+        operation_id="getHealthz",
+        summary="Liveness and data freshness, for load balancers and monitors",
+        tag="meta",
+        access=Access.OPEN,
+        uses_redis=False,  # a Redis outage is reported in the healthz document itself
+        responses={
+            200: Response("Healthy", schema=schemas.HEALTHZ),
+            503: Response(
+                "Unhealthy: no recent good catalogue scrape, or Redis down; `reason` says which",
+                schema=schemas.HEALTHZ,
+            ),
+        },
+    ),
+    Route(
+        "GET",
+        "/api/v1/health",
+        health,
+        operation_id="getEndpointHealth",
+        summary="Every checked endpoint: state, last probe, latency and uptime (24 h, 7 d, 30 d)",
+        tag="health",
+        responses={200: Response("Endpoint health", schema=schemas.HEALTH)},
+    ),
+]
