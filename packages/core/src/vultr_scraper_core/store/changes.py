@@ -1,0 +1,161 @@
+"""The change feed: one append-only Redis stream of typed events with old and new values.
+
+Key: ``f"{prefix}:changes"``. Each entry has the fields ``kind``, ``subject`` and ``event`` (the
+ChangeEvent as JSON). The stream id (``"<ms>-<seq>"``) is the event's ``id``: assigned by Redis
+on append, stable, sortable, and usable as a pagination cursor. ``since`` / ``until`` filters
+use that id's time (the commit time); ``at`` is when the change was observed, which for an
+accepted quarantine can be earlier.
+
+Values: ``old`` / ``new`` are plain JSON. Money is the exact decimal text Vultr published
+(``"7.5"``, ``"0.007"``); whole records (plan added / retired) are JSON objects.
+The feed is never trimmed: it is the history.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from vultr_scraper_core.store.codec import as_utc, decode, encode, to_ms
+
+_BATCH = 500
+
+
+class EventKind(enum.StrEnum):
+    PLAN_ADDED = "plan_added"
+    PLAN_RETIRED = "plan_retired"
+    PRICE_CHANGED = "price_changed"
+    SPEC_CHANGED = "spec_changed"
+    REGION_ADDED = "region_added"
+    REGION_REMOVED = "region_removed"
+    STOCK_CHANGED = "stock_changed"
+    SCHEMA_DRIFT = "schema_drift"
+    ENDPOINT_DOWN = "endpoint_down"
+    ENDPOINT_UP = "endpoint_up"
+
+
+class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    at: datetime  # UTC-aware: when the change was observed
+    subject: str  # plan id / region id / endpoint name / endpoint path for drift
+    id: str = ""  # the stream id, assigned on append
+    region: str | None = None
+    field: str | None = None  # price kind, spec field, "in_stock", drifting field
+    old: Any = None
+    new: Any = None
+    detail: dict[str, Any] = {}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(fields: dict[Any, Any], name: str) -> Any:
+    return fields.get(name.encode(), fields.get(name))
+
+
+class ChangeFeed:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.key = f"{prefix}:changes"
+
+    def add_to(self, pipe: Pipeline, events: Sequence[ChangeEvent]) -> None:
+        """Queue one XADD per event on ``pipe`` (a MULTI pipeline: atomic with the rest)."""
+        for event in events:
+            stored = msgspec.structs.replace(event, id="", at=as_utc(event.at))
+            pipe.xadd(
+                self.key,
+                {"kind": str(event.kind), "subject": event.subject, "event": encode(stored)},
+            )
+
+    async def append(self, events: Sequence[ChangeEvent]) -> list[str]:
+        """Append ``events`` atomically; returns their ids in order."""
+        if not events:
+            return []
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.add_to(pipe, events)
+            ids = await pipe.execute()
+        return [_text(entry_id) for entry_id in ids]
+
+    async def read(
+        self,
+        *,
+        after: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: Collection[str] | None = None,
+        subject: str | None = None,
+        limit: int = 100,
+    ) -> list[ChangeEvent]:
+        """Events in ascending id order. ``after`` is an exclusive id cursor, ``since``
+        inclusive and ``until`` exclusive (both on the id's time)."""
+        start = "-"
+        if since is not None:
+            start = f"{to_ms(since)}-0"
+        if after and (since is None or _id_key(after) >= _id_key(start)):
+            start = f"({after}"
+        end = f"({to_ms(until)}-0" if until is not None else "+"
+        found: list[ChangeEvent] = []
+        while len(found) < limit:
+            batch = await self.redis.xrange(self.key, min=start, max=end, count=_BATCH)
+            for entry_id, fields in batch:
+                event = self._decode(entry_id, fields, kinds, subject)
+                if event is not None:
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+            if len(batch) < _BATCH:
+                break
+            start = f"({_text(batch[-1][0])}"
+        return found
+
+    async def latest(
+        self, limit: int = 20, kinds: Collection[str] | None = None
+    ) -> list[ChangeEvent]:
+        """The newest events first."""
+        found: list[ChangeEvent] = []
+        end = "+"
+        while len(found) < limit:
+            batch = await self.redis.xrevrange(self.key, max=end, min="-", count=_BATCH)
+            for entry_id, fields in batch:
+                event = self._decode(entry_id, fields, kinds, None)
+                if event is not None:
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+            if len(batch) < _BATCH:
+                break
+            end = f"({_text(batch[-1][0])}"
+        return found
+
+    async def count(self) -> int:
+        return int(await self.redis.xlen(self.key))
+
+    @staticmethod
+    def _decode(
+        entry_id: bytes | str,
+        fields: dict[Any, Any],
+        kinds: Collection[str] | None,
+        subject: str | None,
+    ) -> ChangeEvent | None:
+        kind = _field(fields, "kind")
+        if kinds is not None and (kind is None or _text(kind) not in kinds):
+            return None
+        if subject is not None and _text(_field(fields, "subject") or b"") != subject:
+            return None
+        event = decode(_field(fields, "event"), ChangeEvent)
+        return msgspec.structs.replace(event, id=_text(entry_id))
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    """Sort key of a stream id (``"-"`` and ``"<ms>"`` forms included)."""
+    if stream_id in {"-", ""}:
+        return (-1, -1)
+    ms, _, seq = stream_id.partition("-")
+    return (int(ms), int(seq or 0))

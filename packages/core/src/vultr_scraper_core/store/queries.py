@@ -1,0 +1,297 @@
+"""Read-side queries shared by the CLI, the HTTP API, metrics and the alert engine.
+
+``find_plans`` answers "which plan, where, for how much, in stock?" from the current snapshot,
+or from history with ``at=`` (record versions replayed up to that time, stock intervals).
+One row per (plan, region), priced for that region:
+
+* ``location_cost[region]`` replaces the base price there (``price_source="location_cost"``);
+* a ``-sc1`` twin is the SKU for its regions: its base plan gets no row for a region the twin
+  is sold in, so no region is listed (or counted) twice;
+* bare-metal plans have ``kind="metal"`` and ``plan_type="vbm"`` (their API ``type`` is a
+  storage class, kept in ``storage``) and count hardware threads as vCPUs;
+* a plan sold nowhere (``locations: []``) gets one row with ``region=None``, unless a region
+  filter is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+from redis.asyncio import Redis
+
+from vultr_scraper_core.models import Catalogue, CloudPlan, MetalPlan, Plan
+from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
+from vultr_scraper_core.store.codec import as_utc
+from vultr_scraper_core.store.stock import StockStore, StockView, pair_key, split_pair
+
+METAL_TYPE = "vbm"
+
+
+class PlanFilter(msgspec.Struct, kw_only=True, omit_defaults=True):
+    plan_type: str | None = None  # vc2, vhf, vhp, voc, vcg, vdm, vx1, vbm (bare metal)
+    region: str | None = None
+    min_vcpu: int | None = None
+    min_ram_mb: int | None = None
+    min_gpu_vram_gb: int | None = None
+    gpu_type: str | None = None  # case-insensitive part of gpu_type or gpu_brand ("a100")
+    max_monthly: Decimal | None = None
+    in_stock: bool | None = None
+    # Beyond the shared contract, for saved searches:
+    plan: str | None = None
+    regions: list[str] = []  # any of these (combined with ``region`` if both are set)
+    max_hourly: Decimal | None = None
+
+
+class PlanRow(msgspec.Struct, kw_only=True):
+    plan: str  # the id to deploy (a -sc1 twin's own id)
+    kind: str  # "cloud" or "metal"
+    plan_type: str | None
+    region: str | None
+    monthly_cost: Decimal | None
+    hourly_cost: Decimal | None
+    monthly_cost_preemptible: Decimal | None = None
+    hourly_cost_preemptible: Decimal | None = None
+    price_source: str = "base"  # "base" or "location_cost"
+    vcpu_count: int | None = None
+    ram_mb: int | None = None
+    disk_gb: int | None = None
+    disk_count: int | None = None
+    bandwidth_gb: int | None = None
+    storage: str | None = None  # disk_type (cloud) or the metal storage class
+    cpu_model: str | None = None
+    gpu_type: str | None = None
+    gpu_brand: str | None = None
+    gpu_vram_gb: int | None = None
+    gpu_count: str | None = None  # as published; may be a fraction such as "1/2"
+    in_stock: bool | None = None  # None: the region's stock was never checked (by then)
+    stock_since: datetime | None = None
+    twin_of: str | None = None
+    city: str | None = None
+    country: str | None = None
+
+
+class StockRow(msgspec.Struct, kw_only=True):
+    plan: str
+    region: str
+    in_stock: bool
+    since: datetime  # when the current state was first observed
+    first_seen: datetime
+    last_in_stock: datetime | None  # now-ish (last check) when in stock
+    checked_at: datetime | None  # the region's last successful check
+
+
+class CatalogueSummary(msgspec.Struct, kw_only=True):
+    plans: int
+    metal: int
+    regions: int
+    os: int
+    version: int
+    fetched_at: datetime | None
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: str | None
+    last_reason: str | None
+    stock_checked_at: datetime | None
+    quarantine: QuarantineInfo | None
+
+
+StockLookup = Callable[[str, str], tuple[bool | None, datetime | None]]
+
+
+def plan_matches(flt: PlanFilter, row: PlanRow) -> bool:
+    """Whether ``row`` satisfies every condition set in ``flt``."""
+    if flt.plan_type is not None and (row.plan_type or "").lower() != flt.plan_type.lower():
+        return False
+    if flt.plan is not None and row.plan != flt.plan:
+        return False
+    if flt.region is not None and row.region != flt.region:
+        return False
+    if flt.regions and row.region not in flt.regions:
+        return False
+    if not _at_least(row.vcpu_count, flt.min_vcpu):
+        return False
+    if not _at_least(row.ram_mb, flt.min_ram_mb):
+        return False
+    if not _at_least(row.gpu_vram_gb, flt.min_gpu_vram_gb):
+        return False
+    if flt.gpu_type is not None:
+        wanted = flt.gpu_type.lower()
+        names = [(row.gpu_type or "").lower(), (row.gpu_brand or "").lower()]
+        if not any(wanted in name for name in names if name):
+            return False
+    if flt.max_monthly is not None and (
+        row.monthly_cost is None or row.monthly_cost > flt.max_monthly
+    ):
+        return False
+    if flt.max_hourly is not None and (row.hourly_cost is None or row.hourly_cost > flt.max_hourly):
+        return False
+    return flt.in_stock is None or row.in_stock is flt.in_stock
+
+
+def _at_least(value: int | None, minimum: int | None) -> bool:
+    return minimum is None or (value is not None and value >= minimum)
+
+
+def plan_rows(catalogue: Catalogue, stock: StockLookup) -> Iterator[PlanRow]:
+    """Every (plan, region) row of ``catalogue`` (no filtering)."""
+    every: list[Plan] = [*catalogue.plans.values(), *catalogue.metal.values()]
+    twins: dict[str, set[str]] = {}
+    for plan in every:
+        base = plan.twin_of
+        if base is not None and catalogue.plan(base) is not None:
+            twins.setdefault(base, set()).update(plan.locations or [])
+    for plan in every:
+        sold = [region for region in plan.locations or [] if region not in twins.get(plan.id, ())]
+        if not plan.locations:
+            yield _row(plan, None, catalogue, stock)
+        for region in sold:
+            yield _row(plan, region, catalogue, stock)
+
+
+def _row(plan: Plan, region: str | None, catalogue: Catalogue, stock: StockLookup) -> PlanRow:
+    prices = plan.prices(region)
+    in_stock, since = stock(plan.id, region) if region is not None else (None, None)
+    place = catalogue.regions.get(region or "")
+    row = PlanRow(
+        plan=plan.id,
+        kind="metal" if isinstance(plan, MetalPlan) else "cloud",
+        plan_type=METAL_TYPE if isinstance(plan, MetalPlan) else plan.type,
+        region=region,
+        monthly_cost=prices["monthly_cost"],
+        hourly_cost=prices["hourly_cost"],
+        monthly_cost_preemptible=prices["monthly_cost_preemptible"],
+        hourly_cost_preemptible=prices["hourly_cost_preemptible"],
+        price_source="location_cost" if region in (plan.location_cost or {}) else "base",
+        vcpu_count=plan.vcpus,
+        ram_mb=plan.ram,
+        disk_gb=plan.disk,
+        disk_count=plan.disk_count,
+        bandwidth_gb=plan.bandwidth,
+        gpu_type=plan.gpu_type,
+        gpu_vram_gb=plan.gpu_vram_gb,
+        gpu_count=str(plan.gpu_count) if plan.gpu_count is not None else None,
+        in_stock=in_stock,
+        stock_since=since,
+        twin_of=plan.twin_of if plan.twin_of and catalogue.plan(plan.twin_of) else None,
+        city=place.city if place else None,
+        country=place.country if place else None,
+    )
+    if isinstance(plan, CloudPlan):
+        row.storage = plan.disk_type
+        row.gpu_brand = plan.gpu_brand
+    else:
+        row.storage = plan.type
+        row.cpu_model = plan.cpu_model
+    return row
+
+
+def _sort_key(row: PlanRow) -> tuple[bool, Decimal, bool, Decimal, str, str]:
+    return (
+        row.monthly_cost is None,
+        row.monthly_cost or Decimal(0),
+        row.hourly_cost is None,
+        row.hourly_cost or Decimal(0),
+        row.plan,
+        row.region or "",
+    )
+
+
+def _current_stock(view: StockView) -> StockLookup:
+    def lookup(plan: str, region: str) -> tuple[bool | None, datetime | None]:
+        state = view.states.get(pair_key(plan, region))
+        if state is not None:
+            return state.in_stock, state.since
+        check = view.regions.get(region)
+        return (False, check.first_checked) if check is not None else (None, None)
+
+    return lookup
+
+
+async def _stock_at(redis: Redis, prefix: str, at: datetime) -> StockLookup:
+    store = StockStore(redis, prefix)
+    checks = await store.region_checks()
+    intervals = await store.intervals()
+
+    def lookup(plan: str, region: str) -> tuple[bool | None, datetime | None]:
+        check = checks.get(region)
+        if check is None or check.first_checked > at:
+            return None, None
+        since: datetime = check.first_checked
+        for interval in intervals.get(pair_key(plan, region), []):
+            if interval.covers(at):
+                return True, interval.start
+            if interval.end is not None and interval.end <= at:
+                since = max(since, interval.end)
+        return False, since
+
+    return lookup
+
+
+async def find_plans(
+    redis: Redis, prefix: str, flt: PlanFilter, at: datetime | None = None
+) -> list[PlanRow]:
+    """Matching rows sorted by monthly price (then hourly price, plan, region)."""
+    if at is None:
+        catalogue = (await CatalogueStore(redis, prefix).load()).catalogue
+        lookup = _current_stock(await StockStore(redis, prefix).load())
+    else:
+        moment = as_utc(at)
+        catalogue = await CatalogueStore(redis, prefix).catalogue_at(moment)
+        lookup = await _stock_at(redis, prefix, moment)
+    rows = [row for row in plan_rows(catalogue, lookup) if plan_matches(flt, row)]
+    if flt.region is not None or flt.regions:
+        rows = [row for row in rows if row.region is not None]
+    return sorted(rows, key=_sort_key)
+
+
+async def stock(
+    redis: Redis, prefix: str, plan: str | None = None, region: str | None = None
+) -> list[StockRow]:
+    """Current stock state of every known (plan, region) pair, optionally narrowed."""
+    view = await StockStore(redis, prefix).load()
+    rows: list[StockRow] = []
+    for pair, state in view.states.items():
+        pair_plan, pair_region = split_pair(pair)
+        if (plan is not None and pair_plan != plan) or (
+            region is not None and pair_region != region
+        ):
+            continue
+        check = view.regions.get(pair_region)
+        checked_at = check.last_checked if check else None
+        rows.append(
+            StockRow(
+                plan=pair_plan,
+                region=pair_region,
+                in_stock=state.in_stock,
+                since=state.since,
+                first_seen=state.first_seen,
+                last_in_stock=checked_at if state.in_stock else state.last_in_stock,
+                checked_at=checked_at,
+            )
+        )
+    return sorted(rows, key=lambda row: (row.plan, row.region))
+
+
+async def catalogue_summary(redis: Redis, prefix: str) -> CatalogueSummary:
+    store = CatalogueStore(redis, prefix)
+    counts = await store.counts()
+    meta = await store.meta()
+    quarantine = await store.quarantine_info()
+    regions = await StockStore(redis, prefix).region_checks()
+    return CatalogueSummary(
+        plans=counts["plans"],
+        metal=counts["metal"],
+        regions=counts["regions"],
+        os=counts["os"],
+        version=meta.version,
+        fetched_at=meta.fetched_at,
+        last_success_at=meta.last_success_at,
+        last_attempt_at=meta.last_attempt_at,
+        last_status=meta.last_status,
+        last_reason=meta.last_reason,
+        stock_checked_at=max((check.last_checked for check in regions.values()), default=None),
+        quarantine=quarantine,
+    )

@@ -1,0 +1,230 @@
+"""The Vultr API v2 catalogue client (public endpoints only, so no ``Authorization`` header).
+
+Every request goes through the shared ``HttpClient`` (pacing, retries, ``Retry-After``). Bodies
+are decoded so that non-integer numbers become exact Decimals; a body that is not JSON counts as
+a transient failure (a truncated response) and is retried like one.
+
+List endpoints follow ``meta.links.next`` until it is empty and compare the collected count
+with ``meta.total``. Failures while walking:
+
+* the first page fails (after the client's retries): the HTTP error propagates, since nothing
+  was fetched there is nothing to review and the job as a whole can be retried;
+* a later page fails, the cursor loops, or fewer items than ``meta.total`` arrive: the listing
+  comes back with ``complete=False`` and a ``problem``, so the caller can quarantine the run
+  instead of retiring what it did not see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from vultr_scraper_core.config import VultrConfig
+from vultr_scraper_core.http import HttpClient, HttpError, PermanentHttpError, TransientHttpError
+from vultr_scraper_core.models import decode_json
+from vultr_scraper_core.store.archive import RawResponse
+from vultr_scraper_core.store.codec import utcnow
+
+# Endpoint labels (for drift reports and results), independent of the configured base URL.
+PLANS = "/v2/plans"
+METAL = "/v2/plans-metal"
+REGIONS = "/v2/regions"
+OS = "/v2/os"
+AVAILABILITY = "/v2/regions/{id}/availability"
+
+MAX_PAGES = 200  # 500 items per page: far beyond any real catalogue; stops a cursor loop
+
+
+class Listing(msgspec.Struct, kw_only=True):
+    endpoint: str
+    items: list[Any]  # decoded JSON objects, in API order, de-duplicated by id
+    total: int | None  # meta.total of the last page read
+    pages: int
+    responses: list[RawResponse]
+    complete: bool
+    problem: str | None = None
+    container: str = ""  # the key the items were found under
+
+
+@dataclass(frozen=True)
+class AvailabilityResult:
+    region: str
+    document: Any = None
+    response: RawResponse | None = None
+    error: HttpError | None = None
+
+
+class VultrClient:
+    def __init__(
+        self,
+        http: HttpClient,
+        config: VultrConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.http = http
+        self.base_url = config.base_url.rstrip("/")
+        self.per_page = max(1, min(config.per_page, 500))
+        self.concurrency = max(1, config.availability_concurrency)
+        self.clock = clock
+
+    async def plans(self) -> Listing:
+        # type=all explicitly: every family, and robust if the default ever changes.
+        return await self.listing("/plans", PLANS, "plans", {"type": "all"})
+
+    async def metal_plans(self) -> Listing:
+        # The real container is plans_metal; the spec says plans, so accept that too.
+        return await self.listing("/plans-metal", METAL, "plans_metal", {}, fallback="plans")
+
+    async def regions(self) -> Listing:
+        return await self.listing("/regions", REGIONS, "regions", {})
+
+    async def operating_systems(self) -> Listing:
+        return await self.listing("/os", OS, "os", {})
+
+    async def get(
+        self, path: str, params: Mapping[str, str | int] | None = None
+    ) -> tuple[Any, RawResponse]:
+        """GET ``path`` with the shared retry policy; decode exactly."""
+        url = self.base_url + path
+
+        async def attempt() -> tuple[Any, RawResponse]:
+            response = await self.http.request_once("GET", url, params=params)
+            try:
+                document = decode_json(response.body)
+            except msgspec.DecodeError as exc:
+                raise TransientHttpError(
+                    f"response body is not valid JSON (truncated?): {exc}",
+                    url=response.url,
+                    status=response.status,
+                ) from None
+            raw = RawResponse(
+                url=response.url,
+                status=response.status,
+                headers=response.headers,
+                body=response.body,
+                fetched_at=self.clock(),
+            )
+            return document, raw
+
+        return await self.http.retrying(url, attempt)
+
+    async def listing(
+        self,
+        path: str,
+        endpoint: str,
+        container: str,
+        params: Mapping[str, str | int],
+        *,
+        fallback: str | None = None,
+    ) -> Listing:
+        items: dict[str, Any] = {}
+        responses: list[RawResponse] = []
+        total: int | None = None
+        cursor = ""
+        seen_cursors: set[str] = set()
+        found_under = container
+        page = 0
+
+        def partial(problem: str) -> Listing:
+            return Listing(
+                endpoint=endpoint,
+                items=list(items.values()),
+                total=total,
+                pages=page,
+                responses=responses,
+                complete=False,
+                problem=problem,
+                container=found_under,
+            )
+
+        while True:
+            page += 1
+            query: dict[str, str | int] = {**params, "per_page": self.per_page}
+            if cursor:
+                query["cursor"] = cursor
+            try:
+                document, response = await self.get(path, query)
+            except HttpError as error:
+                if page == 1:
+                    raise
+                return partial(f"page {page} of {endpoint} failed after retries: {error}")
+            responses.append(response)
+            batch, found_under = _container(document, container, fallback)
+            if batch is None:
+                message = f"{endpoint} response has no {container!r} list"
+                if page == 1:
+                    raise PermanentHttpError(message, url=response.url, status=response.status)
+                return partial(f"page {page}: {message}")
+            for item in batch:
+                key = str(item.get("id")) if isinstance(item, Mapping) else repr(item)
+                items.setdefault(key, item)
+            meta = document.get("meta") if isinstance(document, Mapping) else None
+            total = _total(meta)
+            cursor = _next_cursor(meta)
+            if not cursor:
+                break
+            if cursor in seen_cursors or page >= MAX_PAGES:
+                return partial(f"{endpoint}: pagination does not end (page {page})")
+            seen_cursors.add(cursor)
+
+        listing = Listing(
+            endpoint=endpoint,
+            items=list(items.values()),
+            total=total,
+            pages=page,
+            responses=responses,
+            complete=True,
+            container=found_under,
+        )
+        if total is None:
+            listing.complete = False
+            listing.problem = f"{endpoint}: meta.total missing, completeness unknown"
+        elif len(listing.items) < total:
+            listing.complete = False
+            listing.problem = f"{endpoint}: got {len(listing.items)} of meta.total {total} items"
+        return listing
+
+    async def availability(self, region: str) -> tuple[Any, RawResponse]:
+        # No type filter: the id prefix does not tell the type, a wrong guess hides stock.
+        return await self.get(f"/regions/{quote(region, safe='')}/availability")
+
+    async def availability_all(self, regions: Sequence[str]) -> list[AvailabilityResult]:
+        """Every region's availability with bounded concurrency; failures are per region."""
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(region: str) -> AvailabilityResult:
+            async with limit:
+                try:
+                    document, response = await self.availability(region)
+                except HttpError as error:
+                    return AvailabilityResult(region=region, error=error)
+            return AvailabilityResult(region=region, document=document, response=response)
+
+        return list(await asyncio.gather(*(one(region) for region in regions)))
+
+
+def _container(document: Any, key: str, fallback: str | None) -> tuple[list[Any] | None, str]:
+    if not isinstance(document, Mapping):
+        return None, key
+    for name in (key, fallback):
+        if name is not None and isinstance(document.get(name), list):
+            return list(document[name]), name
+    return None, key
+
+
+def _total(meta: Any) -> int | None:
+    value = meta.get("total") if isinstance(meta, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _next_cursor(meta: Any) -> str:
+    links = meta.get("links") if isinstance(meta, Mapping) else None
+    value = links.get("next") if isinstance(links, Mapping) else None
+    return value if isinstance(value, str) else ""
