@@ -1,0 +1,62 @@
+"""Failures arq handles before any job code runs are recorded too (in-process burst worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arq.connections import ArqRedis
+
+from vultr_scraper_core.config import LoadedConfig, load_config
+from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.failures import FailedJobs
+from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.overview import queue_snapshot
+from vultr_scraper_worker.settings import load_job_set
+from vultr_scraper_worker.worker_main import serve
+
+
+def _loaded(redis_url: str, tmp_path: Path) -> LoadedConfig:
+    return load_config(
+        None,
+        environ={
+            "VULTR_SCRAPER__REDIS__URL": redis_url,
+            "VULTR_SCRAPER__PATHS__STATE_DIR": str(tmp_path),
+            "VULTR_SCRAPER__HTTP__LISTEN": "",
+            "VULTR_SCRAPER__WORKER__POLL_DELAY": "0.01",
+        },
+    )
+
+
+async def test_unknown_function_and_exhausted_tries_are_recorded(
+    queue: ArqRedis, redis_url: str, tmp_path: Path
+) -> None:
+    assert await enqueue_job(queue, "no-such-job", 1, job_id="unknown") == "unknown"
+    assert await enqueue_job(queue, "noop", "t:exhausted", job_id="exhausted") == "exhausted"
+    await queue.set("arq:retry:exhausted", 3)  # three tries already used up by crashes
+    served = await enqueue_job(queue, "noop", "t:fine")
+    snapshot = await queue_snapshot(queue, "arq:queue")
+    assert sorted(job.function for job in snapshot.queued) == ["no-such-job", "noop", "noop"]
+
+    status = await serve(
+        _loaded(redis_url, tmp_path),
+        jobs=load_job_set("tests.worker.sample_quiet"),
+        burst=True,
+        handle_signals=False,
+    )
+
+    assert status == 0
+    failed = FailedJobs(queue, "vs")
+    unknown = await failed.get("unknown")
+    assert unknown is not None
+    assert (unknown.function, unknown.args, unknown.retryable) == ("no-such-job", [1], True)
+    assert "function 'no-such-job' not found" in unknown.error
+    exhausted = await failed.get("exhausted")
+    assert exhausted is not None
+    assert exhausted.error == "max 3 retries exceeded" and exhausted.tries == 4
+    assert exhausted.args == ["t:exhausted"]
+    assert await queue.llen("t:exhausted:tries") == 0  # type: ignore[misc]
+    assert await queue.llen("t:fine:tries") == 1  # type: ignore[misc]
+    runs = {run.job_id: run.outcome for run in await JobHistory(queue, "vs").recent(limit=10)}
+    assert runs == {"unknown": "failed", "exhausted": "failed", served: "success"}
+    assert await queue.zcard("arq:queue") == 0
+    assert await queue.zcard("vs:workers") == 0  # the heartbeat is removed on a clean exit
