@@ -206,23 +206,26 @@ def parse_record(cls: type[R], raw: Mapping[str, Any]) -> R:
     types = _typed_fields(cls)
     typed: dict[str, Any] = {}
     extra: dict[str, Any] = {}
-    for key, value in raw.items():
-        if value is None:  # null is the same as absent (drift checks still see it)
+    for key, raw_value in raw.items():
+        if raw_value is None:  # null is the same as absent (drift checks still see it)
             continue
+        # Conversion works on the plain form (exact decimal text), so a record rebuilt from its
+        # own document, or from change events, converts exactly the same way.
+        value = plain(raw_value)
         field_type = types.get(key)
         if field_type is None:
-            extra[key] = plain(value)
+            extra[key] = value
             continue
         try:
             converted = msgspec.convert(value, field_type, strict=False)
         except msgspec.ValidationError:
             if key == "id":
-                raise RecordError(f"unusable id {value!r}") from None
-            extra[key] = plain(value)
+                raise RecordError(f"unusable id {raw_value!r}") from None
+            extra[key] = value
             continue
         normalised = _normalise(key, converted)
         if normalised is _INVALID:
-            extra[key] = plain(value)
+            extra[key] = value
         elif normalised is not None:
             typed[key] = normalised
     if "id" not in typed:

@@ -22,11 +22,26 @@ class JobSpec:
 
 def all_jobs() -> dict[str, JobSpec]:
     """Name -> spec, in a stable order. Imported lazily so each job module stays independent."""
+    from vultr_scraper_jobs.availability import scrape_vultr_availability
+    from vultr_scraper_jobs.catalog import scrape_vultr_pricing
     from vultr_scraper_jobs.alerts import dispatch_alerts
     from vultr_scraper_jobs.health import check_endpoint_health
     from vultr_scraper_jobs.notify import deliver_notification
+    from vultr_scraper_jobs.prune import prune
 
     specs: list[JobSpec] = [
+        JobSpec(
+            name="scrape-catalog",
+            function=scrape_vultr_pricing,
+            description="Fetch plans, metal plans, regions and OS images; gate, diff and commit",
+            schedule="scrape_catalog",
+        ),
+        JobSpec(
+            name="scrape-availability",
+            function=scrape_vultr_availability,
+            description="Fetch per-region stock and record what entered or left stock",
+            schedule="scrape_availability",
+        ),
         JobSpec(
             name="check-health",
             function=check_endpoint_health,
@@ -43,6 +58,12 @@ def all_jobs() -> dict[str, JobSpec]:
             name="deliver-notification",
             function=deliver_notification,
             description="Send one change event to one sink (args: SINK EVENT_ID ALERT)",
+        ),
+        JobSpec(
+            name="prune",
+            function=prune,
+            description="Apply retention settings (raw response archive, ...)",
+            schedule="prune",
         ),
     ]
     return {spec.name: spec for spec in specs}

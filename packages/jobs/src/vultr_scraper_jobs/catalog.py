@@ -1,0 +1,255 @@
+"""The catalogue job: fetch plans, metal plans, regions and OS images; gate; diff; commit.
+
+``scrape_vultr_pricing(ctx)`` runs one scrape:
+
+1. fetch every list endpoint, following cursors (``vultr_scraper_core.vultr``);
+2. archive the raw bodies, parse them off the event loop;
+3. under an optimistic transaction on the current snapshot: pass the candidate through the
+   quarantine gate (``gate.py``); if it passes, diff it against the committed snapshot and
+   commit the new snapshot, its change events, the record versions and the accepted schema
+   shapes in one MULTI/EXEC. A rerun over identical data therefore writes no event, and a
+   process killed at any point leaves either the old or the new snapshot.
+
+Errors: an HTTP error on the first page of any endpoint (after the HTTP client's bounded
+retries) propagates out of the job, because nothing was fetched and the worker's retry with
+backoff is the right remedy. A failure after some pages were read makes the snapshot
+incomplete instead: the run is quarantined (``status: "quarantined"``), nothing is retired,
+and the current catalogue stays. An operator can accept a quarantined snapshot with
+``vultr-scraper quarantine accept``; accepting an incomplete one adds and updates records but
+still retires nothing from the collections that were incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from loguru import logger
+from redis.asyncio import Redis
+
+from vultr_scraper_core.config import CatalogConfig, Config
+from vultr_scraper_core.models import (
+    COLLECTIONS,
+    Catalogue,
+    Shape,
+    documented_shape,
+    observe_fields,
+    parse_records,
+)
+from vultr_scraper_core.store.archive import RawArchive
+from vultr_scraper_core.store.catalog import (
+    CatalogueStore,
+    FetchedSnapshot,
+    PendingSnapshot,
+    QuarantineInfo,
+)
+from vultr_scraper_core.store.changes import ChangeEvent, EventKind
+from vultr_scraper_core.store.codec import utcnow
+from vultr_scraper_core.vultr import METAL, OS, PLANS, REGIONS, Listing, VultrClient
+from vultr_scraper_jobs.context import deps
+from vultr_scraper_jobs.diff import diff_catalogues, keep_missing, schema_drift
+from vultr_scraper_jobs.gate import evaluate
+
+ENDPOINTS = {"plans": PLANS, "metal": METAL, "regions": REGIONS, "os": OS}
+COLLECTION_OF = {endpoint: name for name, endpoint in ENDPOINTS.items()}
+MAX_TX_ATTEMPTS = 5
+
+
+async def scrape_vultr_pricing(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``scrape-catalog`` job."""
+    job = deps(ctx)
+    prefix = job.config.redis.key_prefix
+    store = CatalogueStore(job.redis, prefix)
+    await store.mark_attempt(utcnow())
+    client = VultrClient(job.http, job.config.vultr)
+    listings = await fetch_listings(client, include_os=job.config.catalog.include_os)
+    if job.config.catalog.archive_retention_days > 0:
+        await RawArchive(job.redis, prefix).put(
+            [response for listing in listings.values() for response in listing.responses]
+        )
+    snapshot = await asyncio.to_thread(build_snapshot, listings, utcnow())
+    result = await settle(store, snapshot, job.config.catalog)
+    logger.bind(**_log_fields(result)).info("catalogue scrape: {}", result["status"])
+    return result
+
+
+async def fetch_listings(client: VultrClient, *, include_os: bool) -> dict[str, Listing]:
+    """Every list endpoint, one after the other (the rate limit paces them anyway)."""
+    listings = {
+        "regions": await client.regions(),
+        "plans": await client.plans(),
+        "metal": await client.metal_plans(),
+    }
+    if include_os:
+        listings["os"] = await client.operating_systems()
+    return listings
+
+
+def build_snapshot(listings: Mapping[str, Listing], fetched_at: datetime) -> FetchedSnapshot:
+    """Parse the listings (CPU work: call it in a thread)."""
+    collections: dict[str, Any] = {}
+    incomplete: dict[str, str] = {}
+    for name, listing in listings.items():
+        records, problems = parse_records(COLLECTIONS[name], listing.items)
+        collections[name] = records
+        if not listing.complete:
+            incomplete[name] = listing.problem or f"{listing.endpoint}: incomplete"
+        elif problems:
+            # An unreadable item is a plan we cannot see; never retire because of it.
+            incomplete[name] = f"{listing.endpoint}: {len(problems)} unreadable item(s): " + (
+                "; ".join(problems[:3])
+            )
+    return FetchedSnapshot(
+        catalogue=Catalogue(**collections),
+        fetched_at=fetched_at,
+        checked=list(listings),
+        incomplete=incomplete,
+        observations={
+            listing.endpoint: observe_fields(listing.items) for listing in listings.values()
+        },
+        totals={name: listing.total for name, listing in listings.items()},
+        requests=sum(len(listing.responses) for listing in listings.values()),
+    )
+
+
+async def settle(
+    store: CatalogueStore,
+    snapshot: FetchedSnapshot,
+    config: CatalogConfig,
+    *,
+    accept: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+) -> dict[str, Any]:
+    """Gate ``snapshot`` and commit or quarantine it; ``accept`` skips the gate."""
+    for _ in range(MAX_TX_ATTEMPTS):
+        async with store.transaction() as tx:
+            current = tx.current
+            last = current.meta.fetched_at
+            if last is not None and snapshot.fetched_at <= last:
+                # A newer snapshot was committed meanwhile; ours must not overwrite it.
+                return {**_empty_result("success", snapshot), "superseded": True}
+            fetched = snapshot.catalogue
+            if "os" not in snapshot.checked:
+                fetched = msgspec.structs.replace(fetched, os=dict(current.catalogue.os))
+            if not accept:
+                verdict = evaluate(
+                    current.catalogue,
+                    fetched,
+                    problems=list(snapshot.incomplete.values()),
+                    checked=snapshot.checked,
+                    config=config,
+                )
+                if not verdict.accepted:
+                    info = QuarantineInfo(
+                        fetched_at=snapshot.fetched_at,
+                        quarantined_at=clock(),
+                        reasons=verdict.reasons,
+                        complete=not snapshot.incomplete,
+                        counts=fetched.counts(),
+                        totals=snapshot.totals,
+                    )
+                    tx.quarantine(PendingSnapshot(info=info, snapshot=snapshot))
+                    if await tx.execute():
+                        return {
+                            **_empty_result("quarantined", snapshot),
+                            "reason": info.reason,
+                            "reasons": info.reasons,
+                            "complete": info.complete,
+                        }
+                    continue
+            new = keep_missing(current.catalogue, fetched, snapshot.incomplete)
+            events = await asyncio.to_thread(
+                diff_catalogues, current.catalogue, new, at=snapshot.fetched_at
+            )
+            drift, shapes = drift_events(current.shapes, snapshot)
+            all_events = [*drift, *events]
+            version = tx.commit(
+                new,
+                all_events,
+                fetched_at=snapshot.fetched_at,
+                committed_at=clock(),
+                shapes=shapes,
+            )
+            if await tx.execute():
+                result = _success_result(snapshot, new, all_events, version)
+                if accept:
+                    result["accepted"] = True
+                return result
+    raise RuntimeError(f"the catalogue changed concurrently {MAX_TX_ATTEMPTS} times; giving up")
+
+
+def drift_events(
+    accepted: Mapping[str, Shape], snapshot: FetchedSnapshot
+) -> tuple[list[ChangeEvent], dict[str, Shape]]:
+    """Drift per endpoint against the accepted shape (first time: the documented one)."""
+    events: list[ChangeEvent] = []
+    shapes: dict[str, Shape] = {}
+    for endpoint, observation in sorted(snapshot.observations.items()):
+        record_type = COLLECTIONS[COLLECTION_OF[endpoint]]
+        known = accepted.get(endpoint) or documented_shape(record_type)
+        found, merged = schema_drift(endpoint, known, observation, at=snapshot.fetched_at)
+        events.extend(found)
+        shapes[endpoint] = merged
+    return events, shapes
+
+
+async def accept_quarantine(redis: Redis, config: Config) -> dict[str, Any]:
+    """Make the quarantined snapshot current (the operator's decision)."""
+    store = CatalogueStore(redis, config.redis.key_prefix)
+    pending = await store.pending()
+    if pending is None:
+        return {"status": "failed", "reason": "nothing is quarantined", "updated": 0}
+    result = await settle(store, pending.snapshot, config.catalog, accept=True)
+    if result.get("superseded"):
+        await store.discard_quarantine()
+    return result
+
+
+def _empty_result(status: str, snapshot: FetchedSnapshot) -> dict[str, Any]:
+    return {
+        "status": status,
+        "updated": 0,
+        "added": 0,
+        "retired": 0,
+        "events": 0,
+        "counts": snapshot.catalogue.counts(),
+        "fetched_at": snapshot.fetched_at.isoformat(),
+        "requests": snapshot.requests,
+    }
+
+
+def _success_result(
+    snapshot: FetchedSnapshot, new: Catalogue, events: list[ChangeEvent], version: int
+) -> dict[str, Any]:
+    kinds = Counter(str(event.kind) for event in events)
+    changed_plans = {
+        (event.detail.get("collection"), event.subject)
+        for event in events
+        if event.detail.get("collection") in ("plans", "metal")
+    }
+    result = {
+        **_empty_result("success", snapshot),
+        "updated": len(changed_plans),
+        "added": kinds[EventKind.PLAN_ADDED],
+        "retired": kinds[EventKind.PLAN_RETIRED],
+        "events": len(events),
+        "price_changes": kinds[EventKind.PRICE_CHANGED],
+        "spec_changes": kinds[EventKind.SPEC_CHANGED],
+        "regions_added": kinds[EventKind.REGION_ADDED],
+        "regions_removed": kinds[EventKind.REGION_REMOVED],
+        "schema_drift": kinds[EventKind.SCHEMA_DRIFT],
+        "counts": new.counts(),
+        "version": version,
+    }
+    if snapshot.incomplete:
+        result["incomplete"] = sorted(snapshot.incomplete)
+    return result
+
+
+def _log_fields(result: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("status", "updated", "added", "retired", "events", "reason")
+    return {key: result[key] for key in keys if key in result}

@@ -1,0 +1,237 @@
+"""Catalogue diffs as typed change events, their inverse (apply), and schema-drift detection.
+
+``diff_catalogues(a, b)`` describes every difference in plans, metal plans and regions as
+events carrying old and new values, so that ``apply_events(a, diff_catalogues(a, b))`` rebuilds
+``b`` exactly (the property tests check this). Event mapping:
+
+* a record appears / disappears: ``plan_added`` / ``plan_retired`` (plans and metal plans),
+  ``region_added`` / ``region_removed``, with the whole record as ``new`` / ``old``;
+* a base price changes: ``price_changed`` with ``field`` = the price kind and ``region`` None;
+* a ``location_cost`` price changes: ``price_changed`` with that ``region``. A base price that
+  changes is one event, not one per region, so nothing is counted twice;
+* any other field (including unknown ones): ``spec_changed`` with ``field``.
+
+``detail["collection"]`` names the collection (``plans``, ``metal``, ``regions``). Values are
+plain JSON with money as exact decimal text. The OS list is stored without history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from vultr_scraper_core.models import (
+    COLLECTIONS,
+    PRICE_KINDS,
+    Catalogue,
+    Observation,
+    Record,
+    Shape,
+    parse_record,
+    plain,
+    record_document,
+    record_fields,
+    same_value,
+)
+from vultr_scraper_core.store.changes import ChangeEvent, EventKind
+
+DIFFED = ("plans", "metal", "regions")
+_LIFECYCLE = {
+    "plans": (EventKind.PLAN_ADDED, EventKind.PLAN_RETIRED),
+    "metal": (EventKind.PLAN_ADDED, EventKind.PLAN_RETIRED),
+    "regions": (EventKind.REGION_ADDED, EventKind.REGION_REMOVED),
+}
+_ABSENT: Any = object()
+
+
+def diff_catalogues(old: Catalogue, new: Catalogue, *, at: datetime) -> list[ChangeEvent]:
+    events: list[ChangeEvent] = []
+    for name in DIFFED:
+        before: Mapping[str, Record] = getattr(old, name)
+        after: Mapping[str, Record] = getattr(new, name)
+        added_kind, removed_kind = _LIFECYCLE[name]
+        for record_id in sorted(before.keys() | after.keys()):
+            left, right = before.get(record_id), after.get(record_id)
+            if left is None and right is not None:
+                events.append(
+                    ChangeEvent(
+                        kind=added_kind,
+                        at=at,
+                        subject=record_id,
+                        new=record_document(right),
+                        detail=_detail(name, right),
+                    )
+                )
+            elif right is None and left is not None:
+                events.append(
+                    ChangeEvent(
+                        kind=removed_kind,
+                        at=at,
+                        subject=record_id,
+                        old=record_document(left),
+                        detail=_detail(name, left),
+                    )
+                )
+            elif left is not None and right is not None:
+                events.extend(_record_changes(name, record_id, left, right, at))
+    return events
+
+
+def _detail(collection: str, record: Record) -> dict[str, Any]:
+    detail: dict[str, Any] = {"collection": collection}
+    for key in ("type", "gpu_type", "gpu_brand"):
+        value = getattr(record, key, None)
+        if isinstance(value, str):
+            detail[key] = value
+    return detail
+
+
+def _typed_location_cost(record: Record, view: Mapping[str, Any]) -> bool:
+    """Absent, or a well-formed region -> prices map (not a drifted value kept in extra)."""
+    return "location_cost" not in view or getattr(record, "location_cost", None) is not None
+
+
+def _record_changes(
+    name: str, record_id: str, left: Record, right: Record, at: datetime
+) -> list[ChangeEvent]:
+    before, after = record_fields(left), record_fields(right)
+    detail = _detail(name, right)
+    priced = name in ("plans", "metal")
+    events: list[ChangeEvent] = []
+
+    def event(kind: EventKind, field: str, old: Any, new: Any, region: str | None = None) -> None:
+        events.append(
+            ChangeEvent(
+                kind=kind,
+                at=at,
+                subject=record_id,
+                region=region,
+                field=field,
+                old=None if old is _ABSENT else plain(old),
+                new=None if new is _ABSENT else plain(new),
+                detail=detail,
+            )
+        )
+
+    for key in sorted(before.keys() | after.keys()):
+        old_value, new_value = before.get(key, _ABSENT), after.get(key, _ABSENT)
+        if old_value is not _ABSENT and new_value is not _ABSENT:
+            if same_value(old_value, new_value):
+                continue
+        if (
+            priced
+            and key == "location_cost"
+            and _typed_location_cost(left, before)
+            and _typed_location_cost(right, after)
+        ):
+            old_map = {} if old_value is _ABSENT else old_value
+            new_map = {} if new_value is _ABSENT else new_value
+            for region in sorted(old_map.keys() | new_map.keys()):
+                old_prices, new_prices = old_map.get(region, {}), new_map.get(region, {})
+                for kind in sorted(old_prices.keys() | new_prices.keys()):
+                    old_price = old_prices.get(kind, _ABSENT)
+                    new_price = new_prices.get(kind, _ABSENT)
+                    if (
+                        old_price is _ABSENT
+                        or new_price is _ABSENT
+                        or not same_value(old_price, new_price)
+                    ):
+                        event(EventKind.PRICE_CHANGED, kind, old_price, new_price, region)
+        elif priced and key in PRICE_KINDS:
+            event(EventKind.PRICE_CHANGED, key, old_value, new_value)
+        else:
+            event(EventKind.SPEC_CHANGED, key, old_value, new_value)
+    return events
+
+
+def apply_events(base: Catalogue, events: Iterable[ChangeEvent]) -> Catalogue:
+    """``base`` with ``events`` applied in order (stock, drift and endpoint events ignored)."""
+    collections: dict[str, dict[str, Any]] = {
+        name: dict(getattr(base, name)) for name in COLLECTIONS
+    }
+    for event in events:
+        name = event.detail.get("collection")
+        if name not in DIFFED:
+            continue
+        records = collections[name]
+        record_type = COLLECTIONS[name]
+        added_kind, removed_kind = _LIFECYCLE[name]
+        if event.kind == added_kind:
+            records[event.subject] = parse_record(record_type, event.new)
+        elif event.kind == removed_kind:
+            records.pop(event.subject, None)
+        elif event.kind in (EventKind.PRICE_CHANGED, EventKind.SPEC_CHANGED) and event.field:
+            view = {"id": event.subject, **record_fields(records[event.subject])}
+            if event.region is not None:
+                _set_regional_price(view, event.region, event.field, event.new)
+            elif event.new is None:
+                view.pop(event.field, None)
+            else:
+                view[event.field] = event.new
+            records[event.subject] = parse_record(record_type, view)
+    return Catalogue(**collections)
+
+
+def _set_regional_price(view: dict[str, Any], region: str, kind: str, value: Any) -> None:
+    regional: dict[str, dict[str, Any]] = view.setdefault("location_cost", {})
+    prices = regional.setdefault(region, {})
+    if value is None:
+        prices.pop(kind, None)
+    else:
+        prices[kind] = value
+    if not prices:
+        regional.pop(region)
+    if not regional:
+        view.pop("location_cost")
+
+
+def keep_missing(current: Catalogue, fetched: Catalogue, collections: Iterable[str]) -> Catalogue:
+    """``fetched`` plus the records of ``current`` it lacks in ``collections`` (retire nothing)."""
+    merged = {name: dict(getattr(fetched, name)) for name in COLLECTIONS}
+    for name in collections:
+        for record_id, record in getattr(current, name).items():
+            merged[name].setdefault(record_id, record)
+    return Catalogue(**merged)
+
+
+# -- schema drift ----------------------------------------------------------------------------
+
+
+def schema_drift(
+    endpoint: str,
+    known: Mapping[str, Iterable[str]],
+    observation: Observation,
+    *,
+    at: datetime,
+) -> tuple[list[ChangeEvent], Shape]:
+    """Events for fields or JSON kinds ``known`` lacks; returns them and the merged shape.
+
+    Fields that stop appearing are not drift (fields come and go between plans); kinds only
+    accumulate, so each new field or kind is reported once.
+    """
+    events: list[ChangeEvent] = []
+    merged: dict[str, set[str]] = {key: set(kinds) for key, kinds in known.items()}
+    for field in sorted(observation):
+        seen = observation[field]
+        expected = merged.get(field)
+        new_kinds = sorted(set(seen) - (expected or set()))
+        if not new_kinds:
+            continue
+        events.append(
+            ChangeEvent(
+                kind=EventKind.SCHEMA_DRIFT,
+                at=at,
+                subject=endpoint,
+                field=field,
+                old=sorted(expected) if expected is not None else None,
+                new=sorted(set(seen) | (expected or set())),
+                detail={
+                    "change": "new_field" if expected is None else "type_changed",
+                    "kinds": new_kinds,
+                    "example": seen[new_kinds[0]],
+                },
+            )
+        )
+        merged.setdefault(field, set()).update(seen)
+    return events, {key: sorted(kinds) for key, kinds in sorted(merged.items())}
