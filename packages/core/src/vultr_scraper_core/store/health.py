@@ -220,7 +220,8 @@ class HealthStore:
                     )
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(state_key, _encoder.encode(after))
-                    pipe.sadd(self.names_key, name)
+                    if raw is None:
+                        pipe.sadd(self.names_key, name)
                     self._add_result(pipe, name, result)
                     if transition is not None:
                         feed.add_to(pipe, [transition_event(name, url, before, after, transition)])

@@ -1,0 +1,75 @@
+"""Configuration of endpoints, alerts and sinks: the documented examples load, mistakes are
+one-line errors naming the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vultr_scraper_core.config import ALERT_KINDS, ConfigError, load_config
+from vultr_scraper_jobs.alerts import WATCHES
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "health-and-alerts.md"
+
+
+def load(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    load_config(path, environ={})
+
+
+def test_documented_examples_load(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    assert len(blocks) == 3
+    secret = tmp_path / "secret"
+    secret.write_text("https://hooks.slack.example/T000/B000/XXXX\n")
+    text = re.sub(r'secret_file = "[^"]*"', f'secret_file = "{secret}"', "\n".join(blocks))
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    loaded = load_config(path, environ={})
+    assert [alert.name for alert in loaded.config.alerts] == [
+        "gpu-eu",
+        "cheap-new-plans",
+        "api-down",
+    ]
+    assert {sink.kind for sink in loaded.config.sinks} == {"webhook", "slack", "ntfy"}
+    assert len(loaded.config.health.endpoints) == 3
+
+
+def test_vocabulary_is_the_matchers() -> None:
+    assert set(ALERT_KINDS) == set(WATCHES)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[alerts]]\nname = "a"\nkinds = ["back_in_stok"]\n',
+            "alerts[0].kinds: unknown kind 'back_in_stok'; known: new_plan,",
+        ),
+        ('[[alerts]]\nname = "a"\n', "alerts[0].kinds: must name at least one event kind"),
+        (
+            '[[alerts]]\nname = "a"\nkinds = ["new_plan"]\nsinks = ["nope"]\n',
+            "alerts[0].sinks: unknown sink nope",
+        ),
+        ('[[sinks]]\nname = "s"\nkind = "webhook"\n', "sinks[0].url: required"),
+        ('[[sinks]]\nname = "s"\nkind = "email"\nurl = "http://x"\n', "sinks[0].kind"),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "http://x"\nbody_regex = "("\n',
+            "health.endpoints[0].body_regex: invalid regular expression",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "http://x"\njson_path = "a..b"\n',
+            "health.endpoints[0].json_path: invalid path",
+        ),
+        ('[[health.endpoints]]\nname = "e"\nurl = "ftp://x"\n', "health.endpoints[0].url"),
+        ("[health]\nconcurrency = 0\n", "health.concurrency: must be at least 1"),
+    ],
+)
+def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
