@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from vultr_scraper_worker.cli import alerts_cmd, config_cmd, health_cmd, queue_cmd, run_cmd
+from vultr_scraper_worker.cli import (
+    alerts_cmd,
+    catalog_cmd,
+    config_cmd,
+    health_cmd,
+    queue_cmd,
+    run_cmd,
+)
 from vultr_scraper_worker.cli.common import State, version_string
 
 
@@ -32,6 +39,7 @@ cli.add_command(run_cmd.run)
 queue_cmd.register(cli)  # worker, enqueue, jobs, retry, check
 cli.add_command(health_cmd.health)
 cli.add_command(alerts_cmd.alerts)
+catalog_cmd.register(cli)  # plans, changes, availability, quarantine
 
 
 def main() -> None:

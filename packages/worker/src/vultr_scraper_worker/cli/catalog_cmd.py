@@ -1,0 +1,479 @@
+"""``plans``, ``changes``, ``availability`` and ``quarantine``: what the catalogue jobs stored.
+
+Every command reads through ``vultr_scraper_core.store.queries`` / ``store.changes`` (the same
+code as the HTTP API), prints a table for people or one JSON document with ``--json`` (money as
+exact decimal strings), and exits 69 when Redis is unavailable, including when no Redis is
+configured and ``redis-server`` is missing for the embedded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from vultr_scraper_core.config import LoadedConfig
+from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+from vultr_scraper_core.store.catalog import CatalogueStore
+from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
+from vultr_scraper_core.store.codec import as_utc
+from vultr_scraper_core.store.queries import PlanFilter, PlanRow, find_plans, stock
+from vultr_scraper_jobs.catalog import accept_quarantine
+from vultr_scraper_jobs.diff import diff_catalogues, keep_missing
+from vultr_scraper_worker.cli.common import (
+    EX_FAILURE,
+    EX_UNAVAILABLE,
+    State,
+    fail,
+    json_option,
+    print_json,
+    print_table,
+)
+from vultr_scraper_worker.runtime import open_redis
+
+T = TypeVar("T")
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|mb|g|gb|t|tb)?$", re.IGNORECASE)
+
+
+def parse_when(text: str, now: datetime | None = None) -> datetime:
+    """ISO 8601 (``2026-01-31``, ``2026-01-31T00:00Z``; naive = UTC) or ``30m``/``24h``/``7d``
+    /``2w`` ago."""
+    value = text.strip()
+    relative = _RELATIVE.match(value.lower())
+    if relative:
+        amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time; use ISO 8601 (2026-01-31T00:00Z) or an age (24h, 7d)"
+        ) from None
+
+
+def parse_megabytes(text: str) -> int:
+    """``4096`` (MB), ``4g`` / ``4GB``, ``1.5g``, ``2tb`` -> megabytes."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size; use MB (4096) or 4GB")
+    number = Decimal(match.group(1))
+    unit = (match.group(2) or "m").lower()[0]
+    return int(number * {"m": 1, "g": 1024, "t": 1024 * 1024}[unit])
+
+
+def parse_money(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip().lstrip("$"))
+    except InvalidOperation:
+        raise click.BadParameter(f"{text!r} is not an amount") from None
+    if not value.is_finite():
+        raise click.BadParameter(f"{text!r} is not an amount")
+    return value
+
+
+def _converter(convert: Callable[[str], Any]) -> Callable[..., Any]:
+    """A click callback applying ``convert`` (which raises click.BadParameter) to a value."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        return None if value is None else convert(value)
+
+    return callback
+
+
+WHEN = _converter(parse_when)
+SIZE = _converter(parse_megabytes)
+MONEY = _converter(parse_money)
+
+
+def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured (or embedded) Redis; exit 69 if there is none."""
+
+    async def main() -> T:
+        async with open_redis(loaded) as redis:
+            return await work(redis)
+
+    try:
+        return asyncio.run(main())
+    except (RedisError, OSError, EmbeddedRedisError) as error:
+        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def money(value: Decimal | None) -> str | None:
+    """Exact, with at least cents: 5 -> 5.00, 7.5 -> 7.50, 0.007 -> 0.007."""
+    if value is None:
+        return None
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(Decimal("0.01"))
+    return f"{value}"
+
+
+def gigabytes(megabytes: int | None) -> str | None:
+    if megabytes is None:
+        return None
+    value = Decimal(megabytes) / 1024
+    return f"{value.quantize(Decimal('0.1')).normalize():f} GB"
+
+
+# -- plans --------------------------------------------------------------------------------
+
+PLAN_COLUMNS = (
+    "plan",
+    "type",
+    "region",
+    "vcpu",
+    "ram",
+    "disk",
+    "gpu",
+    "monthly",
+    "hourly",
+    "stock",
+)
+
+
+def _plan_table_row(row: PlanRow) -> dict[str, Any]:
+    gpu = None
+    if row.gpu_vram_gb or row.gpu_type or row.gpu_brand:
+        name = (row.gpu_type or row.gpu_brand or "").replace("NVIDIA_", "").replace("AMD_", "")
+        gpu = " ".join(
+            part for part in (name, f"{row.gpu_vram_gb}G" if row.gpu_vram_gb else "") if part
+        )
+    disk = None
+    if row.disk_gb is not None:
+        disk = (
+            f"{row.disk_count}x{row.disk_gb} GB"
+            if (row.disk_count or 1) > 1
+            else f"{row.disk_gb} GB"
+        )
+    return {
+        "plan": row.plan,
+        "type": row.plan_type,
+        "region": row.region,
+        "vcpu": row.vcpu_count,
+        "ram": gigabytes(row.ram_mb),
+        "disk": disk,
+        "gpu": gpu,
+        "monthly": money(row.monthly_cost),
+        "hourly": money(row.hourly_cost),
+        "stock": row.in_stock,
+    }
+
+
+@click.command("plans")
+@click.option(
+    "--type", "plan_type", help="Plan type: vc2, vhf, vhp, voc, vcg, vdm, vx1, vbm (metal)."
+)
+@click.option("--region", help="Region id, e.g. fra.")
+@click.option("--plan", "plan_id", help="One plan id.")
+@click.option("--min-vcpu", type=click.IntRange(min=0), help="At least this many vCPUs.")
+@click.option("--min-ram", callback=SIZE, help="At least this much RAM (MB, or 8GB).")
+@click.option(
+    "--min-gpu-vram", type=click.IntRange(min=0), help="At least this much GPU VRAM (GB)."
+)
+@click.option("--gpu", "gpu_type", help="GPU type or brand, e.g. a100, l40s, amd.")
+@click.option("--max-monthly", callback=MONEY, help="At most this monthly price (USD).")
+@click.option("--max-hourly", callback=MONEY, help="At most this hourly price (USD).")
+@click.option("--in-stock", is_flag=True, help="Only plans in stock (now, or at --at).")
+@click.option(
+    "--at", "at", callback=WHEN, help="Answer from history: 2026-01-31T00:00Z, or 7d ago."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Print at most this many rows.")
+@json_option
+@click.pass_obj
+def plans(
+    state: State,
+    plan_type: str | None,
+    region: str | None,
+    plan_id: str | None,
+    min_vcpu: int | None,
+    min_ram: int | None,
+    min_gpu_vram: int | None,
+    gpu_type: str | None,
+    max_monthly: Decimal | None,
+    max_hourly: Decimal | None,
+    in_stock: bool,
+    at: datetime | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Plans by region with the price that applies there, cheapest first.
+
+    One row per plan and region: a region's own price (location_cost) replaces the base
+    price, and a São Paulo -sc1 twin is its own row. STOCK is yes / no, or - when that
+    region's stock was never checked.
+    """
+    loaded = state.loaded()
+    flt = PlanFilter(
+        plan_type=plan_type,
+        region=region,
+        plan=plan_id,
+        min_vcpu=min_vcpu,
+        min_ram_mb=min_ram,
+        min_gpu_vram_gb=min_gpu_vram,
+        gpu_type=gpu_type,
+        max_monthly=max_monthly,
+        max_hourly=max_hourly,
+        in_stock=True if in_stock else None,
+    )
+    prefix = loaded.config.redis.key_prefix
+    rows = with_redis(loaded, lambda redis: find_plans(redis, prefix, flt, at=at))
+    total = len(rows)
+    shown = rows[:limit] if limit else rows
+    if as_json:
+        print_json({"at": iso(at), "count": total, "plans": msgspec.to_builtins(shown)})
+        return
+    if at is not None:
+        click.echo(f"# as of {iso(at)}")
+    print_table([_plan_table_row(row) for row in shown], PLAN_COLUMNS)
+    if len(shown) < total:
+        click.echo(f"# {total - len(shown)} more; raise --limit or narrow the filters")
+
+
+# -- changes ------------------------------------------------------------------------------
+
+CHANGE_COLUMNS = ("id", "at", "kind", "subject", "region", "field", "change")
+_SUMMARY_FIELDS = ("type", "monthly_cost", "hourly_cost", "vcpu_count", "ram", "city", "gpu_type")
+
+
+def describe_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        parts = [f"{key}={value[key]}" for key in _SUMMARY_FIELDS if key in value]
+        return " ".join(parts) or "{...}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        text = ",".join(str(item) for item in value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return str(value)
+
+
+def describe_change(event: ChangeEvent) -> str:
+    if event.kind in (EventKind.PLAN_ADDED, EventKind.REGION_ADDED):
+        return describe_value(event.new)
+    if event.kind in (EventKind.PLAN_RETIRED, EventKind.REGION_REMOVED):
+        return describe_value(event.old)
+    return f"{describe_value(event.old)} -> {describe_value(event.new)}"
+
+
+def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": event.id,
+            "at": iso(event.at),
+            "kind": str(event.kind),
+            "subject": event.subject,
+            "region": event.region,
+            "field": event.field,
+            "change": describe_change(event),
+        }
+        for event in events
+    ]
+
+
+@click.command("changes")
+@click.option("--since", callback=WHEN, help="From this time (ISO 8601, or 24h / 7d ago).")
+@click.option("--until", callback=WHEN, help="Before this time.")
+@click.option("--after", "after", help="After this event id (a cursor from a previous page).")
+@click.option("--plan", "subject", help="Only events about this plan (or region, or endpoint).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice([str(kind) for kind in EventKind]),
+    help="Only these kinds (repeatable).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@json_option
+@click.pass_obj
+def changes(
+    state: State,
+    since: datetime | None,
+    until: datetime | None,
+    after: str | None,
+    subject: str | None,
+    kinds: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The change feed, oldest first: prices, plans, regions, stock, schema drift, endpoints."""
+    loaded = state.loaded()
+    feed_key = loaded.config.redis.key_prefix
+
+    async def read(redis: Redis) -> list[ChangeEvent]:
+        return await ChangeFeed(redis, feed_key).read(
+            after=after,
+            since=since,
+            until=until,
+            kinds=set(kinds) or None,
+            subject=subject,
+            limit=limit,
+        )
+
+    events = with_redis(loaded, read)
+    if as_json:
+        next_cursor = events[-1].id if len(events) == limit else None
+        print_json({"count": len(events), "next": next_cursor, "changes": events})
+        return
+    print_table(_change_rows(events), CHANGE_COLUMNS)
+
+
+# -- availability -------------------------------------------------------------------------
+
+STOCK_COLUMNS = ("plan", "region", "in_stock", "since", "last_in_stock", "checked_at")
+
+
+@click.command("availability")
+@click.option("--plan", "plan_id", help="One plan id.")
+@click.option("--region", help="One region id.")
+@click.option("--in-stock/--out-of-stock", "in_stock", default=None, help="Only one state.")
+@json_option
+@click.pass_obj
+def availability(
+    state: State, plan_id: str | None, region: str | None, in_stock: bool | None, as_json: bool
+) -> None:
+    """Stock per plan and region: in stock now or not, since when, last seen in stock."""
+    loaded = state.loaded()
+    prefix = loaded.config.redis.key_prefix
+    rows = with_redis(loaded, lambda redis: stock(redis, prefix, plan=plan_id, region=region))
+    if in_stock is not None:
+        rows = [row for row in rows if row.in_stock is in_stock]
+    if as_json:
+        print_json({"count": len(rows), "stock": msgspec.to_builtins(rows)})
+        return
+    print_table(
+        [
+            {
+                "plan": row.plan,
+                "region": row.region,
+                "in_stock": row.in_stock,
+                "since": iso(row.since),
+                "last_in_stock": iso(row.last_in_stock),
+                "checked_at": iso(row.checked_at),
+            }
+            for row in rows
+        ],
+        STOCK_COLUMNS,
+    )
+
+
+# -- quarantine ---------------------------------------------------------------------------
+
+_PREVIEW = 20
+
+
+async def quarantine_report(redis: Redis, prefix: str) -> dict[str, Any]:
+    """The pending snapshot, its reasons, and what accepting it would change."""
+    store = CatalogueStore(redis, prefix)
+    pending = await store.pending()
+    current = await store.load()
+    if pending is None:
+        return {"quarantine": None, "current": current.catalogue.counts()}
+    snapshot = pending.snapshot
+    candidate = snapshot.catalogue
+    if "os" not in snapshot.checked:
+        candidate = msgspec.structs.replace(candidate, os=current.catalogue.os)
+    merged = keep_missing(current.catalogue, candidate, snapshot.incomplete)
+    events = await asyncio.to_thread(
+        diff_catalogues, current.catalogue, merged, at=snapshot.fetched_at
+    )
+    effect: dict[str, int] = {}
+    for event in events:
+        effect[str(event.kind)] = effect.get(str(event.kind), 0) + 1
+    return {
+        "quarantine": pending.info,
+        "current": current.catalogue.counts(),
+        "incomplete": snapshot.incomplete,
+        "accepting_would": effect,
+        "preview": events[:_PREVIEW],
+    }
+
+
+@click.group("quarantine", invoke_without_command=True)
+@json_option
+@click.pass_context
+def quarantine(ctx: click.Context, as_json: bool) -> None:
+    """Show the quarantined snapshot (held back by the plausibility gate) and why.
+
+    `quarantine accept` makes it current; accepting an incomplete snapshot still retires
+    nothing. `quarantine discard` drops it.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    state: State = ctx.obj
+    loaded = state.loaded()
+    prefix = loaded.config.redis.key_prefix
+    report = with_redis(loaded, lambda redis: quarantine_report(redis, prefix))
+    if as_json:
+        print_json(report)
+        return
+    info = report["quarantine"]
+    if info is None:
+        click.echo("nothing is quarantined")
+        return
+    click.echo(f"fetched at:     {iso(info.fetched_at)}")
+    click.echo(f"quarantined at: {iso(info.quarantined_at)}")
+    click.echo(f"complete:       {'yes' if info.complete else 'no (accepting retires nothing)'}")
+    click.echo("reasons:")
+    for reason in info.reasons:
+        click.echo(f"  - {reason}")
+    counts = ", ".join(
+        f"{name} {report['current'].get(name, 0)} -> {count}" for name, count in info.counts.items()
+    )
+    click.echo(f"counts:         {counts}")
+    effect = ", ".join(
+        f"{count} {kind}" for kind, count in sorted(report["accepting_would"].items())
+    )
+    click.echo(f"accepting would record: {effect or 'no change'}")
+    if report["preview"]:
+        print_table(_change_rows(report["preview"]), CHANGE_COLUMNS[2:])
+    click.echo("accept with: vultr-scraper quarantine accept")
+
+
+@quarantine.command("accept")
+@json_option
+@click.pass_obj
+def accept(state: State, as_json: bool) -> None:
+    """Make the quarantined snapshot current (an operator's decision) and print the result."""
+    loaded = state.loaded()
+    result = with_redis(loaded, lambda redis: accept_quarantine(redis, loaded.config))
+    if as_json or result.get("status") == "success":
+        print_json(result)
+    if result.get("status") != "success":
+        fail(str(result.get("reason", "accept failed")), EX_FAILURE)
+
+
+@quarantine.command("discard")
+@click.pass_obj
+def discard(state: State) -> None:
+    """Drop the quarantined snapshot without applying it."""
+    loaded = state.loaded()
+    prefix = loaded.config.redis.key_prefix
+    dropped = with_redis(loaded, lambda redis: CatalogueStore(redis, prefix).discard_quarantine())
+    click.echo("quarantined snapshot discarded" if dropped else "nothing is quarantined")
+
+
+def register(cli: click.Group) -> None:
+    for command in (plans, changes, availability, quarantine):
+        cli.add_command(command)

@@ -1,0 +1,275 @@
+"""``run scrape-*``, ``plans``, ``changes``, ``availability`` and ``quarantine`` end to end: the
+real CLI, a real Redis and the fake Vultr API (served from a thread, as the CLI runs its own
+event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.fakes.vultr_api import FakeVultrAPI
+from vultr_scraper_worker.cli import cli
+from vultr_scraper_worker.cli.catalog_cmd import (
+    describe_value,
+    gigabytes,
+    money,
+    parse_megabytes,
+    parse_money,
+    parse_when,
+)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeVultrAPI]:
+    fake = FakeVultrAPI()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(fake.start(), loop).result(10)
+    try:
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path, redis_url: str, api: FakeVultrAPI) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[redis]
+url = "{redis_url}"
+
+[vultr]
+base_url = "{api.base_url}"
+
+[client]
+rate_limit = 0
+max_attempts = 2
+backoff_base = 0.01
+backoff_cap = 0.01
+
+[worker]
+max_tries = 1
+"""
+    )
+    return path
+
+
+def invoke(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def json_of(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return msgspec.json.decode(result.stdout)
+
+
+def test_scrape_then_query_plans(config: Path) -> None:
+    run = json_of(invoke(config, "run", "scrape-catalog"))
+    assert run["status"] == "success" and run["added"] == 7
+
+    document = json_of(invoke(config, "plans", "--json"))
+    prices = [Decimal(row["monthly_cost"]) for row in document["plans"]]
+    assert prices == sorted(prices) and document["count"] == len(prices)
+    assert document["plans"][0]["monthly_cost"] == "5"  # exact text, not a float
+
+    cheap = json_of(invoke(config, "plans", "--max-monthly", "5", "--json"))
+    assert {(row["plan"], row["region"]) for row in cheap["plans"]} == {
+        ("vc2-1c-1gb", "ewr"),
+        ("vc2-1c-1gb", "fra"),
+        ("vc2-1c-1gb", "ams"),
+    }
+    gpu = json_of(invoke(config, "plans", "--type", "vcg", "--min-gpu-vram", "40", "--json"))
+    assert {row["region"] for row in gpu["plans"]} == {"fra", "ams"}
+    big = json_of(invoke(config, "plans", "--min-ram", "100GB", "--min-vcpu", "16", "--json"))
+    assert {row["plan"] for row in big["plans"]} == {"vcg-l40s-16c-180g-48vram"}
+    regional = json_of(
+        invoke(config, "plans", "--plan", "vhp-2c-4gb-amd", "--region", "fra", "--json")
+    )
+    assert regional["plans"][0]["monthly_cost"] == "26.4"
+
+    table = invoke(config, "plans", "--region", "sao")
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == [
+        "PLAN",
+        "TYPE",
+        "REGION",
+        "VCPU",
+        "RAM",
+        "DISK",
+        "GPU",
+        "MONTHLY",
+        "HOURLY",
+        "STOCK",
+    ]
+    assert lines[1].split()[:3] == ["vc2-1c-1gb-sc1", "vc2", "sao"]
+    assert "7.50" in lines[1] and "0.011" in lines[1]
+
+    limited = invoke(config, "plans", "--limit", "2")
+    assert len(limited.stdout.splitlines()) == 4 and "more" in limited.stdout.splitlines()[-1]
+
+
+def test_changes_filters_and_pages(config: Path, api: FakeVultrAPI) -> None:
+    invoke(config, "run", "scrape-catalog")
+    api.catalogue.plan("vc2-2c-4gb")["monthly_cost"] = 24
+    invoke(config, "run", "scrape-catalog")
+
+    added = json_of(invoke(config, "changes", "--kind", "plan_added", "--json"))
+    assert added["count"] == 7
+    priced = json_of(
+        invoke(config, "changes", "--plan", "vc2-2c-4gb", "--kind", "price_changed", "--json")
+    )
+    (event,) = priced["changes"]
+    assert (event["old"], event["new"], event["field"]) == ("20", "24", "monthly_cost")
+
+    first = json_of(invoke(config, "changes", "--limit", "5", "--json"))
+    assert first["count"] == 5 and first["next"] == first["changes"][-1]["id"]
+    rest = json_of(invoke(config, "changes", "--after", first["next"], "--limit", "100", "--json"))
+    everything = json_of(invoke(config, "changes", "--limit", "1000", "--json"))
+    pages = [event["id"] for event in (*first["changes"], *rest["changes"])]
+    assert pages == [event["id"] for event in everything["changes"]]
+    assert rest["next"] is None
+
+    table = invoke(config, "changes", "--plan", "vc2-2c-4gb")
+    assert "price_changed" in table.stdout and "20 -> 24" in table.stdout
+    assert invoke(config, "changes", "--since", "1h").exit_code == 0
+    future = json_of(invoke(config, "changes", "--since", "2999-01-01", "--json"))
+    assert future["changes"] == []
+
+
+def test_plans_at_answers_from_history(config: Path, api: FakeVultrAPI) -> None:
+    invoke(config, "run", "scrape-catalog")
+    between = datetime.now(UTC)
+    api.catalogue.plan("vc2-2c-4gb")["monthly_cost"] = 24
+    invoke(config, "run", "scrape-catalog")
+    when = between.isoformat().replace("+00:00", "Z")
+    args = ["plans", "--plan", "vc2-2c-4gb", "--region", "ewr", "--json"]
+    then = json_of(invoke(config, *args, "--at", when))
+    now = json_of(invoke(config, *args))
+    assert then["plans"][0]["monthly_cost"] == "20" and now["plans"][0]["monthly_cost"] == "24"
+    assert then["at"] is not None
+    table = invoke(config, "plans", "--plan", "vc2-2c-4gb", "--at", when)
+    assert table.stdout.startswith("# as of ")
+    assert json_of(invoke(config, *args, "--at", "2000-01-01"))["plans"] == []
+    bad = invoke(config, "plans", "--at", "yesterday-ish")
+    assert bad.exit_code == 2 and "not a time" in bad.output
+
+
+def test_availability_and_in_stock(config: Path, api: FakeVultrAPI) -> None:
+    invoke(config, "run", "scrape-catalog")
+    assert json_of(invoke(config, "run", "scrape-availability"))["status"] == "success"
+    api.catalogue.availability["ams"].remove("vc2-2c-4gb")
+    result = json_of(invoke(config, "run", "scrape-availability"))
+    assert result["closed"] == 1
+
+    rows = json_of(invoke(config, "availability", "--plan", "vc2-2c-4gb", "--json"))["stock"]
+    assert [(row["region"], row["in_stock"]) for row in rows] == [("ams", False), ("ewr", True)]
+    assert rows[0]["last_in_stock"] is not None
+    out = json_of(invoke(config, "availability", "--out-of-stock", "--json"))
+    assert [(row["plan"], row["region"]) for row in out["stock"]] == [("vc2-2c-4gb", "ams")]
+    in_stock = json_of(invoke(config, "plans", "--in-stock", "--plan", "vc2-2c-4gb", "--json"))
+    assert [row["region"] for row in in_stock["plans"]] == ["ewr"]
+    table = invoke(config, "availability", "--region", "sao")
+    assert "vc2-1c-1gb-sc1" in table.stdout and "yes" in table.stdout
+    stock_events = json_of(invoke(config, "changes", "--kind", "stock_changed", "--json"))
+    assert stock_events["count"] == 1
+
+
+def test_quarantine_show_accept_and_discard(config: Path, api: FakeVultrAPI) -> None:
+    invoke(config, "run", "scrape-catalog")
+    assert invoke(config, "quarantine").stdout.strip() == "nothing is quarantined"
+    api.catalogue.plans = api.catalogue.plans[:2]
+    held = invoke(config, "run", "scrape-catalog")
+    assert held.exit_code == 3  # the run command's "quarantined" status
+    assert msgspec.json.decode(held.stdout)["status"] == "quarantined"
+
+    shown = invoke(config, "quarantine")
+    assert shown.exit_code == 0
+    assert "plans: 2 items, down from 6" in shown.stdout
+    assert "plans 6 -> 2" in shown.stdout
+    assert "4 plan_retired" in shown.stdout
+    document = json_of(invoke(config, "quarantine", "--json"))
+    assert document["quarantine"]["complete"] is True
+    assert document["accepting_would"] == {"plan_retired": 4}
+
+    accepted = json_of(invoke(config, "quarantine", "accept"))
+    assert accepted["status"] == "success" and accepted["retired"] == 4
+    remaining = json_of(invoke(config, "plans", "--json"))["plans"]
+    assert {row["plan"] for row in remaining} == {"vc2-1c-1gb", "vc2-1c-1gb-sc1", "vbm-4c-32gb"}
+    again = invoke(config, "quarantine", "accept")
+    assert again.exit_code == 1 and "nothing is quarantined" in again.output
+
+    api.catalogue.plans = [*api.catalogue.plans[:1], dict(api.catalogue.plans[1], monthly_cost=99)]
+    assert invoke(config, "run", "scrape-catalog").exit_code == 3
+    assert (
+        invoke(config, "quarantine", "discard").stdout.strip() == "quarantined snapshot discarded"
+    )
+    assert invoke(config, "quarantine", "discard").stdout.strip() == "nothing is quarantined"
+
+
+def test_without_redis_server_the_cli_says_how_to_get_one(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\nstate_dir = "{state}"\n')
+    empty_path = tmp_path / "bin"
+    empty_path.mkdir()
+    for args in (
+        ["plans"],
+        ["changes"],
+        ["availability"],
+        ["quarantine"],
+        ["run", "scrape-catalog"],
+    ):
+        result = CliRunner(env={"PATH": str(empty_path)}).invoke(
+            cli, ["--config", str(config), *args]
+        )
+        assert result.exit_code == 69, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "redis-server was not found on PATH" in lines[0], lines
+
+
+def test_parsers_and_formatting() -> None:
+    now = datetime(2026, 1, 31, tzinfo=UTC)
+    assert parse_when("2026-01-31T00:00Z") == now
+    assert parse_when("2026-01-31") == now
+    assert parse_when("7d", now) == now - timedelta(days=7)
+    assert parse_when("90m", now) == now - timedelta(minutes=90)
+    with pytest.raises(click.BadParameter):
+        parse_when("soon")
+    assert parse_megabytes("4096") == 4096
+    assert parse_megabytes("8GB") == 8192
+    assert parse_megabytes("1.5g") == 1536
+    with pytest.raises(click.BadParameter):
+        parse_megabytes("lots")
+    assert parse_money("$5.50") == Decimal("5.50")
+    with pytest.raises(click.BadParameter):
+        parse_money("NaN")
+    assert [money(Decimal(value)) for value in ("5", "7.5", "0.007", "1241.60")] == [
+        "5.00",
+        "7.50",
+        "0.007",
+        "1241.60",
+    ]
+    assert money(None) is None
+    assert gigabytes(184320) == "180 GB" and gigabytes(512) == "0.5 GB"
+    assert (
+        describe_value({"type": "vc2", "monthly_cost": "5", "other": 1})
+        == "type=vc2 monthly_cost=5"
+    )
+    assert describe_value([str(n) for n in range(30)]).endswith("...")
+    assert describe_value(True) == "yes" and describe_value(None) == "-"
