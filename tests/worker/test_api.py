@@ -463,6 +463,7 @@ BAD_PARAMETERS = [
     ("/api/v1/plans?region=fra&region=ewr", "region", "given more than once"),
     ("/api/v1/changes?after=abc", "after", "event id"),
     ("/api/v1/changes?after=99999999999999999999-0", "after", "event id"),
+    ("/api/v1/changes?after=1-2-3", "after", "event id"),
     ("/api/v1/changes?kind=price", "kind", "must be one of plan_added"),
     ("/api/v1/changes?limit=1001", "limit", "from 1 to 1000"),
     ("/api/v1/changes?since=2026-01-01T10:00:00+25:00", "since", "RFC 3339"),

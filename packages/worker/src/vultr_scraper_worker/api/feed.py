@@ -116,7 +116,7 @@ def _before(event_id: str) -> str:
     ms, _, seq = event_id.partition("-")
     if seq and int(seq) > 0:
         return f"{ms}-{int(seq) - 1}"
-    return f"{int(ms) - 1}-18446744073709551615" if ms and int(ms) > 0 else "0-0"
+    return f"{int(ms) - 1}-9999999999999999999" if ms and int(ms) > 0 else "0-0"
 
 
 def _stamp(moment: datetime) -> str:

@@ -71,7 +71,7 @@ def operation(route: Route, *, protect_reads: bool) -> dict[str, Any]:
         for status, response in sorted(route.responses.items())
     }
     automatic: list[int] = []
-    if any(param.location == "query" for param in route.params) or route.form is not None:
+    if route.params or route.form is not None:
         automatic.append(400)
     if needs_token:
         automatic += [401, 403]

@@ -93,7 +93,8 @@ def parse_params(
 # Parsers and schemas. Each helper returns a Param whose schema matches its parser.
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
-_DECIMAL = re.compile(r"-?(?:[0-9]{1,15}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})(?:[eE][+-]?[0-9]{1,3})?")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_MAX_NUMBER_TEXT = 100
 
 
 def integer(
@@ -120,7 +121,8 @@ def decimal(name: str, description: str, *, minimum: int, maximum: int) -> Param
 
     def parse(raw: str) -> Decimal:
         try:
-            value = Decimal(raw) if _DECIMAL.fullmatch(raw) else None
+            plain = len(raw) <= _MAX_NUMBER_TEXT and _DECIMAL.fullmatch(raw)
+            value = Decimal(raw) if plain else None
         except InvalidOperation:
             value = None
         if value is None or not value.is_finite() or not minimum <= value <= maximum:
@@ -154,6 +156,7 @@ def text(
     max_length: int = 100,
     location: Literal["query", "path"] = "query",
     example: str = "",
+    invalid: str = "no spaces or / allowed",
 ) -> Param:
     compiled = re.compile(pattern)
 
@@ -169,7 +172,7 @@ def text(
         parse,
         location=location,
         example=example,
-        invalid="" if location == "path" else "no spaces or / allowed",
+        invalid="" if location == "path" else invalid,
     )
 
 
@@ -192,23 +195,22 @@ def choice(name: str, description: str, values: Iterable[str], *, repeated: bool
     )
 
 
-_STREAM_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
-_MAX_U64 = 2**64 - 1
+# 19 digits always fit Redis' unsigned 64-bit id parts, so the pattern alone decides.
+_STREAM_ID = re.compile(r"[0-9]{1,19}(?:-[0-9]{1,19})?")
 
 
 def cursor(name: str, description: str) -> Param:
     """A change-feed position: a Redis stream id ``<ms>-<seq>`` (or ``<ms>``)."""
 
     def parse(raw: str) -> str:
-        match = _STREAM_ID.fullmatch(raw)
-        if not match or any(int(part) > _MAX_U64 for part in match.groups() if part):
+        if not _STREAM_ID.fullmatch(raw):
             raise ValueError("must be an event id such as 1764300000000-0")
         return raw
 
     return Param(
         name,
         description,
-        {"type": "string", "pattern": r"^[0-9]{1,20}(-[0-9]{1,20})?$", "maxLength": 41},
+        {"type": "string", "pattern": r"^[0-9]{1,19}(-[0-9]{1,19})?$", "maxLength": 39},
         parse,
         example="1764300000000-0",
         invalid="yesterday",

@@ -208,6 +208,7 @@ ROUTES = [
                 pattern=r"^[^\x00-\x1f]+$",
                 max_length=200,
                 example="vc2-1c-1gb",
+                invalid="%01",
             ),
             integer("limit", "Page size", minimum=1, maximum=1000, default=100),
         ),

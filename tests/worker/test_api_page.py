@@ -1,0 +1,190 @@
+"""The status page's HTML: sections, escaping, buttons only for a logged-in user, notices."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+from redis.asyncio import Redis
+
+from tests.worker.api_harness import (
+    TOKEN,
+    Api,
+    add_events,
+    add_failed_job,
+    cloud_plan,
+    commit_catalogue,
+    event,
+    quarantine,
+    record_run,
+    running_api,
+    set_stock,
+)
+from vultr_scraper_worker.api.html import Markup, escape, render
+
+NOW = datetime.now(UTC)
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+class Forms(HTMLParser):
+    """Collects every form action and every script tag of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "form":
+            self.actions.append(dict(attrs).get("action") or "")
+        if tag == "script":
+            self.scripts += 1
+
+
+def parse(body: str) -> Forms:
+    forms = Forms()
+    forms.feed(body)
+    return forms
+
+
+async def log_in(api: Api) -> None:
+    async with api.request(
+        "POST", "/login", data={"token": TOKEN}, headers={"Origin": api.url}
+    ) as response:
+        assert response.status == 303
+
+
+async def test_empty_store_page(redis_url: str) -> None:
+    async with running_api(redis_url) as api:
+        response, body = await api.text("/")
+    assert response.content_type == "text/html"
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in body
+    for section in ("jobs", "queue", "failed", "changes", "cheapest", "health"):
+        assert f'<section id="{section}">' in body
+    assert "No failed jobs." in body
+    assert "No changes recorded yet." in body
+    assert "stale" in body and "no successful catalogue scrape yet" in body
+    assert parse(body).scripts == 0
+
+
+async def test_page_shows_the_state_of_everything(redis_url: str, redis: Redis) -> None:
+    at = NOW - timedelta(minutes=3)
+    await commit_catalogue(
+        redis,
+        [
+            cloud_plan("vc2-1c-1gb", "5", locations=["fra", "ewr"]),
+            cloud_plan("vc2-2c-4gb", "20", locations=["fra"]),
+        ],
+        at=at,
+    )
+    await set_stock(
+        redis,
+        {("vc2-1c-1gb", "fra"): False, ("vc2-2c-4gb", "fra"): True, ("vc2-1c-1gb", "ewr"): True},
+        at=at,
+    )
+    await add_events(
+        redis,
+        [
+            event(
+                "price_changed",
+                "vc2-2c-4gb",
+                at=at,
+                region="fra",
+                field="monthly_cost",
+                old="18",
+                new="20",
+            )
+        ],
+    )
+    await record_run(redis, "scrape-catalog", "success", 3.0)
+    await add_failed_job(redis, "check-health:99", "check-health", error="HTTP 503 from x")
+    await quarantine(redis, at=NOW, reasons=["plan count fell by 30 %"])
+    async with running_api(redis_url) as api:
+        _, body = await api.text("/")
+    assert "fresh" in body
+    assert "Catalogue scrape quarantined" in body and "plan count fell by 30 %" in body
+    assert "monthly_cost 18 -&gt; 20" in body
+    # Cheapest in-stock plan per region: vc2-1c-1gb is out of stock in fra.
+    cheapest = body[body.index('<section id="cheapest">') :]
+    rows = re.findall(
+        r"<strong>(\w+)</strong> <span class=\"muted\">[^<]*</span></td>"
+        r"<td class=\"mono\">([\w-]+)</td>",
+        cheapest,
+    )
+    assert rows == [("ewr", "vc2-1c-1gb"), ("fra", "vc2-2c-4gb")]
+    assert "check-health:99" in body and "HTTP 503 from x" in body
+    assert "log in to retry" in body  # no buttons before logging in
+    assert parse(body).actions == []
+
+
+async def test_buttons_appear_after_login(redis_url: str, redis: Redis) -> None:
+    await add_failed_job(redis, "scrape-catalog:5")
+    async with running_api(redis_url) as api:
+        await log_in(api)
+        _, body = await api.text("/")
+    actions = parse(body).actions
+    assert "/api/v1/jobs/scrape-catalog:5/retry" in actions
+    assert "/api/v1/jobs/scrape-catalog/enqueue" in actions
+    assert "/logout" in actions
+
+
+async def test_no_token_configured_says_so(redis_url: str, redis: Redis) -> None:
+    await add_failed_job(redis, "scrape-catalog:5")
+    async with running_api(redis_url, token=None) as api:
+        _, body = await api.text("/")
+    assert "[http] token_file" in body
+    assert parse(body).actions == []
+
+
+async def test_every_value_is_escaped(redis_url: str, redis: Redis) -> None:
+    await add_events(
+        redis, [event("schema_drift", HOSTILE, at=NOW, region=HOSTILE, old=HOSTILE, new=HOSTILE)]
+    )
+    await add_failed_job(redis, "x:1", HOSTILE, error=HOSTILE, error_type=HOSTILE)
+    await quarantine(redis, at=NOW, reasons=[HOSTILE])
+    async with running_api(redis_url) as api:
+        _, body = await api.text("/")
+    assert HOSTILE not in body
+    assert body.count("&lt;img src=x onerror=alert(1)&gt;") >= 5
+
+
+async def test_notices_from_the_form_redirects(redis_url: str) -> None:
+    async with running_api(redis_url) as api:
+        _, body = await api.text("/?retried=retry-abc123")
+        assert "re-enqueued as <code>retry-abc123</code>" in body
+        _, body = await api.text("/?enqueued=0123abcd")
+        assert "enqueued as <code>0123abcd</code>" in body
+        # Only ids: anything else is a 400 page, never reflected markup.
+        response, body = await api.text("/?retried=%3Cb%3E", status=400)
+    assert response.content_type == "text/html"
+    assert "<b>" not in body
+
+
+async def test_form_post_errors_are_pages_with_a_way_back(redis_url: str) -> None:
+    async with running_api(redis_url) as api:
+        await log_in(api)
+        headers = {"Origin": api.url, "Accept": "text/html"}
+        async with api.request(
+            "POST", "/api/v1/jobs/gone:1/retry", data={}, headers=headers
+        ) as response:
+            assert response.status == 404
+            assert response.content_type == "text/html"
+            body = await response.text()
+    assert "no failed job with id &#x27;gone:1&#x27;" in body
+    assert '<a href="/">Back to the status page</a>' in body
+
+
+async def test_stylesheet(redis_url: str) -> None:
+    async with running_api(redis_url) as api:
+        response, css = await api.text("/style.css")
+    assert response.content_type == "text/css"
+    assert "@media (max-width: 600px)" in css
+
+
+def test_template_helper_escapes_everything_but_markup() -> None:
+    assert render("<p>{a}</p>", a="<b>&\"'") == "<p>&lt;b&gt;&amp;&quot;&#x27;</p>"
+    assert render("<p>{a}</p>", a=Markup("<b>ok</b>")) == "<p><b>ok</b></p>"
+    assert render("<p>{n:.1f}</p>", n=2.25) == "<p>2.2</p>"
+    assert escape(None) == ""
+    assert escape(escape("<")) == "&lt;"  # escaping twice does not double-escape Markup
