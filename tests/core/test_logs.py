@@ -101,14 +101,11 @@ def test_stdlib_debug_follows_the_configured_level() -> None:
     assert [record["message"] for record in lines()] == ["details"]
 
 
-def test_asyncio_errors_are_routed_in() -> None:
+async def test_asyncio_errors_are_routed_in() -> None:
     _, lines = capture()
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_exception_handler({"message": "Task exception was never retrieved"})
-
-    asyncio.run(main())
+    # What asyncio's default exception handler does with an error nobody awaited.
+    loop = asyncio.get_running_loop()
+    loop.call_exception_handler({"message": "Task exception was never retrieved"})
     (record,) = lines()
     assert record["logger"] == "asyncio"
     assert record["level"] == "ERROR"
