@@ -19,6 +19,7 @@ and a concurrent commit makes EXEC fail so the caller re-reads and re-diffs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -99,6 +100,20 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _replay(members: list[bytes]) -> Catalogue:
+    """The last version of every record among ``members``; only those are decoded in full."""
+    entries = sorted(
+        (decode(member, _Version) for member in members),
+        key=lambda entry: (entry.at, entry.commit),
+    )
+    latest = {(entry.collection, entry.id): entry.record for entry in entries}
+    state: dict[str, dict[str, Any]] = {name: {} for name in HISTORY_COLLECTIONS}
+    for (collection, record_id), record in latest.items():
+        if bytes(record) != b"null":
+            state[collection][record_id] = decode(record, COLLECTIONS[collection])
+    return Catalogue(**state)
+
+
 class CatalogueKeys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -111,10 +126,7 @@ class CatalogueKeys:
 
 def _decode_collection(name: str, raw: dict[Any, Any]) -> dict[str, Any]:
     record_type = COLLECTIONS[name]
-    return {
-        _text(key) or "": decode(value, record_type)
-        for key, value in raw.items()
-    }
+    return {_text(key) or "": decode(value, record_type) for key, value in raw.items()}
 
 
 def _decode_meta(raw: dict[Any, Any]) -> CatalogueMeta:
@@ -283,18 +295,8 @@ class CatalogueStore:
     async def catalogue_at(self, at: datetime) -> Catalogue:
         """Plans, metal plans and regions as they were at ``at`` (the OS list is not kept)."""
         raw = await self.redis.zrangebyscore(self.keys.versions, "-inf", to_ms(at))
-        entries = sorted(
-            (decode(member, _Version) for member in raw),
-            key=lambda entry: (entry.at, entry.commit),
-        )
-        state: dict[str, dict[str, Any]] = {name: {} for name in HISTORY_COLLECTIONS}
-        for entry in entries:
-            records = state[entry.collection]
-            if bytes(entry.record) == b"null":
-                records.pop(entry.id, None)
-            else:
-                records[entry.id] = decode(entry.record, COLLECTIONS[entry.collection])
-        return Catalogue(**state)
+        # Decoding every version can take a while on a long history: keep it off the loop.
+        return await asyncio.to_thread(_replay, raw)
 
     def _queue_reads(self, pipe: Pipeline) -> None:
         for key in self.keys.collections.values():
