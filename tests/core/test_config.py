@@ -460,6 +460,32 @@ def test_inline_secrets_are_found_and_masked(write: WriteFile) -> None:
     assert loaded.config.redis.url == "redis://worker:hunter2@10.0.0.5:6379/0"
 
 
+def test_chat_webhook_urls_and_sink_headers_are_secrets(write: WriteFile) -> None:
+    path = write(
+        """
+        [[sinks]]
+        name = "chat"
+        kind = "slack"
+        url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+        [[sinks]]
+        name = "push"
+        kind = "ntfy"
+        url = "https://ntfy.sh/alerts"
+        headers = { Authorization = "Bearer ntfy-token-77", Priority = "high" }
+        """
+    )
+    loaded = load_config(path, environ={})
+    values = loaded.secrets.values()
+    assert "https://hooks.slack.com/services/T000/B000/XXXXSECRET" in values
+    assert "/services/T000/B000/XXXXSECRET" in values
+    assert "ntfy-token-77" in values
+    assert "https://ntfy.sh/alerts" not in values  # ntfy topics are addresses, not keys
+    chat, push = config_to_dict(loaded.config)["sinks"]
+    assert chat["url"] == "https://hooks.slack.com/***"
+    assert push["url"] == "https://ntfy.sh/alerts"
+    assert push["headers"] == {"Authorization": "***", "Priority": "high"}
+
+
 def test_config_to_dict_without_secrets_round_trips() -> None:
     config = Config()
     assert msgspec.convert(config_to_dict(config), Config) == config

@@ -7,6 +7,7 @@ the TOML itself: only paths to files (``*_file`` keys) whose contents are read a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -341,19 +342,33 @@ def _over_defaults(defaults: Any, data: Any) -> Any:
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain data for ``config show``: paths to secret files, never their contents, and the
-    inline secrets (URL passwords, credential headers) masked."""
+    inline secrets (URL passwords, credential headers, chat webhook URLs) masked."""
     result: dict[str, Any] = msgspec.to_builtins(config)
     result["redis"]["url"] = _mask_url(config.redis.url)
     result["vultr"]["base_url"] = _mask_url(config.vultr.base_url)
-    for endpoint in result["health"]["endpoints"]:
-        endpoint["url"] = _mask_url(endpoint["url"])
-        endpoint["headers"] = {
+    for table in (*result["health"]["endpoints"], *result["sinks"]):
+        table["url"] = _mask_url(table["url"])
+        table["headers"] = {
             name: MASK if _is_credential_header(name) else value
-            for name, value in endpoint["headers"].items()
+            for name, value in table.get("headers", {}).items()
         }
-    for sink in result["sinks"]:
-        sink["url"] = _mask_url(sink["url"])
+    for sink, shown in zip(config.sinks, result["sinks"], strict=True):
+        if sink.kind in _CHAT_KINDS and sink.url:
+            shown["url"] = _mask_url_path(sink.url)
     return result
+
+
+# Slack and Discord webhook URLs are credentials themselves: whoever has one can post.
+_CHAT_KINDS = ("slack", "discord")
+
+
+def _mask_url_path(url: str) -> str:
+    """``https://hooks.slack.com/services/T/B/X`` -> ``https://hooks.slack.com/***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    return urlunsplit((parts.scheme, parts.hostname or "", f"/{MASK}", "", "")) or MASK
 
 
 MASK = "***"
@@ -397,8 +412,16 @@ def _inline_secrets(config: Config) -> tuple[str, ...]:
     urls.extend(sink.url for sink in config.sinks)
     for url in urls:
         found.extend(_url_secrets(url))
-    for endpoint in config.health.endpoints:
-        for name, value in endpoint.headers.items():
+    for sink in config.sinks:
+        if sink.kind in _CHAT_KINDS and sink.url:
+            found.append(sink.url)
+            with contextlib.suppress(ValueError):
+                path = urlsplit(sink.url).path
+                if len(path) > 1:
+                    found.append(path)  # a client may log the path alone
+    tables: list[EndpointConfig | SinkConfig] = [*config.health.endpoints, *config.sinks]
+    for table in tables:
+        for name, value in table.headers.items():
             if _is_credential_header(name) and value:
                 found.append(value)
                 # "Bearer abc": the credential alone may be logged without its scheme.
