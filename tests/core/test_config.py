@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vultr_scraper_core.config import (
@@ -213,6 +213,7 @@ def test_env_text_keys_keep_the_text(variable: str, raw: str, expected: str) -> 
     assert getattr(getattr(config, section), key) == expected
 
 
+@settings(deadline=None, max_examples=60)
 @given(
     st.text(
         alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40

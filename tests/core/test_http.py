@@ -478,7 +478,7 @@ async def test_latency_below_the_timeout_succeeds(api: FakeVultrAPI) -> None:
 async def test_session_timeout_applies_when_the_request_gives_none(api: FakeVultrAPI) -> None:
     # Regression: passing timeout=None to aiohttp disabled the session's timeouts entirely.
     api.slow("/v2/regions", 30.0, times=None)
-    async with make_client(timeout=0.2, max_attempts=2) as (client, sleeps):
+    async with make_client(timeout=0.5, max_attempts=2) as (client, sleeps):
         with pytest.raises(TransientHttpError, match="timed out"):
             await client.get_json(f"{api.base_url}/regions")
     assert api.count("/v2/regions") == 2
@@ -489,7 +489,7 @@ async def test_per_request_timeout_overrides_the_session(api: FakeVultrAPI) -> N
     api.slow("/v2/regions", 30.0)
     async with make_client(timeout=60.0) as (client, _):
         with pytest.raises(TransientHttpError, match="timed out"):
-            await client.request_once("GET", f"{api.base_url}/regions", timeout=0.2)
+            await client.request_once("GET", f"{api.base_url}/regions", timeout=0.5)
         # The next request is not slowed, uses the session's generous timeout, and gets its
         # own response, never the late one of the request that timed out (aiohttp 3.9.0 bug).
         response = await client.request_once("GET", f"{api.base_url}/os")
