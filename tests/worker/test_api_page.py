@@ -108,8 +108,8 @@ async def test_page_shows_the_state_of_everything(redis_url: str, redis: Redis) 
     # Cheapest in-stock plan per region: vc2-1c-1gb is out of stock in fra.
     cheapest = body[body.index('<section id="cheapest">') :]
     rows = re.findall(
-        r"<strong>(\w+)</strong> <span class=\"muted\">[^<]*</span></td>"
-        r"<td class=\"mono\">([\w-]+)</td>",
+        r"<strong>(\w+)</strong> <span class=\"muted\">[^<]*</span></div></td>"
+        r"<td class=\"mono\" data-label=\"Plan\"><div>([\w-]+)</div></td>",
         cheapest,
     )
     assert rows == [("ewr", "vc2-1c-1gb"), ("fra", "vc2-2c-4gb")]

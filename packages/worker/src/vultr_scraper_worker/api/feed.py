@@ -47,12 +47,30 @@ def title(event: ChangeEvent) -> str:
         EventKind.REGION_ADDED,
         EventKind.REGION_REMOVED,
     ):
-        return head
+        record = event.new if event.new is not None else event.old
+        about = _record_summary(record)
+        return f"{head}: {about}" if about else head
     if event.kind in (EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP):
         error = event.detail.get("error") if isinstance(event.detail, dict) else None
         return f"{head}: {error}" if error else head
     field = f"{event.field} " if event.field else ""
     return f"{head}: {field}{_short(event.old)} -> {_short(event.new)}"
+
+
+def _record_summary(record: Any) -> str:
+    """``$5/month, 1 vCPU, 1024 MB`` for a plan record, ``Frankfurt, DE`` for a region."""
+    if not isinstance(record, dict):
+        return ""
+    parts: list[str] = []
+    if record.get("monthly_cost") is not None:
+        parts.append(f"${record['monthly_cost']}/month")
+    if record.get("vcpu_count") is not None:
+        parts.append(f"{record['vcpu_count']} vCPU")
+    if record.get("ram") is not None:
+        parts.append(f"{record['ram']} MB")
+    if record.get("city"):
+        parts.append(", ".join(str(record[key]) for key in ("city", "country") if record.get(key)))
+    return ", ".join(parts)
 
 
 def _short(value: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
+from itertools import pairwise
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from vultr_scraper_worker.api.routing import Access, Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
 from vultr_scraper_worker.failures import FailedJob
 from vultr_scraper_worker.overview import JobOverview, QueueSnapshot
+from vultr_scraper_worker.settings import Schedule
 
 HTML = "text/html"
 CHANGES_ON_PAGE = 15
@@ -79,14 +81,64 @@ def empty(message: str) -> Markup:
     return render('<p class="empty">{message}</p>', message=message)
 
 
-def table(headers: Sequence[str], rows: Sequence[Markup]) -> Markup:
+Cell = tuple[str, Markup | str]  # (css class, content)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> Markup:
+    """A table whose cells carry their column name (``data-label``): on a phone each row is
+    shown as a small card of "label: value" lines instead of a table too wide to read."""
     head = join((render("<th>{h}</th>", h=header) for header in headers), "")
+    body = join(
+        render(
+            "<tr>{cells}</tr>",
+            cells=join(
+                (
+                    render(
+                        '<td class="{cls}" data-label="{label}"><div>{value}</div></td>',
+                        cls=cls,
+                        label=label,
+                        value=value,
+                    )
+                    for label, (cls, value) in zip(headers, row, strict=True)
+                ),
+                "",
+            ),
+        )
+        for row in rows
+    )
     return render(
-        '<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+        '<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
         "</table></div>",
         head=head,
-        rows=join(rows),
+        body=body,
     )
+
+
+def _minutes(values: frozenset[int]) -> str:
+    ordered = sorted(values)
+    if len(ordered) == 60:
+        return "every minute"
+    if len(ordered) > 1:
+        step = ordered[1] - ordered[0]
+        progression = all(b - a == step for a, b in pairwise(ordered))
+        if progression and step * len(ordered) == 60:
+            start = f" from :{ordered[0]:02d}" if ordered[0] else ""
+            return f"every {step} min{start}"
+    return "at " + ", ".join(f":{minute:02d}" for minute in ordered)
+
+
+def describe_schedule(schedule: Schedule) -> str:
+    """``every 15 min``, ``daily at 03:07``, ``on demand``: for people (all times UTC)."""
+    if not schedule.enabled:
+        return "on demand"
+    minutes = schedule.minute if schedule.minute is not None else frozenset(range(60))
+    if schedule.hour is None:
+        text = _minutes(minutes)
+        return "hourly " + text if text.startswith("at ") else text
+    hours = sorted(schedule.hour)
+    if len(hours) == 1 and len(minutes) == 1:
+        return f"daily at {hours[0]:02d}:{min(minutes):02d} UTC"
+    return f"{_minutes(minutes)} in hours {', '.join(f'{hour:02d}' for hour in hours)} UTC"
 
 
 def post_button(action: str, label: str, *, secondary: bool = False) -> Markup:
@@ -128,49 +180,57 @@ def html_response(
 # -- sections ------------------------------------------------------------------------------
 
 
-def _job_rows(jobs: Sequence[JobOverview], now: datetime, can_write: bool) -> list[Markup]:
-    rows = []
+NONE = Markup('<span class="muted">-</span>')
+
+
+def _jobs_table(
+    jobs: Sequence[JobOverview], schedules: Mapping[str, Schedule], now: datetime, can_write: bool
+) -> Markup:
+    rows: list[list[Cell]] = []
     for job in jobs:
         last = job.last_run
-        outcome = badge(last.outcome) if last else Markup('<span class="muted">-</span>')
+        outcome = badge(last.outcome) if last else NONE
         if last is not None and last.error:
-            outcome = render('{b}<br><span class="muted">{e}</span>', b=outcome, e=last.error)
+            outcome = render('{b} <span class="muted">{e}</span>', b=outcome, e=last.error)
+        schedule = schedules.get(job.name)
         button = (
             post_button(f"/api/v1/jobs/{job.name}/enqueue", "Run now", secondary=True)
             if can_write
-            else Markup("")
+            else NONE
         )
         rows.append(
-            render(
-                '<tr><td><strong>{name}</strong><br><span class="muted">{desc}</span></td>'
-                '<td class="mono">{schedule}</td><td class="when">{last}</td><td>{outcome}</td>'
-                '<td class="when">{ok}</td><td class="when">{next}</td><td>{button}</td></tr>',
-                name=job.name,
-                desc=job.description,
-                schedule=job.schedule,
-                last=when(unix(last.end) if last else None, now),
-                outcome=outcome,
-                ok=when(job.last_success, now),
-                next=when(job.next_run, now) if job.next_run else Markup("-"),
-                button=button,
-            )
+            [
+                (
+                    "",
+                    render(
+                        '<strong>{name}</strong><br><span class="muted">{desc}</span>',
+                        name=job.name,
+                        desc=job.description,
+                    ),
+                ),
+                ("", describe_schedule(schedule) if schedule else job.schedule),
+                ("when", when(unix(last.end) if last else None, now)),
+                ("error", outcome),
+                ("when", when(job.last_success, now)),
+                ("when", when(job.next_run, now) if job.next_run else NONE),
+                ("", button),
+            ]
         )
-    return rows
+    headers = ["Job", "Schedule", "Last run", "Outcome", "Last success", "Next run", "Action"]
+    return table(headers, rows)
 
 
 def _queue_table(queue: QueueSnapshot, now: datetime) -> Markup:
     if not queue.jobs:
         return empty("The queue is empty.")
-    rows = [
-        render(
-            '<tr><td class="mono">{id}</td><td>{function}</td><td>{state}</td>'
-            '<td class="when">{due}</td><td class="num">{tries}</td></tr>',
-            id=job.id,
-            function=job.function,
-            state=badge(job.state),
-            due=when(unix(job.due_at), now),
-            tries=job.tries,
-        )
+    rows: list[list[Cell]] = [
+        [
+            ("mono", job.id),
+            ("", job.function),
+            ("", badge(job.state)),
+            ("when", when(unix(job.due_at), now)),
+            ("num", str(job.tries)),
+        ]
         for job in queue.jobs
     ]
     return table(["Id", "Job", "State", "Due", "Tries"], rows)
@@ -179,7 +239,7 @@ def _queue_table(queue: QueueSnapshot, now: datetime) -> Markup:
 def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -> Markup:
     if not failed:
         return empty("No failed jobs.")
-    rows = []
+    rows: list[list[Cell]] = []
     for job in failed:
         if not job.retryable:
             action = Markup('<span class="muted">not retryable</span>')
@@ -193,21 +253,26 @@ def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -
             else Markup("")
         )
         rows.append(
-            render(
-                '<tr><td><strong>{function}</strong><br><span class="mono muted">{id}</span>'
-                '{retried}</td><td class="error"><span class="mono">{type}</span>: {error}</td>'
-                '<td class="num">{tries}</td><td class="when">{at}</td><td>{action}</td></tr>',
-                function=job.function,
-                id=job.id,
-                retried=retried,
-                type=job.error_type,
-                error=job.error,
-                tries=job.tries,
-                at=when(unix(job.failed_at), now),
-                action=action,
-            )
+            [
+                (
+                    "",
+                    render(
+                        '<strong>{f}</strong><br><span class="mono muted">{id}</span>{r}',
+                        f=job.function,
+                        id=job.id,
+                        r=retried,
+                    ),
+                ),
+                (
+                    "error",
+                    render('<span class="mono">{t}</span>: {e}', t=job.error_type, e=job.error),
+                ),
+                ("num", str(job.tries)),
+                ("when", when(unix(job.failed_at), now)),
+                ("", action),
+            ]
         )
-    return table(["Job", "Error", "Tries", "Failed", ""], rows)
+    return table(["Job", "Error", "Tries", "Failed", "Action"], rows)
 
 
 def _change_cell(event: ChangeEvent) -> str:
@@ -221,16 +286,14 @@ def _change_cell(event: ChangeEvent) -> str:
 def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
     if not events:
         return empty("No changes recorded yet.")
-    rows = [
-        render(
-            '<tr><td class="when">{at}</td><td>{kind}</td><td class="mono">{subject}</td>'
-            "<td>{region}</td><td>{change}</td></tr>",
-            at=when(event.at, now),
-            kind=event.kind,
-            subject=event.subject,
-            region=event.region or "",
-            change=_change_cell(event),
-        )
+    rows: list[list[Cell]] = [
+        [
+            ("when", when(event.at, now)),
+            ("", str(event.kind)),
+            ("mono", event.subject),
+            ("", event.region or ""),
+            ("error", _change_cell(event)),
+        ]
         for event in events
     ]
     return table(["When", "Kind", "Subject", "Region", "Change"], rows)
@@ -239,19 +302,22 @@ def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
 def _cheapest_table(cheapest: Sequence[catalog_data.RegionCheapest]) -> Markup:
     if not cheapest:
         return empty("No in-stock plan known yet (stock is checked by scrape-availability).")
-    rows = [
-        render(
-            '<tr><td><strong>{region}</strong> <span class="muted">{city}</span></td>'
-            '<td class="mono">{plan}</td><td class="num">${monthly}</td><td class="num">{vcpu}</td>'
-            '<td class="num">{ram}</td><td>{type}</td></tr>',
-            region=item.region,
-            city=item.city or "",
-            plan=item.plan,
-            monthly=item.monthly,
-            vcpu=item.vcpu if item.vcpu is not None else "-",
-            ram=f"{item.ram_mb / 1024:g} GB" if item.ram_mb is not None else "-",
-            type=item.plan_type or "",
-        )
+    rows: list[list[Cell]] = [
+        [
+            (
+                "",
+                render(
+                    '<strong>{r}</strong> <span class="muted">{c}</span>',
+                    r=item.region,
+                    c=item.city or "",
+                ),
+            ),
+            ("mono", item.plan),
+            ("num", f"${item.monthly}"),
+            ("num", str(item.vcpu) if item.vcpu is not None else "-"),
+            ("num", f"{item.ram_mb / 1024:g} GB" if item.ram_mb is not None else "-"),
+            ("", item.plan_type or ""),
+        ]
         for item in cheapest
     ]
     return table(["Region", "Plan", "$/month", "vCPU", "RAM", "Type"], rows)
@@ -260,7 +326,7 @@ def _cheapest_table(cheapest: Sequence[catalog_data.RegionCheapest]) -> Markup:
 def _health_table(endpoints: Sequence[data.EndpointHealth], now: datetime) -> Markup:
     if not endpoints:
         return empty("No endpoints are checked ([[health.endpoints]] in the configuration).")
-    rows = []
+    rows: list[list[Cell]] = []
     for endpoint in endpoints:
         state = endpoint.state
         last = state.last
@@ -268,18 +334,21 @@ def _health_table(endpoints: Sequence[data.EndpointHealth], now: datetime) -> Ma
         day = endpoint.uptime.get("24h")
         ratio = day.ratio if day else None
         rows.append(
-            render(
-                '<tr><td><strong>{name}</strong><br><span class="mono muted">{url}</span></td>'
-                '<td>{state}</td><td class="when">{since}</td><td class="num">{latency}</td>'
-                '<td class="num">{uptime}</td><td class="error">{error}</td></tr>',
-                name=endpoint.name,
-                url=endpoint.url or "(no longer configured)",
-                state=badge(state.state),
-                since=when(state.since, now),
-                latency=latency,
-                uptime=f"{ratio * 100:.2f} %" if ratio is not None else "-",
-                error=last.error if last and not last.ok else "",
-            )
+            [
+                (
+                    "",
+                    render(
+                        '<strong>{n}</strong><br><span class="mono muted">{u}</span>',
+                        n=endpoint.name,
+                        u=endpoint.url or "(no longer configured)",
+                    ),
+                ),
+                ("", badge(state.state)),
+                ("when", when(state.since, now)),
+                ("num", latency),
+                ("num", f"{ratio * 100:.2f} %" if ratio is not None else "-"),
+                ("error", last.error if last and not last.ok else ""),
+            ]
         )
     return table(["Endpoint", "State", "Since", "Latency", "Uptime 24 h", "Last error"], rows)
 
@@ -356,7 +425,7 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
         queue_total=f"{queue.total} jobs",
         queue_detail=f"{len(queue.running)} running, {failed_count} failed",
         auth_hint=hint,
-        job_rows=join(_job_rows(jobs, now, can_write)),
+        jobs_table=_jobs_table(jobs, {p.name: p.schedule for p in state.plans}, now, can_write),
         queue_table=_queue_table(queue, now),
         failed_count=str(failed_count),
         failed_table=_failed_table(failed, now, can_write),
