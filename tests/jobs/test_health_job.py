@@ -155,7 +155,7 @@ async def test_vultr_api_is_checked_by_default(redis: Redis, run_job: Any) -> No
         config = Config(vultr=VultrConfig(base_url=api.base_url))
         result = await run_job(config)
     assert result["checked"] == 1
-    assert result["failing"] == []
+    assert (result["failing"], result["down"], result["failing_endpoints"]) == (0, 0, [])
     [probe] = await HealthStore(redis, PREFIX).results("vultr-api")
     assert probe.ok and probe.status == 200
     [request] = api.requests

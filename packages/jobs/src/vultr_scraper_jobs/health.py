@@ -32,6 +32,7 @@ DUE_GRACE = 5.0  # seconds of scheduler jitter tolerated when deciding that a pr
 # Stop starting probes this long before the job's timeout, so the run ends cleanly and the
 # endpoints left over are the first ones due on the next run.
 DEADLINE_MARGIN = 0.9
+LISTED = 50  # names listed in the job result (the counts are exact)
 
 
 def configured_endpoints(config: Config) -> list[EndpointConfig]:
@@ -132,9 +133,11 @@ async def check_endpoint_health(ctx: dict[str, Any]) -> dict[str, Any]:
         "checked": len(checked),
         "not_due": len(endpoints) - len(due),
         "deferred": len(deferred),
-        "failing": sorted(failing),
-        "down": sorted(down),
+        "failing": len(failing),  # probes of this run that failed a condition
+        "down": len(down),  # endpoints DOWN after this run
         "transitions": transitions,
+        "failing_endpoints": sorted(failing)[:LISTED],
+        "down_endpoints": sorted(down)[:LISTED],
     }
 
 
