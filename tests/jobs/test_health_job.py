@@ -223,3 +223,24 @@ async def test_prune_health_uses_the_configured_window(redis: Redis) -> None:
     # whole until it has been silent for the whole window.
     assert pruned == {"health_rollup_fields": 4, "health_endpoints": 0}
     assert (await store.uptime(["kept", "removed"], 24 * 30, now))["kept"].probes == 1
+
+
+async def test_a_stale_expected_state_falls_back_to_the_watched_path(redis: Redis) -> None:
+    store = HealthStore(redis, PREFIX)
+    feed = ChangeFeed(redis, PREFIX)
+    now = datetime.now(UTC)
+    for index in range(3):
+        # Every call claims to have seen "no state yet": from the second on that is stale.
+        state, transition = await store.record(
+            "e",
+            "http://x",
+            ProbeResult(at=now + timedelta(seconds=index), ok=False),
+            failure_threshold=2,
+            success_threshold=2,
+            feed=feed,
+            expected=None,
+        )
+        assert transition == ("down" if index == 1 else None)
+    assert (state.checks, state.failures, state.state) == (3, 3, "down")
+    assert await endpoint_events(redis) == [(EventKind.ENDPOINT_DOWN, "e")]
+    assert len(await store.results("e")) == 3

@@ -23,7 +23,7 @@ import aiohttp
 from vultr_scraper_core.config import Config, EndpointConfig
 from vultr_scraper_core.http import USER_AGENT
 from vultr_scraper_core.store.changes import ChangeFeed
-from vultr_scraper_core.store.health import EndpointState, HealthStore, is_due
+from vultr_scraper_core.store.health import EndpointState, HealthStore, decode_state, is_due
 from vultr_scraper_jobs.context import JobDeps, deps
 from vultr_scraper_jobs.probes import probe
 
@@ -81,7 +81,8 @@ async def check_endpoint_health(ctx: dict[str, Any]) -> dict[str, Any]:
     feed = ChangeFeed(d.redis, prefix)
     endpoints = configured_endpoints(config)
     now = datetime.now(UTC)
-    states = await store.states([endpoint.name for endpoint in endpoints])
+    raws = await store.raw_states([endpoint.name for endpoint in endpoints])
+    states = {name: decode_state(raw) for name, raw in raws.items()}
     due = [
         endpoint
         for endpoint in endpoints
@@ -111,6 +112,7 @@ async def check_endpoint_health(ctx: dict[str, Any]) -> dict[str, Any]:
                 failure_threshold=failure_threshold,
                 success_threshold=success_threshold,
                 feed=feed,
+                expected=raws[endpoint.name],
             )
             checked.append(endpoint.name)
             if not result.ok:
