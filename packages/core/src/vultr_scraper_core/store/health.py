@@ -13,9 +13,10 @@ The state machine follows Gatus: ``failure_threshold`` failures in a row turn an
 ``success_threshold`` successes in a row turn it UP. A new endpoint starts ``unknown``; reaching
 DOWN from anything else is a transition (an ``endpoint_down`` event), reaching UP is one only
 when coming from DOWN (establishing the first state of a healthy endpoint is not a recovery).
-A result, its rollup increments, the new state and any transition event are written in one
-``MULTI``, guarded by ``WATCH`` on the state key, so two overlapping runs cannot both report
-the same transition.
+A result, its rollup increments, the new state and any transition event are written
+atomically and only if the state is still the one the transition was computed from (a guarded
+script call, or ``WATCH`` / ``MULTI`` when there is an event to add), so two overlapping runs
+cannot both report the same transition.
 """
 
 from __future__ import annotations
