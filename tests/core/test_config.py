@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import textwrap
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -423,13 +426,42 @@ def test_unreadable_secret_file_from_env_names_the_variable(tmp_path: Path) -> N
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_secret_file_without_permission(write: WriteFile, tmp_path: Path) -> None:
+def test_secret_file_without_permission() -> None:
+    # Root reads any file whatever its mode, so under root the loader runs in a forked child
+    # that has dropped to an unprivileged user (the modules are already imported there). The
+    # files live in a fresh directory that user can traverse (pytest's base temp is private).
+    tmp_path = Path(tempfile.mkdtemp(prefix="vs-perm-"))
+    tmp_path.chmod(0o755)
     locked = tmp_path / "locked"
     locked.write_text("x")
     locked.chmod(0)
-    path = write(f'[vultr]\napi_key_file = "{locked}"\n')
-    assert error_of(path).endswith(f"cannot read secret file {locked}: Permission denied")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[vultr]\napi_key_file = "{locked}"\n')
+    config.chmod(0o644)
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: child is tiny
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        message = "loaded without error"
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            load_config(config, environ={})
+        except ConfigError as error:
+            message = str(error)
+        except BaseException as error:
+            message = f"unexpected {type(error).__name__}: {error}"
+        finally:
+            os.write(write_end, message.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        output = pipe.read().decode()
+    os.waitpid(pid, 0)
+    shutil.rmtree(tmp_path)
+    assert output.endswith(f"cannot read secret file {locked}: Permission denied"), output
 
 
 def test_inline_secrets_are_found_and_masked(write: WriteFile) -> None:

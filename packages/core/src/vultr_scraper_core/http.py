@@ -190,22 +190,12 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
             raise TransientHttpError(reason, url=self.url, status=self.status) from None
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
-
-
-# aiohttp 3.9.0 put a timed-out connection back into the pool, and the next request on it read
-# the previous request's late response as its own (aio-libs/aiohttp#7864, fixed in 3.9.1).
-# There, connections are never reused.
-_POOL_IS_SAFE = _version(aiohttp.__version__) >= (3, 9, 1)
-
-
 def create_session(
     config: ClientConfig, *, headers: Mapping[str, str] | None = None
 ) -> aiohttp.ClientSession:
     """A ClientSession with the project's timeouts, connection limit and User-Agent."""
     timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout)
-    connector = aiohttp.TCPConnector(limit=config.connection_limit, force_close=not _POOL_IS_SAFE)
+    connector = aiohttp.TCPConnector(limit=config.connection_limit)
     merged = {"User-Agent": USER_AGENT, **(headers or {})}
     return aiohttp.ClientSession(timeout=timeout, connector=connector, headers=merged)
 

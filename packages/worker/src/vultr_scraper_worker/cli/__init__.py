@@ -19,7 +19,7 @@ from vultr_scraper_worker.cli.common import State, version_string
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     envvar="VULTR_SCRAPER_CONFIG",
     help="TOML configuration file (default: $VULTR_SCRAPER_CONFIG, else built-in defaults).",
 )
