@@ -117,7 +117,7 @@ async def test_interval_is_respected(redis: Redis, run_job: Any) -> None:
 
 async def test_concurrency_is_bounded(run_job: Any) -> None:
     async with HttpTarget() as target:
-        target.default = Reply(delay=0.2)
+        target.default = Reply(delay=0.5)  # long enough to overlap on a loaded machine
         endpoints = [EndpointConfig(name=f"e{i}", url=target.url(f"/{i}")) for i in range(9)]
         result = await run_job(health_config(*endpoints, concurrency=3))
     assert result["checked"] == 9
@@ -165,12 +165,12 @@ async def test_vultr_api_is_checked_by_default(redis: Redis, run_job: Any) -> No
 async def test_endpoints_beyond_the_deadline_wait_for_the_next_run(run_job: Any) -> None:
     async with HttpTarget() as target:
         config = health_config(
-            EndpointConfig(name="a", url=target.url("/a"), timeout=5),
+            EndpointConfig(name="a", url=target.url("/a"), timeout=10),
             EndpointConfig(name="b", url=target.url("/b"), timeout=0.5),
         )
-        config.schedules.check_health = ScheduleConfig(timeout=2.0)
+        config.schedules.check_health = ScheduleConfig(timeout=4.0)
         result = await run_job(config)
-    # 0.9 x 2 s leaves no room for a 5 s timeout, but enough for a 0.5 s one.
+    # 0.9 x 4 s leaves no room for a 10 s timeout, but plenty for a 0.5 s one.
     assert (result["checked"], result["deferred"]) == (1, 1)
     assert target.hits["/b"] == 1 and target.hits["/a"] == 0
 
