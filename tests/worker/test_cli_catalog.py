@@ -69,8 +69,18 @@ max_tries = 1
     return path
 
 
+def runner(env: dict[str, str] | None = None) -> CliRunner:
+    # click < 8.2 (the lowest-direct leg) mixes stderr into stdout unless told not to; 8.2
+    # removed the option and always keeps them apart.
+    try:
+        options: dict[str, Any] = {"mix_stderr": False}
+        return CliRunner(env=env, **options)
+    except TypeError:
+        return CliRunner(env=env)
+
+
 def invoke(config: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+    return runner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
 
 def json_of(result: Result) -> Any:
@@ -167,7 +177,7 @@ def test_plans_at_answers_from_history(config: Path, api: FakeVultrAPI) -> None:
     assert table.stdout.startswith("# as of ")
     assert json_of(invoke(config, *args, "--at", "2000-01-01"))["plans"] == []
     bad = invoke(config, "plans", "--at", "yesterday-ish")
-    assert bad.exit_code == 2 and "not a time" in bad.output
+    assert bad.exit_code == 2 and "not a time" in bad.stderr
 
 
 def test_availability_and_in_stock(config: Path, api: FakeVultrAPI) -> None:
@@ -212,7 +222,7 @@ def test_quarantine_show_accept_and_discard(config: Path, api: FakeVultrAPI) -> 
     remaining = json_of(invoke(config, "plans", "--json"))["plans"]
     assert {row["plan"] for row in remaining} == {"vc2-1c-1gb", "vc2-1c-1gb-sc1", "vbm-4c-32gb"}
     again = invoke(config, "quarantine", "accept")
-    assert again.exit_code == 1 and "nothing is quarantined" in again.output
+    assert again.exit_code == 1 and "nothing is quarantined" in again.stderr
 
     api.catalogue.plans = [*api.catalogue.plans[:1], dict(api.catalogue.plans[1], monthly_cost=99)]
     assert invoke(config, "run", "scrape-catalog").exit_code == 3
@@ -235,9 +245,7 @@ def test_without_redis_server_the_cli_says_how_to_get_one(tmp_path: Path) -> Non
         ["quarantine"],
         ["run", "scrape-catalog"],
     ):
-        result = CliRunner(env={"PATH": str(empty_path)}).invoke(
-            cli, ["--config", str(config), *args]
-        )
+        result = runner({"PATH": str(empty_path)}).invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 69, (args, result.output)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "redis-server was not found on PATH" in lines[0], lines
