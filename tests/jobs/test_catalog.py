@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from unittest import mock
@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 from tests.fakes.vultr_api import FakeCatalogue, FakeVultrAPI, make_plan, on_page
 from vultr_scraper_core.config import CatalogConfig, ClientConfig, Config, Secrets, VultrConfig
 from vultr_scraper_core.http import HttpClient, TransientHttpError, create_session
-from vultr_scraper_core.store.archive import RawArchive
+from vultr_scraper_core.store.archive import RawArchive, RawResponse
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.queries import PlanFilter, find_plans
@@ -30,6 +30,7 @@ from vultr_scraper_jobs.catalog import (
     settle,
 )
 from vultr_scraper_jobs.context import make_context
+from vultr_scraper_jobs.prune import prune
 from vultr_scraper_jobs.registry import all_jobs
 
 
@@ -373,3 +374,18 @@ async def test_a_slower_older_run_never_overwrites_a_newer_snapshot(redis: Redis
         result = await settle(store, old, env.config.catalog)
     assert result["superseded"] is True and result["events"] == 0
     assert (await store.meta()).version == version
+
+
+async def test_prune_applies_the_archive_retention(redis: Redis) -> None:
+    archive = RawArchive(redis, "vs")
+    old = datetime.now(UTC) - timedelta(days=31)
+    await archive.put(
+        [RawResponse(url="http://x/v2/os", status=200, headers={}, body=b"old", fetched_at=old)]
+    )
+    async with scrape_env(redis) as env:
+        await env.scrape()
+        kept = len(await archive.entries(limit=1000))
+        result = await prune(env.ctx)
+    assert result["status"] == "success"
+    assert result["pruned"]["archive"] == {"responses": 1, "bodies": 1}
+    assert len(await archive.entries(limit=1000)) == kept - 1

@@ -110,7 +110,7 @@ def _record_changes(
                 field=field,
                 old=None if old is _ABSENT else plain(old),
                 new=None if new is _ABSENT else plain(new),
-                detail=detail,
+                detail=dict(detail),  # events are independent values
             )
         )
 

@@ -22,9 +22,9 @@ class JobSpec:
 
 def all_jobs() -> dict[str, JobSpec]:
     """Name -> spec, in a stable order. Imported lazily so each job module stays independent."""
+    from vultr_scraper_jobs.alerts import dispatch_alerts
     from vultr_scraper_jobs.availability import scrape_vultr_availability
     from vultr_scraper_jobs.catalog import scrape_vultr_pricing
-    from vultr_scraper_jobs.alerts import dispatch_alerts
     from vultr_scraper_jobs.health import check_endpoint_health
     from vultr_scraper_jobs.notify import deliver_notification
     from vultr_scraper_jobs.prune import prune
