@@ -15,6 +15,7 @@ One row per (plan, region), priced for that region:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -241,6 +242,11 @@ async def find_plans(
         moment = as_utc(at)
         catalogue = await CatalogueStore(redis, prefix).catalogue_at(moment)
         lookup = await _stock_at(redis, prefix, moment)
+    # Thousands of rows on a full catalogue: build and sort them off the event loop.
+    return await asyncio.to_thread(_select, catalogue, lookup, flt)
+
+
+def _select(catalogue: Catalogue, lookup: StockLookup, flt: PlanFilter) -> list[PlanRow]:
     rows = [row for row in plan_rows(catalogue, lookup) if plan_matches(flt, row)]
     if flt.region is not None or flt.regions:
         rows = [row for row in rows if row.region is not None]
