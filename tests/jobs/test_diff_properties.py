@@ -29,7 +29,7 @@ REGIONS = ["ewr", "fra", "ams", "sao", ""]
 PROPERTY_SETTINGS = settings(
     derandomize=True,  # the same examples on every run and machine
     deadline=None,
-    max_examples=150,
+    max_examples=100,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
