@@ -9,6 +9,7 @@ are exercised too. Each operation is fuzzed anonymously and with the bearer toke
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata as metadata
 import json
 import os
 import threading
@@ -36,9 +37,13 @@ from tests.worker.api_harness import (
 from vultr_scraper_worker.api.app import all_routes
 from vultr_scraper_worker.api.openapi import build_document
 
-pytest.importorskip("schemathesis", minversion="4.0")  # the Nix build may ship 3.x
+pytest.importorskip("schemathesis")
+# By its distribution version: 4.0.0 reports ``__version__ == "dev"``. Nix may ship 3.x.
+if int(metadata.version("schemathesis").split(".")[0]) < 4:
+    pytest.skip("needs schemathesis 4 (its Python API changed)", allow_module_level=True)
 
 import schemathesis
+from schemathesis.specs.openapi.checks import unsupported_method
 
 # Per operation and identity; enough to hit every parameter's edge cases. A longer local run:
 # VS_FUZZ_EXAMPLES=500 scripts/test -- tests/worker/test_api_fuzz.py
@@ -142,6 +147,11 @@ FUZZ = settings(
 )
 
 
+# Every default check runs but one: how a method the HTTP/1.1 parser does not know (QUERY) is
+# answered belongs to aiohttp, not to this API (aiohttp 3.9's parser refuses it with 400 before
+# any handler runs; newer ones let the router answer 405). test_api.py checks 405 + Allow for
+# known methods.
+EXCLUDED = [unsupported_method]
 TestFunction = Callable[[Any, LiveApi], None]
 
 
@@ -153,11 +163,15 @@ def fuzz(test: TestFunction) -> TestFunction:
 
 @fuzz
 def test_anonymous_requests_never_fail_and_match_the_document(case: Any, live_api: LiveApi) -> None:
-    case.call_and_validate(base_url=live_api.url)
+    case.call_and_validate(base_url=live_api.url, excluded_checks=EXCLUDED)
 
 
 @fuzz
 def test_authenticated_requests_never_fail_and_match_the_document(
     case: Any, live_api: LiveApi
 ) -> None:
-    case.call_and_validate(base_url=live_api.url, headers={"Authorization": f"Bearer {TOKEN}"})
+    case.call_and_validate(
+        base_url=live_api.url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        excluded_checks=EXCLUDED,
+    )

@@ -145,7 +145,9 @@ async def atom_feed(request: web.Request, args: dict[str, Any]) -> web.StreamRes
     state = state_of(request)
     events = await data.latest_changes(state, args["limit"], args["kind"])
     site = f"{request.scheme}://{request.host}/"
-    body = render_feed(events, self_url=str(request.url), site_url=site)
+    # Built from the parts: request.url trips over the port on older aiohttp/yarl.
+    self_url = f"{request.scheme}://{request.host}{request.rel_url}"
+    body = render_feed(events, self_url=self_url, site_url=site)
     return web.Response(body=body, content_type=ATOM_TYPE, charset="utf-8")
 
 
