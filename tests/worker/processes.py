@@ -149,7 +149,7 @@ class WorkerProcess:
         return f"--- {self.name} stdout (tail) ---\n{tail}\n--- stderr ---\n{stderr[-3000:]}"
 
     async def wait_ready(self, timeout: float = WAIT) -> None:
-        """Until arq's poll loop runs (its startup line), or fail with the output."""
+        """Until the worker logs that it polls the queue, or fail with the output."""
         await eventually(
             lambda: _ready(self), timeout=timeout, message=lambda: f"{self.name} not ready"
         )
@@ -158,7 +158,7 @@ class WorkerProcess:
 async def _ready(worker: WorkerProcess) -> bool:
     if not worker.running():
         raise AssertionError(f"{worker.name} exited early\n{worker.output()}")
-    return any("Starting worker for" in line for line in worker.raw_lines())
+    return any('"worker.ready"' in line for line in worker.raw_lines())
 
 
 async def eventually(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from arq.connections import ArqRedis
+from arq.utils import timestamp_ms
 
 from vultr_scraper_core.config import LoadedConfig, load_config
 from vultr_scraper_worker.enqueue import enqueue_job
@@ -12,7 +13,7 @@ from vultr_scraper_worker.failures import FailedJobs
 from vultr_scraper_worker.history import JobHistory
 from vultr_scraper_worker.overview import queue_snapshot
 from vultr_scraper_worker.settings import load_job_set
-from vultr_scraper_worker.worker_main import serve
+from vultr_scraper_worker.worker_main import ProjectWorker, build_worker, serve
 
 
 def _loaded(redis_url: str, tmp_path: Path) -> LoadedConfig:
@@ -60,3 +61,26 @@ async def test_unknown_function_and_exhausted_tries_are_recorded(
     assert runs == {"unknown": "failed", "exhausted": "failed", served: "success"}
     assert await queue.zcard("arq:queue") == 0
     assert await queue.zcard("vs:workers") == 0  # the heartbeat is removed on a clean exit
+
+
+async def test_one_lua_call_claims_due_free_jobs_once(
+    queue: ArqRedis, redis_url: str, tmp_path: Path
+) -> None:
+    loaded = _loaded(redis_url, tmp_path)
+    jobs = load_job_set("tests.worker.sample_quiet")
+    first, _ = build_worker(loaded, queue, jobs=jobs, handle_signals=False, worker_id="a")
+    second, _ = build_worker(loaded, queue, jobs=jobs, handle_signals=False, worker_id="b")
+    ids = [str(await enqueue_job(queue, "noop", job_id=f"j{index}")) for index in range(5)]
+    await enqueue_job(queue, "noop", job_id="later", defer_by=600)
+    await queue.set("arq:in-progress:j1", b"1")  # running elsewhere
+    candidates = [*ids, "later"]
+
+    async def claim(worker: ProjectWorker, room: int) -> list[str]:
+        args: list[str | int] = [timestamp_ms(), 30_000, room, *candidates]
+        reply = await worker._claim(keys=["arq:queue"], args=args)
+        return [item.decode() for item in reply[::2]]
+
+    assert await claim(first, 2) == ["j0", "j2"]  # in order, skipping the running one
+    assert await claim(second, 10) == ["j3", "j4"]  # never a claimed, running or deferred job
+    assert await claim(first, 10) == []
+    assert 0 < await queue.pttl("arq:in-progress:j3") <= 30_000

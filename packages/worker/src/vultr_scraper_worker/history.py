@@ -14,10 +14,13 @@ A run is one try: a job that is retried twice and then succeeds leaves three rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_worker.api.jobstats import add_run as add_run_stats
@@ -106,17 +109,33 @@ class JobHistory:
         self.keep = keep
 
     async def record(self, run: RunRecord) -> None:
-        """One round trip, no transaction: the list, its bound and the per-job summaries."""
-        data = _encode(run)
-        runs_key = self.keys.runs(run.function)
+        await self.record_many([run])
+
+    async def record_many(self, runs: Sequence[RunRecord]) -> None:
+        """One round trip, no transaction, a few commands per job whatever the number of runs.
+
+        ``runs`` are in the order they ended; each job's list gets them newest first.
+        """
+        if not runs:
+            return
+        by_function: dict[str, list[RunRecord]] = {}
+        for run in runs:
+            by_function.setdefault(run.function, []).append(run)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(runs_key, data)
-            pipe.ltrim(runs_key, 0, self.keep - 1)
-            pipe.hset(self.keys.last, run.function, data)  # type: ignore[arg-type]
-            if run.outcome == "success":
-                pipe.hset(self.keys.last_success, run.function, repr(run.end))
-            # Cumulative counters for /metrics (the lists above are bounded, counters must grow).
-            add_run_stats(pipe, self.keys.prefix, run.function, run.outcome, run.duration)
+            stats = _SummedIncrements(pipe)
+            for function, items in by_function.items():
+                encoded = [_encode(run) for run in items]
+                runs_key = self.keys.runs(function)
+                pipe.lpush(runs_key, *encoded)
+                pipe.ltrim(runs_key, 0, self.keep - 1)
+                pipe.hset(self.keys.last, function, encoded[-1])  # type: ignore[arg-type]
+                ends = [run.end for run in items if run.outcome == "success"]
+                if ends:
+                    pipe.hset(self.keys.last_success, function, repr(max(ends)))
+                for run in items:
+                    # Cumulative counters for /metrics (the lists are bounded, counters grow).
+                    add_run_stats(stats, self.keys.prefix, run.function, run.outcome, run.duration)
+            stats.apply()
             await pipe.execute()
 
     async def recent(self, function: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -153,6 +172,78 @@ class JobHistory:
         """Job name -> Unix time its latest successful run ended."""
         raw = await self.redis.hgetall(self.keys.last_success)  # type: ignore[misc]
         return {_text(name): float(value) for name, value in raw.items()}
+
+
+class _SummedIncrements:
+    """Stands in for the pipeline while counters are added: equal fields become one command."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._pipe = pipe
+        self._ints: dict[tuple[str, str], int] = {}
+        self._floats: dict[tuple[str, str], float] = {}
+
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self._ints[(key, field)] = self._ints.get((key, field), 0) + amount
+
+    def hincrbyfloat(self, key: str, field: str, amount: float = 1.0) -> None:
+        self._floats[(key, field)] = self._floats.get((key, field), 0.0) + amount
+
+    def __getattr__(self, name: str) -> Any:  # any other command goes straight through
+        return getattr(self._pipe, name)
+
+    def apply(self) -> None:
+        for (key, field), amount in self._ints.items():
+            self._pipe.hincrby(key, field, amount)
+        for (key, field), total in self._floats.items():
+            self._pipe.hincrbyfloat(key, field, total)
+
+
+class HistoryBuffer:
+    """Run records written in batches, one pipeline per ``interval``, off the jobs' path.
+
+    The worker uses it so that recording a run costs no Redis round trip of its own: records
+    of the tries that end within ``interval`` share one pipeline. A crash loses at most the
+    last ``interval`` of history (never a job's own data or a failed-job record, which are
+    written synchronously). ``close`` writes what is pending.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, interval: float = 0.05) -> None:
+        self.history = JobHistory(redis, prefix)
+        self.interval = interval
+        self._pending: list[RunRecord] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, run: RunRecord) -> None:
+        self._pending.append(run)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.interval)
+        await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self.history.record_many(batch)
+        except Exception as error:  # history is best effort; never break the worker for it
+            logger.bind(error=str(error), records=len(batch)).warning(
+                "could not write the job history"
+            )
+
+    async def close(self, timeout: float = 5.0) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            logger.warning("job history not written: Redis did not answer in time")
 
 
 def _text(value: bytes | str) -> str:

@@ -31,6 +31,7 @@ from vultr_scraper_core.config import Config, LoadedConfig, ScheduleConfig
 from vultr_scraper_core.http import Backoff
 from vultr_scraper_jobs.registry import JobSpec, all_jobs
 from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.history import HistoryBuffer
 from vultr_scraper_worker.serialization import deserialize, serialize
 from vultr_scraper_worker.wrapper import JobRunner
 
@@ -149,12 +150,15 @@ def make_backoff(loaded: LoadedConfig) -> Backoff:
     )
 
 
-def make_runner(loaded: LoadedConfig, worker_id: str | None = None) -> JobRunner:
+def make_runner(
+    loaded: LoadedConfig, worker_id: str | None = None, *, buffer: HistoryBuffer | None = None
+) -> JobRunner:
     return JobRunner(
         max_tries=loaded.config.worker.max_tries,
         backoff=make_backoff(loaded),
         key_prefix=loaded.config.redis.key_prefix,
         worker_id=worker_id,
+        buffer=buffer,
     )
 
 

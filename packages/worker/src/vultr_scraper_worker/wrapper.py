@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from vultr_scraper_core.http import Backoff, is_transient, retry_after_of
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.failures import FailedJob, FailedJobs
-from vultr_scraper_worker.history import JobHistory, RunRecord, summarise
+from vultr_scraper_worker.history import HistoryBuffer, JobHistory, RunRecord, summarise
 
 _ERROR_TEXT = 500
 _RECORD_TIMEOUT = 5.0  # seconds a best-effort write may take while the job is being cancelled
@@ -50,11 +50,15 @@ class JobRunner:
         backoff: Backoff,
         key_prefix: str,
         worker_id: str | None = None,
+        buffer: HistoryBuffer | None = None,
     ) -> None:
         self.max_tries = max_tries
         self.backoff = backoff
         self.key_prefix = key_prefix
         self.worker_id = worker_id
+        # The worker batches run records (one pipeline per 50 ms); without a buffer every
+        # record is written before the try returns (``run``, tests).
+        self.buffer = buffer
 
     def wrap(self, spec: JobSpec, timeout: float) -> JobCoroutine:
         """The coroutine function registered with arq for ``spec``."""
@@ -75,9 +79,11 @@ class JobRunner:
     ) -> Any:
         job_id = str(ctx.get("job_id", ""))
         job_try = int(ctx.get("job_try", 1))
-        log = logger.bind(job_id=job_id, function=spec.name, max_tries=self.max_tries)
-        log = log.bind(**{"try": job_try})
-        log.bind(event="job.start").info(f"{spec.name} started (try {job_try}/{self.max_tries})")
+        fields = {"job_id": job_id, "function": spec.name, "try": job_try}
+        log = logger.bind(**fields)
+        logger.bind(event="job.start", max_tries=self.max_tries, **fields).info(
+            f"{spec.name} started (try {job_try}/{self.max_tries})"
+        )
         started = time.time()
         clock = time.perf_counter()
         deadline = asyncio.timeout(timeout)
@@ -89,7 +95,7 @@ class JobRunner:
             log.bind(event="job.end", outcome="interrupted", duration=run.duration).warning(
                 f"{spec.name} interrupted by shutdown; it runs again on the next worker"
             )
-            await self._best_effort(self._history(ctx).record(run), "job history", log)
+            await self._record_run(ctx, run, log)
             raise
         except Exception as caught:
             error: BaseException = caught
@@ -127,7 +133,7 @@ class JobRunner:
             end.bind(error=reason).error(f"{spec.name} failed: {reason}")
             run.error = reason
             await self._record_failure(spec, ctx, args, kwargs, reason, "JobReportedFailure", run)
-        await self._best_effort(self._history(ctx).record(run), "job history", log)
+        await self._record_run(ctx, run, log)
         return result
 
     async def _failed_try(
@@ -163,7 +169,7 @@ class JobRunner:
                 error_type=error_type,
                 retry_in=run.retry_in,
             ).warning(f"{spec.name} failed transiently, retrying in {delay:.2f} s: {text}")
-            await self._best_effort(self._history(ctx).record(run), "job history", log)
+            await self._record_run(ctx, run, log)
             if isinstance(error, Retry):
                 return
             raise Retry(defer=delay) from error
@@ -177,7 +183,7 @@ class JobRunner:
             error_type=error_type,
         ).error(f"{spec.name} failed ({kind}): {text}")
         await self._record_failure(spec, ctx, args, kwargs, text, error_type, run)
-        await self._best_effort(self._history(ctx).record(run), "job history", log)
+        await self._record_run(ctx, run, log)
 
     async def _record_failure(
         self,
@@ -232,8 +238,12 @@ class JobRunner:
             worker=self.worker_id,
         )
 
-    def _history(self, ctx: Mapping[Any, Any]) -> JobHistory:
-        return JobHistory(_redis(ctx), self.key_prefix)
+    async def _record_run(self, ctx: Mapping[Any, Any], run: RunRecord, log: Any) -> None:
+        if self.buffer is not None:
+            self.buffer.add(run)
+            return
+        history = JobHistory(_redis(ctx), self.key_prefix)
+        await self._best_effort(history.record(run), "job history", log)
 
     @staticmethod
     async def _best_effort(operation: Awaitable[None], what: str, log: Any) -> None:
