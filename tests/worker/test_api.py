@@ -190,7 +190,7 @@ async def test_plans_filters_and_prices(redis_url: str, redis: Redis) -> None:
         assert in_fra["plans"][0]["in_stock"] is True
         cheap = await api.json("GET", "/api/v1/plans?max_monthly=6&type=vc2")
         assert {row["plan"] for row in cheap["plans"]} == {"vc2-1c-1gb"}
-        gpu = await api.json("GET", "/api/v1/plans?gpu_type=a100&min_gpu_vram_gb=8")
+        gpu = await api.json("GET", "/api/v1/plans?gpu=a100&min_gpu_vram=8&min_ram=1024")
         assert [row["plan"] for row in gpu["plans"]] == ["vcg-a100-1c"]
         limited = await api.json("GET", "/api/v1/plans?limit=1")
         assert limited["count"] == 4 and limited["truncated"] is True

@@ -42,9 +42,9 @@ async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamRe
         plan=args["plan"],
         region=args["region"],
         min_vcpu=args["min_vcpu"],
-        min_ram_mb=args["min_ram_mb"],
-        min_gpu_vram_gb=args["min_gpu_vram_gb"],
-        gpu_type=args["gpu_type"],
+        min_ram_mb=args["min_ram"],
+        min_gpu_vram_gb=args["min_gpu_vram"],
+        gpu_type=args["gpu"],
         max_monthly=args["max_monthly"],
         max_hourly=args["max_hourly"],
         in_stock=args["in_stock"],
@@ -134,7 +134,8 @@ ROUTES = [
         tag="catalog",
         description=(
             "One row per (plan, region), priced for that region. Filters combine with AND and "
-            "are those of `vultr-scraper plans`. Prices are exact decimal strings (USD)."
+            "are those of `vultr-scraper plans` (`--min-ram` is `min_ram`, in MB). Prices are "
+            "exact decimal strings (USD)."
         ),
         params=(
             text(
@@ -147,15 +148,15 @@ ROUTES = [
             _PLAN,
             _REGION,
             integer("min_vcpu", "At least this many vCPUs", minimum=0, maximum=100_000),
-            integer("min_ram_mb", "At least this much RAM (MB)", minimum=0, maximum=100_000_000),
+            integer("min_ram", "At least this much RAM (MB)", minimum=0, maximum=100_000_000),
             integer(
-                "min_gpu_vram_gb",
+                "min_gpu_vram",
                 "At least this much GPU memory (GB)",
                 minimum=0,
                 maximum=1_000_000,
             ),
             text(
-                "gpu_type",
+                "gpu",
                 "GPU model or brand contains this (case-insensitive), e.g. a100",
                 pattern=_GPU,
                 max_length=50,
