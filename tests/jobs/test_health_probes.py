@@ -120,7 +120,7 @@ async def test_network_failures_are_results_not_exceptions(
         port = sock.getsockname()[1]
     refused = await probe(session, endpoint(f"http://127.0.0.1:{port}/"))
     assert not refused.ok and refused.status is None
-    assert refused.error.startswith("connection failed")
+    assert refused.error == "connection failed: Connection refused"
 
     async with HttpTarget() as slow:
         slow.reply("/", Reply(delay=5.0))

@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import re
+import socket
 import ssl
 import time
 from datetime import UTC, datetime
@@ -253,7 +255,10 @@ def describe_failure(error: BaseException, timeout: float) -> str:
     if isinstance(error, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return f"timed out after {timeout:g} s"
     if isinstance(error, aiohttp.ClientConnectorError):
-        return f"connection failed: {error.os_error.strerror or error.os_error}"
+        cause = error.os_error
+        if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
+            return f"connection failed: {cause.strerror or cause}"
+        return f"connection failed: {os.strerror(cause.errno)}"  # not "Connect call failed"
     if isinstance(error, ssl.SSLError | aiohttp.ClientSSLError):
         return f"TLS error: {error}"
     if isinstance(error, aiohttp.InvalidURL):
