@@ -52,10 +52,15 @@ class RegionCheapest:
     ram_mb: int | None
 
 
-async def summary(state: ApiState) -> CatalogSummary:
+async def summary(state: ApiState, *, with_stock: bool = False) -> CatalogSummary:
+    """Counts, freshness and quarantine; ``with_stock`` also counts the stock pairs (that
+    reads every pair, some 10^4 of them: fine for /metrics, too much for /healthz)."""
     found = await catalogue_summary(state.redis, state.prefix)
-    pairs = await stock(state.redis, state.prefix)
-    in_stock = sum(1 for row in pairs if row.in_stock)
+    counted: dict[str, int] = {}
+    if with_stock:
+        pairs = await stock(state.redis, state.prefix)
+        in_stock = sum(1 for row in pairs if row.in_stock)
+        counted = {"in_stock": in_stock, "out_of_stock": len(pairs) - in_stock}
     return CatalogSummary(
         counts={
             "plans": found.plans,
@@ -71,7 +76,7 @@ async def summary(state: ApiState) -> CatalogSummary:
         last_reason=found.last_reason,
         stock_checked_at=found.stock_checked_at,
         quarantine=found.quarantine,
-        stock={"in_stock": in_stock, "out_of_stock": len(pairs) - in_stock},
+        stock=counted,
     )
 
 

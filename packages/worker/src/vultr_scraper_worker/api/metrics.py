@@ -126,7 +126,7 @@ async def _health_families(state: ApiState) -> list[Metric]:
 
 
 async def _catalog_families(state: ApiState) -> list[Metric]:
-    summary = await catalog_data.summary(state)
+    summary = await catalog_data.summary(state, with_stock=True)
     items = _gauge("catalog_items", "Records in the current catalogue", ["collection"])
     for collection, count in sorted(summary.counts.items()):
         items.add_metric([collection], count)

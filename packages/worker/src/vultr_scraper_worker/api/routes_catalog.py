@@ -101,7 +101,7 @@ async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 
 async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
-    found = await catalog_data.summary(state)
+    found = await catalog_data.summary(state, with_stock=True)
     fresh, reason = catalog_data.freshness(state, found)
     return json_response(
         {
