@@ -41,10 +41,14 @@ async def _noop(ctx: dict[Any, Any]) -> dict[str, Any]:
     return {"status": "success"}
 
 
+async def _with_arguments(ctx: dict[Any, Any], sink: str, event_id: str) -> dict[str, Any]:
+    return {"status": "success"}
+
+
 SPECS = [
     JobSpec("scrape-catalog", _noop, "Fetch the catalogue", schedule="scrape_catalog"),
     JobSpec("check-health", _noop, "Probe endpoints", schedule="check_health"),
-    JobSpec("deliver-notification", _noop, "Send one notification"),
+    JobSpec("deliver-notification", _with_arguments, "Send one notification (args: SINK EVENT)"),
 ]
 
 

@@ -351,6 +351,17 @@ async def test_enqueue_by_name(redis_url: str, redis: Redis) -> None:
     assert unknown["error"].startswith("unknown job 'no-such-job'; known jobs: scrape-catalog")
 
 
+async def test_a_job_that_needs_arguments_is_not_enqueued_without(
+    redis_url: str, redis: Redis
+) -> None:
+    async with running_api(redis_url) as api:
+        document = await api.json(
+            "POST", "/api/v1/jobs/deliver-notification/enqueue", status=400, token=TOKEN
+        )
+    assert "needs arguments" in document["error"]
+    assert await redis.zcard("arq:queue") == 0
+
+
 # -- authentication --------------------------------------------------------------------------
 
 WRITES = ["/api/v1/jobs/x:1/retry", "/api/v1/jobs/scrape-catalog/enqueue"]

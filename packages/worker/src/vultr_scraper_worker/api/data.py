@@ -8,6 +8,7 @@ schedule (``history``, ``failures``, ``settings``) and arq's own queue keys.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +36,20 @@ def job_plans(state: ApiState) -> list[JobPlan]:
 
 def job_names(state: ApiState) -> list[str]:
     return [plan.name for plan in job_plans(state)]
+
+
+def needs_arguments(plan: JobPlan) -> bool:
+    """Whether the job's function takes required arguments besides ``ctx`` (the API and the
+    page enqueue jobs without arguments; such a job would only fail)."""
+    try:
+        parameters = list(inspect.signature(plan.spec.function).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    return any(
+        parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        for parameter in parameters
+    )
 
 
 async def scheduled_jobs(state: ApiState, now: datetime | None = None) -> list[JobOverview]:
@@ -66,9 +81,16 @@ async def retry_failed(state: ApiState, job_id: str) -> str:
 
 
 async def enqueue(state: ApiState, name: str) -> str:
-    names = job_names(state)
-    if name not in names:
-        raise ApiError(404, f"unknown job {name!r}; known jobs: {', '.join(names) or '(none)'}")
+    plans = {plan.name: plan for plan in job_plans(state)}
+    if name not in plans:
+        known = ", ".join(plans) or "(none)"
+        raise ApiError(404, f"unknown job {name!r}; known jobs: {known}")
+    if needs_arguments(plans[name]):
+        raise ApiError(
+            400,
+            f"job {name!r} needs arguments, which this endpoint does not take "
+            f"(use `vultr-scraper enqueue {name} ARGS...`)",
+        )
     job_id = await enqueue_job(state.redis, name, _queue_name=state.config.redis.queue_name)
     if job_id is None:  # pragma: no cover - a random id is never taken
         raise ApiError(409, f"{name} is already queued")

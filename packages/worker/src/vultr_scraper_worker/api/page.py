@@ -31,7 +31,7 @@ from vultr_scraper_worker.api.routing import Access, Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
 from vultr_scraper_worker.failures import FailedJob
 from vultr_scraper_worker.overview import JobOverview, QueueSnapshot
-from vultr_scraper_worker.settings import Schedule
+from vultr_scraper_worker.settings import JobPlan, Schedule
 
 HTML = "text/html"
 CHANGES_ON_PAGE = 15
@@ -184,8 +184,10 @@ NONE = Markup('<span class="muted">-</span>')
 
 
 def _jobs_table(
-    jobs: Sequence[JobOverview], schedules: Mapping[str, Schedule], now: datetime, can_write: bool
+    jobs: Sequence[JobOverview], plans: Sequence[JobPlan], now: datetime, can_write: bool
 ) -> Markup:
+    schedules = {plan.name: plan.schedule for plan in plans}
+    takes_arguments = {plan.name for plan in plans if data.needs_arguments(plan)}
     rows: list[list[Cell]] = []
     for job in jobs:
         last = job.last_run
@@ -195,7 +197,7 @@ def _jobs_table(
         schedule = schedules.get(job.name)
         button = (
             post_button(f"/api/v1/jobs/{job.name}/enqueue", "Run now", secondary=True)
-            if can_write
+            if can_write and job.name not in takes_arguments
             else NONE
         )
         rows.append(
@@ -425,7 +427,7 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
         queue_total=f"{queue.total} jobs",
         queue_detail=f"{len(queue.running)} running, {failed_count} failed",
         auth_hint=hint,
-        jobs_table=_jobs_table(jobs, {p.name: p.schedule for p in state.plans}, now, can_write),
+        jobs_table=_jobs_table(jobs, state.plans, now, can_write),
         queue_table=_queue_table(queue, now),
         failed_count=str(failed_count),
         failed_table=_failed_table(failed, now, can_write),
