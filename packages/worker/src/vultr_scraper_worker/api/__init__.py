@@ -1,12 +1,20 @@
 """The worker's own HTTP server: JSON API, Prometheus metrics, Atom feed and a status page.
 
-It runs inside the worker process (``server.start_http_server`` from the worker's startup hook)
-on ``[http] listen``. Modules:
+It runs inside the worker process: ``server.start_http_server`` is called from the worker's
+startup hook and ``server.stop_http_server`` from its shutdown, on ``[http] listen``. Modules:
 
-* ``server``: start and stop the aiohttp site; ``app``: the application and its middlewares;
-* ``routing``: the route table type that both the router and the OpenAPI document are built
-  from; ``params``: typed query and path parameters; ``auth``: bearer token and login cookie;
-* ``routes_*``: the JSON endpoints per area; ``metrics``, ``feed``, ``page``: ``/metrics``,
-  ``/feed.atom`` and ``/``; ``data``: the one place that reads the stores of the other packages;
-* ``openapi``: the OpenAPI 3.1 document; ``html``: the escaping template helper.
+* ``server``: address parsing, start and stop; ``app``: the application, its middlewares (JSON
+  or HTML errors, security headers) and the route list; ``state``: what handlers can reach;
+* ``routing``: the ``Route`` table type that both the router and the OpenAPI document are built
+  from; ``params``: typed query and path parameters (parsing, 400 messages, JSON Schema);
+  ``openapi``: the OpenAPI 3.1 document; ``schemas``: the response schemas in it;
+* ``auth``: bearer token, login cookie and the same-origin check for cookie-authenticated posts;
+* ``routes_catalog``, ``routes_jobs``, ``routes_health``: the JSON endpoints per area;
+  ``metrics``: ``/metrics``; ``jobstats``: the cumulative job counters behind it; ``feed``:
+  ``/feed.atom``; ``page``: ``/``, ``/login``, ``/logout`` and ``/style.css``;
+* ``data`` and ``catalog_data``: the only modules that read the other packages' stores;
+  ``documents``: their records as JSON documents;
+* ``html``: the escaping template helper; ``templates/`` and ``static/``: the page's files.
+
+See docs/http-api.md.
 """
