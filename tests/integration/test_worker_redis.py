@@ -17,6 +17,7 @@ from tests.worker.processes import (
     worker_env,
     workers,
 )
+from vultr_scraper_core.embedded_redis import EmbeddedRedis
 from vultr_scraper_worker.enqueue import enqueue_job
 from vultr_scraper_worker.history import JobHistory
 
@@ -61,17 +62,21 @@ async def _has_heartbeat(queue: ArqRedis) -> bool:
     return int(await queue.zcard("vs:workers")) > 0
 
 
-async def test_worker_exits_69_when_redis_stays_away(
-    redis_server: RedisServer, redis_url: str, tmp_path: Path
-) -> None:
-    env = worker_env(redis_url, tmp_path / "state", VULTR_SCRAPER__WORKER__REDIS_OUTAGE_BUDGET="2")
-    with workers(WorkerProcess(env, tmp_path)) as (worker,):
-        await worker.wait_ready()
-        await asyncio.to_thread(redis_server.stop)
-        try:
+async def test_worker_exits_69_when_redis_stays_away(tmp_path: Path) -> None:
+    # A private server on a unix socket: a TCP port freed by stopping it could be taken by
+    # another process's Redis on a busy machine, and the worker would happily reconnect there.
+    server = EmbeddedRedis(tmp_path / "own", persistent=False)
+    await asyncio.to_thread(server.start)
+    try:
+        env = worker_env(
+            server.url, tmp_path / "state", VULTR_SCRAPER__WORKER__REDIS_OUTAGE_BUDGET="2"
+        )
+        with workers(WorkerProcess(env, tmp_path)) as (worker,):
+            await worker.wait_ready()
+            await asyncio.to_thread(server.stop)
             status = await worker.wait_exit()
-        finally:
-            await asyncio.to_thread(redis_server.start)
+    finally:
+        await asyncio.to_thread(server.stop)
     assert status == 69, worker.output()
     critical = [line for line in worker.lines() if line["level"] == "CRITICAL"]
     assert len(critical) == 1
