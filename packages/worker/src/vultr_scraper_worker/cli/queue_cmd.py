@@ -315,11 +315,13 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
     def report(ok: bool, reason: str, workers: list[dict[str, Any]]) -> None:
         if as_json:
             print_json({"ok": ok, "reason": reason, "max_age": limit, "workers": workers})
-        elif ok:
-            click.echo(f"OK: {reason}")
+        else:
+            if ok:
+                click.echo(f"OK: {reason}")
+            if workers:
+                rows = [{**row, "started": iso(row.get("started"))} for row in workers]
+                print_table(rows, ["id", "age", "fresh", "started", "jobs_complete", "jobs_failed"])
         if not ok:
-            if not as_json:
-                print_table(workers, ["id", "age", "fresh", "jobs_complete", "jobs_failed"])
             fail(reason, EX_UNAVAILABLE)
 
     if not config.redis.url:
