@@ -13,6 +13,8 @@
   recorded as failed jobs too.
 * Heartbeat: every ``worker.health_check_interval`` the worker stamps ``<prefix>:workers``
   with Redis' own clock (no skew between hosts); ``vultr-scraper check`` reads it.
+* Claiming jobs: one Lua script per poll takes every due, free job (arq's own rule: no
+  in-progress key, score due; then the key is set), instead of arq's four round trips per job.
 """
 
 from __future__ import annotations
