@@ -89,8 +89,14 @@ class EmbeddedRedis:
             str(self.directory / "redis.log"),
             *persistence,
         ]
+        # Its own session: a Ctrl-C meant for the owner must not stop Redis under running jobs;
+        # the owner stops it last, after its jobs have finished and saved.
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         self._process = process
         deadline = time.monotonic() + self.start_timeout

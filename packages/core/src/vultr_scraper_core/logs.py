@@ -106,7 +106,15 @@ def setup_logging(
         target.flush()
 
     logger.remove()
-    logger.add(sink, level=level.upper(), enqueue=False, backtrace=False, diagnose=False)
+    # The sink renders the record itself; a bare format spares loguru formatting it too.
+    logger.add(
+        sink,
+        level=level.upper(),
+        format="{message}",
+        enqueue=False,
+        backtrace=False,
+        diagnose=False,
+    )
     logging.basicConfig(handlers=[_InterceptHandler()], level=_stdlib_level(level), force=True)
     for name in ("arq", "aiohttp", "asyncio", "redis"):
         stdlib_logger = logging.getLogger(name)
