@@ -102,6 +102,23 @@ async def test_healthy_start_is_not_a_recovery(redis: Redis, run_job: Any) -> No
     assert state.state == "up"
 
 
+async def test_credentials_in_the_url_never_reach_the_change_feed(
+    redis: Redis, run_job: Any
+) -> None:
+    async with HttpTarget() as target:
+        target.reply("/private", FAIL)
+        url = target.url("/private").replace("http://", "http://probe:s3cret-pw@", 1)
+        config = health_config(
+            EndpointConfig(name="private", url=f"{url}?password=s3cret-query", interval=1),
+            failure_threshold=1,
+        )
+        await run_job(config)
+    (event,) = await ChangeFeed(redis, PREFIX).read(limit=10)
+    assert event.kind == EventKind.ENDPOINT_DOWN
+    assert event.detail["url"].startswith("http://probe:***@127.0.0.1:")
+    assert event.detail["url"].endswith("/private?password=***")
+
+
 async def test_interval_is_respected(redis: Redis, run_job: Any) -> None:
     async with HttpTarget() as target:
         config = health_config(

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import ClientResponse
 from redis.asyncio import Redis
 
-from vultr_scraper_core.config import Config, HttpConfig, RedisConfig, Secrets
+from vultr_scraper_core.config import Config, HealthConfig, HttpConfig, RedisConfig, Secrets
 from vultr_scraper_core.models import Catalogue, CloudPlan, Region
 from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
@@ -52,10 +52,11 @@ SPECS = [
 ]
 
 
-def make_config(redis_url: str, **http: Any) -> Config:
+def make_config(redis_url: str, health: HealthConfig | None = None, **http: Any) -> Config:
     return Config(
         redis=RedisConfig(url=redis_url, key_prefix=PREFIX),
         http=HttpConfig(**{"listen": "127.0.0.1:0", **http}),
+        health=health or HealthConfig(),
     )
 
 
@@ -110,9 +111,10 @@ async def running_api(
     *,
     token: str | None = TOKEN,
     outage_budget: float = 5.0,
+    health: HealthConfig | None = None,
     **http: Any,
 ) -> AsyncIterator[Api]:
-    config = make_config(redis_url, **http)
+    config = make_config(redis_url, health, **http)
     queue = queue_client(redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget)
     ctx = {
         "config": config,

@@ -27,6 +27,7 @@ from tests.worker.api_harness import (
     running_api,
     set_stock,
 )
+from vultr_scraper_core.config import EndpointConfig, HealthConfig
 from vultr_scraper_worker.api.server import parse_listen, start_http_server
 from vultr_scraper_worker.failures import FailedJobs
 from vultr_scraper_worker.serialization import deserialize
@@ -113,7 +114,9 @@ async def test_empty_store_documents(redis_url: str) -> None:
             "has_more": False,
         }
         assert await api.json("GET", "/api/v1/availability") == {"availability": [], "count": 0}
-        assert await api.json("GET", "/api/v1/health") == {"endpoints": []}
+        (vultr_api,) = (await api.json("GET", "/api/v1/health"))["endpoints"]
+        assert vultr_api["name"] == "vultr-api" and vultr_api["state"] == "unknown"
+        assert vultr_api["url"] == "https://api.vultr.com/v2/regions?per_page=1"
         jobs = await api.json("GET", "/api/v1/jobs")
         assert [job["name"] for job in jobs["jobs"]] == [
             "scrape-catalog",
@@ -125,6 +128,23 @@ async def test_empty_store_documents(redis_url: str) -> None:
         assert jobs["failed"] == {"count": 0, "jobs": []}
         catalog = await api.json("GET", "/api/v1/catalog")
         assert catalog["fresh"] is False and catalog["quarantine"] is None
+
+
+async def test_health_lists_every_probed_endpoint_with_credentials_masked(
+    redis_url: str,
+) -> None:
+    private = EndpointConfig(name="private", url="https://probe:s3cret@status.example/check")
+    async with running_api(redis_url, health=HealthConfig(endpoints=[private])) as api:
+        document = await api.json("GET", "/api/v1/health")
+        _, page = await api.text("/")
+    urls = {endpoint["name"]: endpoint["url"] for endpoint in document["endpoints"]}
+    assert urls == {
+        "private": "https://probe:***@status.example/check",
+        "vultr-api": "https://api.vultr.com/v2/regions?per_page=1",
+    }
+    assert "s3cret" not in page
+    async with running_api(redis_url, health=HealthConfig(check_vultr_api=False)) as api:
+        assert await api.json("GET", "/api/v1/health") == {"endpoints": []}
 
 
 # -- /healthz --------------------------------------------------------------------------------

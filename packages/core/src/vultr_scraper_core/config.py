@@ -344,10 +344,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain data for ``config show``: paths to secret files, never their contents, and the
     inline secrets (URL passwords, credential headers, chat webhook URLs) masked."""
     result: dict[str, Any] = msgspec.to_builtins(config)
-    result["redis"]["url"] = _mask_url(config.redis.url)
-    result["vultr"]["base_url"] = _mask_url(config.vultr.base_url)
+    result["redis"]["url"] = mask_url(config.redis.url)
+    result["vultr"]["base_url"] = mask_url(config.vultr.base_url)
     for table in (*result["health"]["endpoints"], *result["sinks"]):
-        table["url"] = _mask_url(table["url"])
+        table["url"] = mask_url(table["url"])
         table["headers"] = {
             name: MASK if _is_credential_header(name) else value
             for name, value in table.get("headers", {}).items()
@@ -390,8 +390,11 @@ def _url_secrets(url: str) -> Iterator[str]:
     yield from parse_qs(parts.query).get("password", [])
 
 
-def _mask_url(url: str) -> str:
-    """``redis://user:pw@host/0`` -> ``redis://user:***@host/0`` (and ``?password=***``)."""
+def mask_url(url: str) -> str:
+    """``redis://user:pw@host/0`` -> ``redis://user:***@host/0`` (and ``?password=***``).
+
+    For every URL from the configuration that is shown or stored (``config show``, the status
+    page, endpoint health events), since a probe URL may carry credentials."""
     secrets = list(_url_secrets(url))
     if not secrets:
         return url

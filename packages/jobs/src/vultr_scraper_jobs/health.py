@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from vultr_scraper_core.config import Config, EndpointConfig
+from vultr_scraper_core.config import Config, EndpointConfig, mask_url
 from vultr_scraper_core.http import USER_AGENT
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.health import EndpointState, HealthStore, decode_state, is_due
@@ -107,7 +107,8 @@ async def check_endpoint_health(ctx: dict[str, Any]) -> dict[str, Any]:
             failure_threshold, success_threshold = thresholds(config, endpoint)
             _, transition = await store.record(
                 endpoint.name,
-                endpoint.url,
+                # The URL goes into the change feed, the Atom feed and notifications.
+                mask_url(endpoint.url),
                 result,
                 failure_threshold=failure_threshold,
                 success_threshold=success_threshold,

@@ -12,8 +12,10 @@ import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from vultr_scraper_core.config import mask_url
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.health import EndpointState, HealthStore, Uptime
+from vultr_scraper_jobs.health import configured_endpoints
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.jobstats import JobStats, parse_stats, stats_key
 from vultr_scraper_worker.api.state import ApiState
@@ -141,14 +143,18 @@ UPTIME_WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 @dataclass
 class EndpointHealth:
     name: str
-    url: str | None  # None: no longer configured, still in the store
+    url: str | None  # credentials masked; None: no longer configured, still in the store
     state: EndpointState
     uptime: dict[str, Uptime]  # window ("24h", "7d", "30d") -> uptime
 
 
 async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[EndpointHealth]:
+    """Every endpoint the health job probes (the built-in ``vultr-api`` one included) and every
+    one still in the store, with its state and uptime windows."""
     store = HealthStore(state.redis, state.prefix)
-    configured = {endpoint.name: endpoint.url for endpoint in state.config.health.endpoints}
+    configured = {
+        endpoint.name: mask_url(endpoint.url) for endpoint in configured_endpoints(state.config)
+    }
     names = sorted(set(configured) | set(await store.known()))
     states = await store.states(names)
     windows = {
