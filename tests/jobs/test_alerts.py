@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -40,11 +41,11 @@ ALERTS = [
         kinds=["back_in_stock", "price_dropped"],
         sinks=["hook"],
         gpu_type="nvidia",
-        max_hourly=2.0,
+        max_hourly=Decimal("2.0"),
         regions=["fra", "ams"],
         in_stock=True,
     ),
-    AlertConfig(name="new-cheap", kinds=["new_plan"], sinks=["hook"], max_monthly=10),
+    AlertConfig(name="new-cheap", kinds=["new_plan"], sinks=["hook"], max_monthly=Decimal(10)),
     AlertConfig(name="sold-out", kinds=["out_of_stock"], sinks=["hook"], plan="vcg-*"),
     AlertConfig(
         name="a100-fra",

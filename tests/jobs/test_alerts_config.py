@@ -4,6 +4,7 @@ one-line errors naming the key."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,22 @@ def load(tmp_path: Path, text: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(text)
     load_config(path, environ={})
+
+
+def test_price_bounds_are_exact_decimals(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[alerts]]\nname = "a"\nkinds = ["new_plan"]\nmax_hourly = 0.1\nmax_monthly = "7.005"\n'
+    )
+    (alert,) = load_config(path, environ={}).config.alerts
+    # As written, not the binary float nearest to it (0.1000000000000000055...).
+    assert alert.max_hourly == Decimal("0.1") and type(alert.max_hourly) is Decimal
+    assert alert.max_monthly == Decimal("7.005")
+    env = {"VULTR_SCRAPER__ALERTS": '[{name = "b", kinds = ["new_plan"], max_hourly = 2.35}]'}
+    (alert,) = load_config(None, environ=env).config.alerts
+    assert alert.max_hourly == Decimal("2.35")
+    with pytest.raises(ConfigError, match=r"alerts\[0\]\.max_monthly"):
+        load(tmp_path, '[[alerts]]\nname = "a"\nkinds = ["new_plan"]\nmax_monthly = "cheap"\n')
 
 
 def test_documented_examples_load(tmp_path: Path) -> None:

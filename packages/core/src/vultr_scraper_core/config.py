@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -183,8 +184,10 @@ class AlertConfig(_Section):
     min_gpu_vram_gb: int | None = None
     gpu_type: str | None = None  # case-insensitive substring: "nvidia", "A100"
     regions: list[str] = msgspec.field(default_factory=list)  # empty: any region
-    max_monthly: float | None = None  # USD, compared exactly (as written in the TOML)
-    max_hourly: float | None = None
+    # USD, exact: a TOML number is read as written (0.15 -> Decimal("0.15")), and a string
+    # ("0.0075") is accepted too, so money never passes through float arithmetic.
+    max_monthly: Decimal | None = None
+    max_hourly: Decimal | None = None
     in_stock: bool | None = None  # true: in stock in one of ``regions`` (any if empty)
     endpoint: str | None = None  # endpoint name or glob for endpoint_down / endpoint_up
 

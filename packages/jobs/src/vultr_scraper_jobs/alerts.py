@@ -123,11 +123,6 @@ def watches(alert: AlertConfig, event: ChangeEvent) -> bool:
     return any(WATCHES[kind].covers(event) for kind in alert.kinds if kind in WATCHES)
 
 
-def _money(value: float | None) -> Decimal | None:
-    # TOML gives a float; its shortest repr is the number as written (2.0, 0.15, 24).
-    return None if value is None else Decimal(repr(value))
-
-
 def plan_filter(alert: AlertConfig) -> PlanFilter:
     """The attribute part of an alert as a query filter (``plan`` globs are matched apart)."""
     return PlanFilter(
@@ -136,8 +131,8 @@ def plan_filter(alert: AlertConfig) -> PlanFilter:
         min_ram_mb=alert.min_ram_mb,
         min_gpu_vram_gb=alert.min_gpu_vram_gb,
         gpu_type=alert.gpu_type,
-        max_monthly=_money(alert.max_monthly),
-        max_hourly=_money(alert.max_hourly),
+        max_monthly=alert.max_monthly,
+        max_hourly=alert.max_hourly,
         in_stock=alert.in_stock,
         regions=list(alert.regions),
     )
