@@ -273,6 +273,18 @@ async def test_session_has_timeouts_limit_and_user_agent() -> None:
     assert re.fullmatch(r"vultr-scraper/\d+\.\d+\.\d+\S*", USER_AGENT)
 
 
+async def test_session_limit_and_keep_alive_can_be_overridden() -> None:
+    config = ClientConfig(connection_limit=7)
+    async with create_session(config, connection_limit=3, force_close=True) as session:
+        assert isinstance(session.connector, aiohttp.TCPConnector)
+        assert session.connector.limit == 3
+        assert session.connector.force_close
+        assert session.headers["User-Agent"] == USER_AGENT
+    async with create_session(config) as session:
+        assert isinstance(session.connector, aiohttp.TCPConnector)
+        assert not session.connector.force_close
+
+
 # -- error bodies -----------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -21,11 +22,11 @@ from vultr_scraper_core.config import (
     Secrets,
     VultrConfig,
 )
-from vultr_scraper_core.http import HttpClient, create_session
+from vultr_scraper_core.http import USER_AGENT, HttpClient, create_session
 from vultr_scraper_core.store.changes import ChangeFeed, EventKind
 from vultr_scraper_core.store.health import HealthStore, ProbeResult
 from vultr_scraper_jobs.context import deps, make_context
-from vultr_scraper_jobs.health import check_endpoint_health, prune_health
+from vultr_scraper_jobs.health import check_endpoint_health, probe_session, prune_health
 
 PREFIX = "vs"
 OK, FAIL = Reply(status=200), Reply(status=500, body=b"boom")
@@ -117,6 +118,14 @@ async def test_credentials_in_the_url_never_reach_the_change_feed(
     assert event.kind == EventKind.ENDPOINT_DOWN
     assert event.detail["url"].startswith("http://probe:***@127.0.0.1:")
     assert event.detail["url"].endswith("/private?password=***")
+
+
+async def test_probe_session_opens_a_connection_per_probe_up_to_the_concurrency() -> None:
+    config = Config(client=ClientConfig(connection_limit=7), health=HealthConfig(concurrency=3))
+    async with probe_session(config) as session:
+        assert isinstance(session.connector, aiohttp.TCPConnector)
+        assert session.connector.limit == 3 and session.connector.force_close
+        assert session.headers["User-Agent"] == USER_AGENT
 
 
 async def test_interval_is_respected(redis: Redis, run_job: Any) -> None:

@@ -191,11 +191,19 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def create_session(
-    config: ClientConfig, *, headers: Mapping[str, str] | None = None
+    config: ClientConfig,
+    *,
+    headers: Mapping[str, str] | None = None,
+    connection_limit: int | None = None,
+    force_close: bool = False,
 ) -> aiohttp.ClientSession:
-    """A ClientSession with the project's timeouts, connection limit and User-Agent."""
+    """A ClientSession with the project's timeouts, connection limit and User-Agent.
+
+    ``connection_limit`` overrides ``client.connection_limit``; ``force_close`` opens a fresh
+    connection per request (health probes measure connect and TLS time that way)."""
     timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout)
-    connector = aiohttp.TCPConnector(limit=config.connection_limit)
+    limit = config.connection_limit if connection_limit is None else connection_limit
+    connector = aiohttp.TCPConnector(limit=limit, force_close=force_close)
     merged = {"User-Agent": USER_AGENT, **(headers or {})}
     return aiohttp.ClientSession(timeout=timeout, connector=connector, headers=merged)
 

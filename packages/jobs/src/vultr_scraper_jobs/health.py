@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from vultr_scraper_core.config import Config, EndpointConfig, mask_url
-from vultr_scraper_core.http import USER_AGENT
+from vultr_scraper_core.http import create_session
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.health import EndpointState, HealthStore, decode_state, is_due
 from vultr_scraper_jobs.context import JobDeps, deps
@@ -64,11 +64,8 @@ def thresholds(config: Config, endpoint: EndpointConfig) -> tuple[int, int]:
 def probe_session(config: Config) -> aiohttp.ClientSession:
     """A session for one run: the project's User-Agent, at most ``concurrency`` connections,
     a fresh connection per probe (latency includes connect and TLS)."""
-    connector = aiohttp.TCPConnector(limit=config.health.concurrency, force_close=True)
-    return aiohttp.ClientSession(
-        connector=connector,
-        headers={"User-Agent": USER_AGENT},
-        timeout=aiohttp.ClientTimeout(total=config.client.timeout),
+    return create_session(
+        config.client, connection_limit=config.health.concurrency, force_close=True
     )
 
 
