@@ -23,6 +23,7 @@ import msgspec
 from loguru import logger
 from redis.asyncio import Redis
 
+from vultr_scraper_core.store.codec import text
 from vultr_scraper_worker.api.jobstats import add_run as add_run_stats
 
 OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted")
@@ -74,8 +75,8 @@ def summarise(result: Any) -> dict[str, Any]:
 
 
 def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= _SUMMARY_TEXT else text[: _SUMMARY_TEXT - 1] + "…"
+    shown = str(value)
+    return shown if len(shown) <= _SUMMARY_TEXT else shown[: _SUMMARY_TEXT - 1] + "…"
 
 
 class HistoryKeys:
@@ -156,7 +157,7 @@ class JobHistory:
     async def functions(self) -> list[str]:
         """Every job that has run at least once."""
         names = await self.redis.hkeys(self.keys.last)  # type: ignore[misc]
-        return sorted(_text(name) for name in names)
+        return sorted(text(name) for name in names)
 
     async def last_runs(self) -> dict[str, RunRecord]:
         """Job name -> its latest run (any outcome)."""
@@ -165,13 +166,13 @@ class JobHistory:
         for name, value in sorted(raw.items()):
             decoded = _decode_runs([value])
             if decoded:
-                result[_text(name)] = decoded[0]
+                result[text(name)] = decoded[0]
         return result
 
     async def last_success(self) -> dict[str, float]:
         """Job name -> Unix time its latest successful run ended."""
         raw = await self.redis.hgetall(self.keys.last_success)  # type: ignore[misc]
-        return {_text(name): float(value) for name, value in raw.items()}
+        return {text(name): float(value) for name, value in raw.items()}
 
 
 class _SummedIncrements:
@@ -244,7 +245,3 @@ class HistoryBuffer:
                 await self.flush()
         except TimeoutError:
             logger.warning("job history not written: Redis did not answer in time")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

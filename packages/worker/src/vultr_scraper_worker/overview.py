@@ -16,6 +16,7 @@ import msgspec
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 
+from vultr_scraper_core.store.codec import text
 from vultr_scraper_worker.history import JobHistory, RunRecord
 from vultr_scraper_worker.serialization import RefusedPayload, deserialize
 from vultr_scraper_worker.settings import CRON_PREFIX, JobPlan
@@ -60,7 +61,7 @@ async def queue_snapshot(redis: Redis, queue_name: str, limit: int = 100) -> Que
         return QueueSnapshot(total=int(total), jobs=[])
     async with redis.pipeline(transaction=False) as pipe:
         for raw_id, _score in entries:
-            job_id = _text(raw_id)
+            job_id = text(raw_id)
             pipe.get(job_key_prefix + job_id)
             pipe.pttl(in_progress_key_prefix + job_id)
             pipe.get(retry_key_prefix + job_id)
@@ -69,7 +70,7 @@ async def queue_snapshot(redis: Redis, queue_name: str, limit: int = 100) -> Que
     jobs: list[QueuedJob] = []
     for index, (raw_id, score) in enumerate(entries):
         payload, lease_ms, tries = replies[3 * index : 3 * index + 3]
-        job_id = _text(raw_id)
+        job_id = text(raw_id)
         running = lease_ms is not None and int(lease_ms) != -2  # -2: no in-progress key
         state = "running" if running else ("deferred" if score > now_ms else "queued")
         job = QueuedJob(
@@ -138,7 +139,3 @@ async def job_overview(
             )
         )
     return overview
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -21,7 +21,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from vultr_scraper_core.store.codec import compress, decode, decompress, encode, to_ms
+from vultr_scraper_core.store.codec import compress, decode, decompress, encode, text, to_ms
 
 # Response headers worth keeping (the rest is transport noise).
 KEPT_HEADERS = ("content-type", "date", "etag", "last-modified", "retry-after", "x-request-id")
@@ -47,10 +47,6 @@ class ArchivedResponse(msgspec.Struct, frozen=True, kw_only=True):
 class PruneResult(msgspec.Struct, kw_only=True):
     responses: int = 0
     bodies: int = 0
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RawArchive:
@@ -109,8 +105,7 @@ class RawArchive:
                 # WATCH: a concurrent put that refers to a stale body again makes EXEC fail.
                 await pipe.watch(self.bodies)
                 stale = [
-                    _text(digest)
-                    for digest in await pipe.zrangebyscore(self.bodies, "-inf", cutoff)
+                    text(digest) for digest in await pipe.zrangebyscore(self.bodies, "-inf", cutoff)
                 ]
                 pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.zremrangebyscore(self.index, "-inf", cutoff)

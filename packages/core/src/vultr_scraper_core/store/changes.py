@@ -22,7 +22,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from vultr_scraper_core.store.codec import as_utc, decode, encode, to_ms
+from vultr_scraper_core.store.codec import as_utc, decode, encode, text, to_ms
 
 _BATCH = 500
 
@@ -52,10 +52,6 @@ class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True):
     detail: dict[str, Any] = {}
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _field(fields: dict[Any, Any], name: str) -> Any:
     return fields.get(name.encode(), fields.get(name))
 
@@ -81,7 +77,7 @@ class ChangeFeed:
         async with self.redis.pipeline(transaction=True) as pipe:
             self.add_to(pipe, events)
             ids = await pipe.execute()
-        return [_text(entry_id) for entry_id in ids]
+        return [text(entry_id) for entry_id in ids]
 
     async def read(
         self,
@@ -112,7 +108,7 @@ class ChangeFeed:
                         break
             if len(batch) < _BATCH:
                 break
-            start = f"({_text(batch[-1][0])}"
+            start = f"({text(batch[-1][0])}"
         return found
 
     async def latest(
@@ -131,7 +127,7 @@ class ChangeFeed:
                         break
             if len(batch) < _BATCH:
                 break
-            end = f"({_text(batch[-1][0])}"
+            end = f"({text(batch[-1][0])}"
         return found
 
     async def count(self) -> int:
@@ -145,12 +141,12 @@ class ChangeFeed:
         subject: str | None,
     ) -> ChangeEvent | None:
         kind = _field(fields, "kind")
-        if kinds is not None and (kind is None or _text(kind) not in kinds):
+        if kinds is not None and (kind is None or text(kind) not in kinds):
             return None
-        if subject is not None and _text(_field(fields, "subject") or b"") != subject:
+        if subject is not None and text(_field(fields, "subject") or b"") != subject:
             return None
         event = decode(_field(fields, "event"), ChangeEvent)
-        return msgspec.structs.replace(event, id=_text(entry_id))
+        return msgspec.structs.replace(event, id=text(entry_id))
 
 
 def _id_key(stream_id: str) -> tuple[int, int]:

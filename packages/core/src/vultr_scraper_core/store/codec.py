@@ -25,6 +25,11 @@ def decode(data: bytes | str, type_: type[T]) -> T:
     return msgspec.json.decode(data, type=type_)
 
 
+def text(value: bytes | str) -> str:
+    """A Redis reply as text: clients made without ``decode_responses`` return bytes."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def compress(data: bytes) -> bytes:
     return zlib.compress(data, 6)
 

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
+from vultr_scraper_core.store.codec import text
 
 HealthStateName = Literal["unknown", "up", "down"]
 HOUR = 3600
@@ -197,7 +198,7 @@ class HealthStore:
     # -- reads -----------------------------------------------------------------------------
     async def known(self) -> list[str]:
         members = await self.redis.smembers(self.names_key)  # type: ignore[misc]
-        return sorted(_text(member) for member in members)
+        return sorted(text(member) for member in members)
 
     async def raw_states(self, names: Sequence[str]) -> dict[str, bytes | None]:
         """The stored state of each name as it is in Redis (for ``record(expected=...)``)."""
@@ -230,7 +231,7 @@ class HealthStore:
         for name, reply in zip(names, replies, strict=True):
             totals = {"n": 0, "ok": 0, "ms": 0, "lat": 0}
             for field, value in reply.items():
-                hour_text, _, counter = _text(field).partition(":")
+                hour_text, _, counter = text(field).partition(":")
                 if counter in totals and first <= int(hour_text) <= current:
                     totals[counter] += int(value)
             average = totals["ms"] / totals["lat"] if totals["lat"] else None
@@ -379,7 +380,7 @@ class HealthStore:
             fields = await self.redis.hkeys(key)  # type: ignore[misc]
             old = [
                 field
-                for field in (_text(raw) for raw in fields)
+                for field in (text(raw) for raw in fields)
                 if int(field.partition(":")[0]) < cutoff
             ]
             if old:
@@ -398,7 +399,3 @@ def is_due(state: EndpointState, interval: float, now: datetime, grace: float) -
 
 def decode_state(raw: bytes | None) -> EndpointState:
     return _state_decoder.decode(raw) if raw else EndpointState()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

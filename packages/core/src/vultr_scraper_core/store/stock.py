@@ -24,7 +24,7 @@ from redis.exceptions import WatchError
 
 from vultr_scraper_core.models import Shape
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
-from vultr_scraper_core.store.codec import decode, encode
+from vultr_scraper_core.store.codec import decode, encode, text
 
 
 class StockState(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -61,10 +61,6 @@ def split_pair(pair: str) -> tuple[str, str]:
     return plan, region
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class StockKeys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -76,8 +72,8 @@ class StockKeys:
 
 def _decode_view(states: dict[Any, Any], regions: dict[Any, Any]) -> StockView:
     return StockView(
-        states={_text(key): decode(value, StockState) for key, value in states.items()},
-        regions={_text(key): decode(value, RegionCheck) for key, value in regions.items()},
+        states={text(key): decode(value, StockState) for key, value in states.items()},
+        regions={text(key): decode(value, RegionCheck) for key, value in regions.items()},
     )
 
 
@@ -153,7 +149,7 @@ class StockStore:
 
     async def region_checks(self) -> dict[str, RegionCheck]:
         raw = await self.redis.hgetall(self.keys.regions)  # type: ignore[misc]
-        return {_text(key): decode(value, RegionCheck) for key, value in raw.items()}
+        return {text(key): decode(value, RegionCheck) for key, value in raw.items()}
 
     async def shape(self, path: str) -> Shape | None:
         raw = await self.redis.hget(self.keys.schema, path)  # type: ignore[misc]
@@ -166,7 +162,7 @@ class StockStore:
         raw = await self.redis.hgetall(self.keys.intervals)  # type: ignore[misc]
         found: dict[str, list[Interval]] = {}
         for key, value in raw.items():
-            pair = _text(key)
+            pair = text(key)
             pair_plan, pair_region = split_pair(pair)
             if (plan is None or pair_plan == plan) and (region is None or pair_region == region):
                 found[pair] = decode(value, list[Interval])
