@@ -27,6 +27,7 @@ from vultr_scraper_core.config import (
     SinkConfig,
     config_to_dict,
     load_config,
+    mask_url,
     state_dir,
 )
 
@@ -462,6 +463,20 @@ def test_secret_file_without_permission() -> None:
     os.waitpid(pid, 0)
     shutil.rmtree(tmp_path)
     assert output.endswith(f"cannot read secret file {locked}: Permission denied"), output
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("rediss://app:pw@redis.example/1", "rediss://app:***@redis.example/1"),
+        ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock?db=0&password=***"),
+    ],
+)
+def test_mask_url_hides_passwords_in_userinfo_and_query(url: str, shown: str) -> None:
+    # The worker's Redis log lines and the status page both show URLs through this.
+    assert mask_url(url) == shown
 
 
 def test_inline_secrets_are_found_and_masked(write: WriteFile) -> None:

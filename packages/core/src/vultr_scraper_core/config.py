@@ -408,7 +408,11 @@ def mask_url(url: str) -> str:
         user, _, _ = userinfo.partition(":")
         netloc = f"{user}:{MASK}@{hostinfo}"
     query = re.sub(r"(^|&)password=[^&]*", rf"\1password={MASK}", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    masked = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if not netloc and url.startswith(f"{parts.scheme}://"):
+        # urlunsplit drops the empty authority: unix:///run/x.sock would become unix:/run/x.sock
+        masked = f"{parts.scheme}://{masked[len(parts.scheme) + 1 :]}"
+    return masked
 
 
 def _inline_secrets(config: Config) -> tuple[str, ...]:

@@ -29,7 +29,6 @@ from collections.abc import Collection
 from contextlib import AsyncExitStack, suppress
 from signal import Signals
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from arq.connections import ArqRedis
@@ -42,7 +41,7 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vultr_scraper_core import __version__
-from vultr_scraper_core.config import LoadedConfig
+from vultr_scraper_core.config import LoadedConfig, mask_url
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
@@ -396,16 +395,6 @@ def quiet_arq_job_lines() -> None:
     logging.getLogger("arq.worker").setLevel(logging.WARNING)
 
 
-def safe_url(url: str) -> str:
-    """The URL without a password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
 def run_worker(loaded: LoadedConfig, *, jobs: JobSet | None = None, burst: bool = False) -> int:
     """Run until a signal (0), an outage longer than the budget (69) or a crash (1)."""
     quiet_arq_job_lines()
@@ -441,8 +430,8 @@ async def _serve_on(
     try:
         await pool.ping()
     except (RedisError, OSError) as error:
-        logger.bind(redis=safe_url(url), error=str(error)).critical(
-            f"Redis at {safe_url(url)} is unreachable ({error}); exiting with status 69"
+        logger.bind(redis=mask_url(url), error=str(error)).critical(
+            f"Redis at {mask_url(url)} is unreachable ({error}); exiting with status 69"
         )
         await _close_quietly(pool)
         return EX_UNAVAILABLE
@@ -454,7 +443,7 @@ async def _serve_on(
     upcoming = next_runs(plans)
     logger.bind(
         worker=worker_id,
-        redis=safe_url(url),
+        redis=mask_url(url),
         queue=config.redis.queue_name,
         jobs=[plan.name for plan in plans],
         schedules={plan.name: plan.schedule.describe() for plan in plans},
@@ -468,9 +457,9 @@ async def _serve_on(
             raise
     except REDIS_ERRORS as error:
         logger.bind(
-            redis=safe_url(url), error=str(error), error_type=type(error).__name__
+            redis=mask_url(url), error=str(error), error_type=type(error).__name__
         ).critical(
-            f"Redis at {safe_url(url)} unreachable for more than {budget:g} s "
+            f"Redis at {mask_url(url)} unreachable for more than {budget:g} s "
             f"(worker.redis_outage_budget); exiting with status 69 so the supervisor restarts us"
         )
         await _abandon(worker, lifecycle, pool)
