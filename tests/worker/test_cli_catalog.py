@@ -217,7 +217,7 @@ def test_quarantine_show_accept_and_discard(config: Path, api: FakeVultrAPI) -> 
     assert document["quarantine"]["complete"] is True
     assert document["accepting_would"] == {"plan_retired": 4}
 
-    accepted = json_of(invoke(config, "quarantine", "accept"))
+    accepted = json_of(invoke(config, "quarantine", "accept", "--json"))
     assert accepted["status"] == "success" and accepted["retired"] == 4
     remaining = json_of(invoke(config, "plans", "--json"))["plans"]
     assert {row["plan"] for row in remaining} == {"vc2-1c-1gb", "vc2-1c-1gb-sc1", "vbm-4c-32gb"}

@@ -106,7 +106,7 @@ def test_help_lists_the_config_group() -> None:
     assert result.exit_code == 0
     assert "Usage: vultr-scraper" in result.stdout
     assert "config" in result.stdout
-    assert "78 configuration error" in result.stdout
+    assert "78  configuration error" in result.stdout
     group = invoke("config", "--help")
     assert group.exit_code == 0
     assert "check" in group.stdout and "show" in group.stdout

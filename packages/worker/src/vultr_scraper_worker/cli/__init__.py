@@ -28,8 +28,17 @@ from vultr_scraper_worker.cli.common import State, version_string
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Track Vultr's public catalogue (plans, prices, regions, stock) and endpoint health.
 
-    Exit status: 0 success, 1 a command failed, 2 usage error, 69 a service (Redis, worker)
-    is unavailable, 78 configuration error.
+    Every listing command prints an aligned table, or one JSON document with --json. Times are
+    UTC; money is exact (USD). `vultr-scraper COMMAND --help` describes each command.
+
+    \b
+    Exit status:
+      0   success
+      1   the command failed (a job failed, a sink refused, nothing to accept, ...)
+      2   usage error: unknown option, job, alert, or a bad value
+      3   `run`: the catalogue snapshot was quarantined (held back, see `quarantine`)
+      69  a service is unavailable: Redis, or no fresh worker heartbeat (`check`)
+      78  configuration error (one line naming the key and the file)
     """
     ctx.obj = State(config_path=config_path)
 

@@ -7,23 +7,22 @@ from datetime import UTC
 from typing import Any
 
 import click
-from redis.exceptions import RedisError
 
 from vultr_scraper_core.config import AlertConfig, LoadedConfig
-from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.http import HttpClient, create_session
 from vultr_scraper_core.store.deliveries import DeliveryLedger
 from vultr_scraper_jobs.notify import find_sink, sample_event, send, summary
 from vultr_scraper_worker.cli.common import (
     EX_FAILURE,
-    EX_UNAVAILABLE,
+    EX_USAGE,
     State,
     fail,
+    human_logs,
     json_option,
     print_json,
     print_table,
+    with_redis,
 )
-from vultr_scraper_worker.runtime import open_redis
 
 _FILTERS = (
     "plan_type",
@@ -53,10 +52,10 @@ def _find_alert(loaded: LoadedConfig, name: str) -> AlertConfig:
         if alert.name == name:
             return alert
     known = ", ".join(alert.name for alert in loaded.config.alerts) or "(none)"
-    fail(f"unknown alert {name!r}; configured alerts: {known}", 2)
+    fail(f"unknown alert {name!r}; configured alerts: {known}", EX_USAGE)
 
 
-@click.group("alerts")
+@click.group("alerts", short_help="Saved-search alerts: list them, test their sinks.")
 def alerts() -> None:
     """Saved-search alerts ([[alerts]]) and their notification sinks ([[sinks]])."""
 
@@ -103,7 +102,7 @@ def test_alert(state: State, name: str, as_json: bool) -> None:
     alert = _find_alert(loaded, name)
     if not alert.sinks:
         fail(f"alert {name!r} has no sinks", EX_FAILURE)
-    state.setup_logging()
+    state.setup_logging(human=human_logs())
     kind = alert.kinds[0] if alert.kinds else "back_in_stock"
     region = alert.regions[0] if alert.regions else None
     event = sample_event(kind, plan=alert.plan, region=region)
@@ -140,7 +139,13 @@ async def _send_samples(loaded: LoadedConfig, alert: AlertConfig, event: Any) ->
 
 
 @alerts.command("deliveries")
-@click.option("--limit", default=50, show_default=True, help="How many outcomes to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="How many outcomes to show.",
+)
 @json_option
 @click.pass_obj
 def deliveries(state: State, limit: int, as_json: bool) -> None:
@@ -148,15 +153,8 @@ def deliveries(state: State, limit: int, as_json: bool) -> None:
 
     Deliveries that failed for good are also listed by `vultr-scraper jobs` (failed jobs)."""
     loaded = state.loaded()
-
-    async def main() -> list[Any]:
-        async with open_redis(loaded) as redis:
-            return await DeliveryLedger(redis, loaded.config.redis.key_prefix).recent(limit)
-
-    try:
-        records = asyncio.run(main())
-    except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
+    prefix = loaded.config.redis.key_prefix
+    records = with_redis(loaded, lambda redis: DeliveryLedger(redis, prefix).recent(limit))
     if as_json:
         print_json({"deliveries": records})
         return

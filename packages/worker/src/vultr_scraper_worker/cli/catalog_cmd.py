@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.codec import as_utc
@@ -30,16 +27,17 @@ from vultr_scraper_jobs.catalog import accept_quarantine
 from vultr_scraper_jobs.diff import diff_catalogues, keep_missing
 from vultr_scraper_worker.cli.common import (
     EX_FAILURE,
-    EX_UNAVAILABLE,
     State,
     fail,
     json_option,
+    one_line,
     print_json,
     print_table,
+    with_redis,
 )
-from vultr_scraper_worker.runtime import open_redis
 
-T = TypeVar("T")
+__all__ = ["one_line", "with_redis"]  # kept importable from here
+
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|mb|g|gb|t|tb)?$", re.IGNORECASE)
@@ -81,6 +79,19 @@ def parse_money(text: str) -> Decimal:
     return value
 
 
+_CURSOR = re.compile(r"^\d+(-\d+)?$")
+
+
+def parse_cursor(text: str) -> str:
+    """An event id from ``changes`` (``1795850240691-3``), used as a page cursor."""
+    value = text.strip()
+    if not _CURSOR.match(value):
+        raise click.BadParameter(
+            f"{text!r} is not an event id; use an ID from `changes` (e.g. 1795850240691-3)"
+        )
+    return value
+
+
 def _converter(convert: Callable[[str], Any]) -> Callable[..., Any]:
     """A click callback applying ``convert`` (which raises click.BadParameter) to a value."""
 
@@ -93,23 +104,7 @@ def _converter(convert: Callable[[str], Any]) -> Callable[..., Any]:
 WHEN = _converter(parse_when)
 SIZE = _converter(parse_megabytes)
 MONEY = _converter(parse_money)
-
-
-def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T:
-    """Run ``work`` against the configured (or embedded) Redis; exit 69 if there is none."""
-
-    async def main() -> T:
-        async with open_redis(loaded) as redis:
-            return await work(redis)
-
-    try:
-        return asyncio.run(main())
-    except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
+CURSOR = _converter(parse_cursor)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -179,23 +174,33 @@ def _plan_table_row(row: PlanRow) -> dict[str, Any]:
     }
 
 
-@click.command("plans")
+@click.command("plans", short_help="Plans and prices per region, cheapest first.")
 @click.option(
     "--type", "plan_type", help="Plan type: vc2, vhf, vhp, voc, vcg, vdm, vx1, vbm (metal)."
 )
 @click.option("--region", help="Region id, e.g. fra.")
 @click.option("--plan", "plan_id", help="One plan id.")
 @click.option("--min-vcpu", type=click.IntRange(min=0), help="At least this many vCPUs.")
-@click.option("--min-ram", callback=SIZE, help="At least this much RAM (MB, or 8GB).")
+@click.option(
+    "--min-ram", metavar="SIZE", callback=SIZE, help="At least this much RAM (MB, or 8GB)."
+)
 @click.option(
     "--min-gpu-vram", type=click.IntRange(min=0), help="At least this much GPU VRAM (GB)."
 )
 @click.option("--gpu", "gpu_type", help="GPU type or brand, e.g. a100, l40s, amd.")
-@click.option("--max-monthly", callback=MONEY, help="At most this monthly price (USD).")
-@click.option("--max-hourly", callback=MONEY, help="At most this hourly price (USD).")
+@click.option(
+    "--max-monthly", metavar="USD", callback=MONEY, help="At most this monthly price (USD)."
+)
+@click.option(
+    "--max-hourly", metavar="USD", callback=MONEY, help="At most this hourly price (USD)."
+)
 @click.option("--in-stock", is_flag=True, help="Only plans in stock (now, or at --at).")
 @click.option(
-    "--at", "at", callback=WHEN, help="Answer from history: 2026-01-31T00:00Z, or 7d ago."
+    "--at",
+    "at",
+    metavar="WHEN",
+    callback=WHEN,
+    help="Answer from history: 2026-01-31T00:00Z, or 7d ago.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Print at most this many rows.")
 @json_option
@@ -292,10 +297,18 @@ def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
     ]
 
 
-@click.command("changes")
-@click.option("--since", callback=WHEN, help="From this time (ISO 8601, or 24h / 7d ago).")
-@click.option("--until", callback=WHEN, help="Before this time.")
-@click.option("--after", "after", help="After this event id (a cursor from a previous page).")
+@click.command("changes", short_help="The change feed: prices, plans, regions, stock.")
+@click.option(
+    "--since", metavar="WHEN", callback=WHEN, help="From this time (ISO 8601, or 24h / 7d ago)."
+)
+@click.option("--until", metavar="WHEN", callback=WHEN, help="Before this time.")
+@click.option(
+    "--after",
+    "after",
+    metavar="ID",
+    callback=CURSOR,
+    help="After this event id (the next page: the last ID shown).",
+)
 @click.option("--plan", "subject", help="Only events about this plan (or region, or endpoint).")
 @click.option(
     "--kind",
@@ -304,7 +317,13 @@ def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
     type=click.Choice([str(kind) for kind in EventKind]),
     help="Only these kinds (repeatable).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="At most this many events.",
+)
 @json_option
 @click.pass_obj
 def changes(
@@ -317,7 +336,12 @@ def changes(
     limit: int,
     as_json: bool,
 ) -> None:
-    """The change feed, oldest first: prices, plans, regions, stock, schema drift, endpoints."""
+    """The change feed, oldest first: prices, plans, regions, stock, schema drift, endpoints.
+
+    A full page ends with the --after ID that reads the next one.
+    """
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(f"--since ({iso(since)}) must be before --until ({iso(until)})")
     loaded = state.loaded()
     feed_key = loaded.config.redis.key_prefix
 
@@ -337,6 +361,8 @@ def changes(
         print_json({"count": len(events), "next": next_cursor, "changes": events})
         return
     print_table(_change_rows(events), CHANGE_COLUMNS)
+    if len(events) == limit:
+        click.echo(f"# more may follow: vultr-scraper changes --after {events[-1].id} ...")
 
 
 # -- availability -------------------------------------------------------------------------
@@ -344,7 +370,7 @@ def changes(
 STOCK_COLUMNS = ("plan", "region", "in_stock", "since", "last_in_stock", "checked_at")
 
 
-@click.command("availability")
+@click.command("availability", short_help="Stock per plan and region, since when.")
 @click.option("--plan", "plan_id", help="One plan id.")
 @click.option("--region", help="One region id.")
 @click.option("--in-stock/--out-of-stock", "in_stock", default=None, help="Only one state.")
@@ -410,7 +436,11 @@ async def quarantine_report(redis: Redis, prefix: str) -> dict[str, Any]:
     }
 
 
-@click.group("quarantine", invoke_without_command=True)
+@click.group(
+    "quarantine",
+    invoke_without_command=True,
+    short_help="A held-back catalogue snapshot: show, accept, discard.",
+)
 @json_option
 @click.pass_context
 def quarantine(ctx: click.Context, as_json: bool) -> None:
@@ -449,6 +479,7 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
     if report["preview"]:
         print_table(_change_rows(report["preview"]), CHANGE_COLUMNS[2:])
     click.echo("accept with: vultr-scraper quarantine accept")
+    click.echo("or drop it:  vultr-scraper quarantine discard")
 
 
 @quarantine.command("accept")
@@ -458,19 +489,37 @@ def accept(state: State, as_json: bool) -> None:
     """Make the quarantined snapshot current (an operator's decision) and print the result."""
     loaded = state.loaded()
     result = with_redis(loaded, lambda redis: accept_quarantine(redis, loaded.config))
-    if as_json or result.get("status") == "success":
+    if as_json:
         print_json(result)
     if result.get("status") != "success":
         fail(str(result.get("reason", "accept failed")), EX_FAILURE)
+    if not as_json:
+        click.echo(f"quarantined snapshot accepted: {_accept_summary(result)}")
+
+
+def _accept_summary(result: dict[str, Any]) -> str:
+    counts = [
+        f"{result[key]} {label}"
+        for key, label in (("added", "added"), ("retired", "retired"), ("updated", "updated"))
+        if isinstance(result.get(key), int)
+    ]
+    events = result.get("events")
+    if isinstance(events, int):
+        counts.append(f"{events} change event{'' if events == 1 else 's'}")
+    return ", ".join(counts) or "done"
 
 
 @quarantine.command("discard")
+@json_option
 @click.pass_obj
-def discard(state: State) -> None:
-    """Drop the quarantined snapshot without applying it."""
+def discard(state: State, as_json: bool) -> None:
+    """Drop the quarantined snapshot without applying it (the current catalogue stays)."""
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
     dropped = with_redis(loaded, lambda redis: CatalogueStore(redis, prefix).discard_quarantine())
+    if as_json:
+        print_json({"discarded": bool(dropped)})
+        return
     click.echo("quarantined snapshot discarded" if dropped else "nothing is quarantined")
 
 

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TextIO, TypeVar, cast
 
 import click
 import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
 
 from vultr_scraper_core import __version__
 from vultr_scraper_core.config import EX_CONFIG, ConfigError, LoadedConfig, load_config
+from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.logs import setup_logging
+from vultr_scraper_core.redis import connect
+from vultr_scraper_worker.enqueue import CLI_OUTAGE_BUDGET
+from vultr_scraper_worker.runtime import redis_url
 
 EX_OK = 0
 EX_FAILURE = 1
+EX_USAGE = 2  # click's own status for a bad option or argument
+EX_QUARANTINED = 3  # `run scrape-catalog`: the snapshot was held back by the plausibility gate
 EX_UNAVAILABLE = 69  # sysexits.h: a service (Redis, the worker) is not available
+
+T = TypeVar("T")
 
 
 def version_string() -> str:
@@ -37,19 +50,97 @@ class State:
                 fail(f"config error: {error}", EX_CONFIG)
         return self._loaded
 
-    def setup_logging(self, *, to_stderr: bool = True, level: str | None = None) -> None:
-        """Commands other than ``worker`` keep stdout for their own output."""
+    def setup_logging(
+        self, *, to_stderr: bool = True, level: str | None = None, human: bool = False
+    ) -> None:
+        """Commands other than ``worker`` keep stdout for their own output.
+
+        ``human`` renders each (already redacted) JSON line as ``HH:MM:SS LEVEL message`` for a
+        person watching a terminal; the JSON stays the format for journald and pipes.
+        """
         loaded = self.loaded()
+        stream: TextIO = sys.stderr if to_stderr else sys.stdout
         setup_logging(
             level or loaded.config.log.level,
             loaded.secrets.values(),
-            sys.stderr if to_stderr else sys.stdout,
+            cast(TextIO, HumanLog(stream)) if human else stream,  # write and flush suffice
         )
+
+
+class HumanLog:
+    """A write-only text stream that turns the JSON log lines into short readable ones."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            self.target.write(human_log_line(line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+def human_log_line(line: str) -> str:
+    """``07:17:20 scrape-catalog started (try 1/3)``; a line that is not JSON is kept as is."""
+    try:
+        record = msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    clock = "--:--:--"
+    with_time = record.get("time")
+    if isinstance(with_time, str):
+        try:
+            clock = datetime.fromisoformat(with_time).astimezone(UTC).strftime("%H:%M:%S")
+        except ValueError:
+            pass
+    level = str(record.get("level", ""))
+    marker = "" if level in ("INFO", "SUCCESS", "DEBUG", "TRACE") else f"{level.lower()}: "
+    message = " ".join(str(record.get("message", "")).split())
+    if "duration" in record and record.get("event") == "job.end":
+        message += f" in {record['duration']:.2f} s"
+    return f"{clock} {marker}{message}"
 
 
 def fail(message: str, status: int = EX_FAILURE) -> NoReturn:
     click.echo(f"vultr-scraper: {message}", err=True)
     sys.exit(status)
+
+
+@asynccontextmanager
+async def open_store(loaded: LoadedConfig) -> AsyncIterator[Redis]:
+    """Redis for one-shot commands: the configured one or the embedded one (reused if a worker
+    runs, else started for the command), giving up after about 1.5 s like ``jobs`` does."""
+    async with redis_url(loaded) as url:
+        client = connect(
+            url, password=loaded.secrets.redis_password, outage_budget=CLI_OUTAGE_BUDGET
+        )
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+
+def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T:
+    """Run ``work`` against Redis; exit 69 when it is unreachable, 1 when it refuses a command."""
+
+    async def main() -> T:
+        async with open_store(loaded) as redis:
+            return await work(redis)
+
+    try:
+        return asyncio.run(main())
+    except ResponseError as error:
+        fail(f"Redis error: {one_line(str(error))}", EX_FAILURE)
+    except (RedisError, OSError, EmbeddedRedisError) as error:
+        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def print_json(document: Any) -> None:
@@ -84,8 +175,27 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ",".join(_cell(item) for item in value)
+        return ",".join(_cell(item) for item in value) or "-"
     return str(value)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "json"]),
+    default="auto",
+    show_default=True,
+    help="Progress log on stderr: text (readable lines), json (one object per line), or auto "
+    "(text on a terminal, else json).",
+)
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="No progress log on stderr, only warnings and errors."
+)
+
+
+def human_logs(log_format: str = "auto") -> bool:
+    """Whether the stderr log should be readable lines rather than JSON."""
+    if log_format == "auto":
+        return sys.stderr.isatty()
+    return log_format == "text"

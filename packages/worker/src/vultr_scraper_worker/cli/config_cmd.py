@@ -21,10 +21,17 @@ def config() -> None:
 
 
 @config.command("check")
+@json_option
 @click.pass_obj
-def check(state: State) -> None:
-    """Load the configuration and read its secret files; exit 78 on any problem."""
+def check(state: State, as_json: bool) -> None:
+    """Load the configuration and read its secret files; exit 78 on any problem.
+
+    The problem is one line on stderr naming the key and the file or environment variable.
+    """
     loaded = state.loaded()
+    if as_json:
+        print_json({"ok": True, "source": loaded.source})
+        return
     click.echo(f"configuration OK ({loaded.source})")
 
 

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import click
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
 
 from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.store.health import HealthStore
 from vultr_scraper_jobs.health import configured_endpoints
 from vultr_scraper_worker.cli.common import (
-    EX_UNAVAILABLE,
     State,
-    fail,
     json_option,
     print_json,
     print_table,
+    with_redis,
 )
-from vultr_scraper_worker.runtime import open_redis
 
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 COLUMNS = ("endpoint", "state", "since", "last_check", "status", "latency_ms", "up_24h", "up_7d")
@@ -37,16 +33,17 @@ def _percent(ratio: float | None) -> str | None:
     return None if ratio is None else f"{ratio * 100:.2f}%"
 
 
-async def health_report(loaded: LoadedConfig, now: datetime | None = None) -> dict[str, Any]:
+async def health_report(
+    loaded: LoadedConfig, redis: Redis, now: datetime | None = None
+) -> dict[str, Any]:
     """The document ``health --json`` prints (also used by the table)."""
     config = loaded.config
     moment = now or datetime.now(UTC)
     endpoints = configured_endpoints(config)
     names = [endpoint.name for endpoint in endpoints]
-    async with open_redis(loaded) as redis:
-        store = HealthStore(redis, config.redis.key_prefix, keep_results=config.health.keep_results)
-        states = await store.states(names)
-        uptimes = {key: await store.uptime(names, hours, moment) for key, hours in WINDOWS.items()}
+    store = HealthStore(redis, config.redis.key_prefix, keep_results=config.health.keep_results)
+    states = await store.states(names)
+    uptimes = {key: await store.uptime(names, hours, moment) for key, hours in WINDOWS.items()}
     rows = []
     for endpoint in endpoints:
         state = states[endpoint.name]
@@ -75,7 +72,7 @@ async def health_report(loaded: LoadedConfig, now: datetime | None = None) -> di
     return {"generated_at": _iso(moment), "endpoints": rows}
 
 
-@click.command("health")
+@click.command("health", short_help="Endpoint health: state, last check, uptime.")
 @json_option
 @click.pass_obj
 def health(state: State, as_json: bool) -> None:
@@ -85,10 +82,7 @@ def health(state: State, as_json: bool) -> None:
     after success_threshold good ones; --json adds 30-day uptime, streaks and the last error.
     """
     loaded = state.loaded()
-    try:
-        report = asyncio.run(health_report(loaded))
-    except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
+    report = with_redis(loaded, lambda redis: health_report(loaded, redis))
     if as_json:
         print_json(report)
         return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -15,12 +16,15 @@ from redis.exceptions import RedisError
 
 from vultr_scraper_core.config import LoadedConfig, state_dir
 from vultr_scraper_core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, answers_ping
+from vultr_scraper_worker.api.page import describe_schedule
 from vultr_scraper_worker.cli.common import (
     EX_FAILURE,
     EX_UNAVAILABLE,
+    EX_USAGE,
     State,
     fail,
     json_option,
+    one_line,
     print_json,
     print_table,
 )
@@ -53,6 +57,29 @@ def parse_arg(text: str) -> Any:
         return text
 
 
+def check_arguments(plan: JobPlan, values: Sequence[Any]) -> None:
+    """Exit 2 when JOB's function cannot take ``values`` (it would only fail in the worker)."""
+    try:
+        signature = inspect.signature(plan.spec.function)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind({}, *values)
+    except TypeError:
+        parameters = list(signature.parameters.values())[1:]
+        wanted = " ".join(
+            parameter.name.upper()
+            if parameter.default is inspect.Parameter.empty
+            else f"[{parameter.name.upper()}]"
+            for parameter in parameters
+            if parameter.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        )
+        fail(
+            f"job {plan.name!r} takes {wanted or 'no arguments'}, got {len(values)} argument(s)",
+            EX_USAGE,
+        )
+
+
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
@@ -75,10 +102,10 @@ def _with_queue(loaded: LoadedConfig, action: Callable[[ArqRedis], Awaitable[T]]
     try:
         return asyncio.run(main())
     except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
+        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
 
 
-@click.command("worker")
+@click.command("worker", short_help="Run the worker (cron, queue, HTTP) until SIGTERM.")
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty (for tests and batch).")
 @jobs_module_option
 @click.pass_obj
@@ -95,11 +122,16 @@ def worker(state: State, burst: bool, jobs_module: str | None) -> None:
     sys.exit(run_worker(loaded, jobs=load_job_set(jobs_module), burst=burst))
 
 
-@click.command("enqueue")
+@click.command("enqueue", short_help="Put a job on the queue for the worker.")
 @click.argument("job_name", metavar="JOB")
 @click.argument("args", nargs=-1, metavar="[ARG]...")
 @click.option("--job-id", help="Job id (a job with this id already queued is not added twice).")
-@click.option("--defer", type=float, help="Run no earlier than this many seconds from now.")
+@click.option(
+    "--defer",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    help="Run no earlier than this many seconds from now.",
+)
 @json_option
 @jobs_module_option
 @click.pass_obj
@@ -112,12 +144,18 @@ def enqueue(
     as_json: bool,
     jobs_module: str | None,
 ) -> None:
-    """Put JOB on the queue for the worker. ARGs are JSON values (plain text otherwise)."""
+    """Put JOB on the queue for the worker and print its job id.
+
+    ARGs are JSON values (plain text otherwise). Exit status: 0 queued, 1 a job with --job-id
+    is already queued, running or recently done, 2 unknown job or wrong arguments, 69 Redis
+    unavailable.
+    """
     loaded = state.loaded()
-    known = [plan.name for plan in _plans(loaded, jobs_module)]
-    if job_name not in known:
-        fail(f"unknown job {job_name!r}; known jobs: {', '.join(known) or '(none)'}", 2)
+    plans = {plan.name: plan for plan in _plans(loaded, jobs_module)}
+    if job_name not in plans:
+        fail(f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}", EX_USAGE)
     values = [parse_arg(arg) for arg in args]
+    check_arguments(plans[job_name], values)
 
     async def action(queue: ArqRedis) -> str | None:
         return await enqueue_job(queue, job_name, *values, job_id=job_id, defer_by=defer)
@@ -131,8 +169,10 @@ def enqueue(
         fail(f"job id {job_id} is already queued, running or recently done", EX_FAILURE)
 
 
-@click.command("jobs")
-@click.option("--limit", default=20, show_default=True, help="Rows per section.")
+@click.command("jobs", short_help="Queued, running, failed and recent jobs; schedules.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Rows per section."
+)
 @json_option
 @jobs_module_option
 @click.pass_obj
@@ -144,7 +184,7 @@ def jobs(state: State, limit: int, as_json: bool, jobs_module: str | None) -> No
     prefix = config.redis.key_prefix
 
     async def action(queue: ArqRedis) -> dict[str, Any]:
-        snapshot = await queue_snapshot(queue, config.redis.queue_name, limit=max(limit, 1) * 5)
+        snapshot = await queue_snapshot(queue, config.redis.queue_name, limit=limit * 5)
         failed = FailedJobs(queue, prefix)
         return {
             "queue_total": snapshot.total,
@@ -162,6 +202,9 @@ def jobs(state: State, limit: int, as_json: bool, jobs_module: str | None) -> No
     if as_json:
         print_json(document)
         return
+    readable = {plan.name: describe_schedule(plan.schedule) for plan in plans}
+    for item in document["schedules"]:
+        item["schedule"] = readable.get(item["name"], item["schedule"])
     _print_jobs(document)
 
 
@@ -224,7 +267,7 @@ def _print_jobs(document: dict[str, Any]) -> None:
                 "try": run["job_try"],
                 "duration": f"{run['duration']:.2f}s",
                 "outcome": run["outcome"],
-                "detail": _clip(run.get("error") or _summary(run.get("summary") or {})),
+                "detail": _clip(run.get("error") or _summary(run.get("summary") or {}), 60),
             }
             for run in document["recent"]
         ],
@@ -267,7 +310,12 @@ def _args(job: dict[str, Any]) -> str:
 
 
 def _summary(summary: dict[str, Any]) -> str:
-    return " ".join(f"{key}={value}" for key, value in summary.items())
+    """``updated=7 added=7 ...``: the result's counts (its status is the OUTCOME column)."""
+    return " ".join(
+        f"{key}={value}"
+        for key, value in summary.items()
+        if key != "status" and not (isinstance(value, str) and value.startswith("<"))
+    )
 
 
 def _clip(text: str, width: int = 80) -> str:
@@ -275,7 +323,7 @@ def _clip(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@click.command("retry")
+@click.command("retry", short_help="Re-enqueue a failed job with its arguments.")
 @click.argument("job_id", metavar="ID")
 @json_option
 @click.pass_obj
@@ -298,10 +346,11 @@ def retry(state: State, job_id: str, as_json: bool) -> None:
         click.echo(new_id)
 
 
-@click.command("check")
+@click.command("check", short_help="Exit 0 if a worker heartbeat is fresh, else 69.")
 @click.option(
     "--max-age",
-    type=float,
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
     help="Oldest acceptable heartbeat in seconds [default: 2 x worker.health_check_interval + 5].",
 )
 @json_option
@@ -319,7 +368,10 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
             if ok:
                 click.echo(f"OK: {reason}")
             if workers:
-                rows = [{**row, "started": iso(row.get("started"))} for row in workers]
+                rows = [
+                    {**row, "age": f"{row['age']:.0f}s", "started": iso(row.get("started"))}
+                    for row in workers
+                ]
                 print_table(rows, ["id", "age", "fresh", "started", "jobs_complete", "jobs_failed"])
         if not ok:
             fail(reason, EX_UNAVAILABLE)

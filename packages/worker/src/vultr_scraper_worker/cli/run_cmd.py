@@ -17,35 +17,62 @@ import click
 from redis.exceptions import RedisError
 
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
-from vultr_scraper_worker.cli.common import EX_FAILURE, EX_UNAVAILABLE, State, fail, print_json
-from vultr_scraper_worker.cli.queue_cmd import jobs_module_option, parse_arg
+from vultr_scraper_worker.cli.common import (
+    EX_FAILURE,
+    EX_QUARANTINED,
+    EX_UNAVAILABLE,
+    EX_USAGE,
+    State,
+    fail,
+    human_logs,
+    log_format_option,
+    one_line,
+    print_json,
+    quiet_option,
+)
+from vultr_scraper_worker.cli.queue_cmd import check_arguments, jobs_module_option, parse_arg
 from vultr_scraper_worker.enqueue import make_enqueue, open_queue
 from vultr_scraper_worker.runtime import job_context
 from vultr_scraper_worker.settings import load_job_set, make_runner, plan_jobs
 from vultr_scraper_worker.wrapper import run_inline
 
-EX_QUARANTINED = 3
+__all__ = ["EX_QUARANTINED", "run"]
 
 
-@click.command("run")
+@click.command("run", short_help="Run one job now in this process and print its result.")
 @click.argument("job_name", metavar="JOB")
 @click.argument("args", nargs=-1, metavar="[ARG]...")
+@log_format_option
+@quiet_option
 @jobs_module_option
 @click.pass_obj
-def run(state: State, job_name: str, args: tuple[str, ...], jobs_module: str | None) -> None:
-    """Run JOB once in this process, the same code the worker runs, and print its result as JSON.
+def run(
+    state: State,
+    job_name: str,
+    args: tuple[str, ...],
+    log_format: str,
+    quiet: bool,
+    jobs_module: str | None,
+) -> None:
+    """Run JOB once in this process, the same code the worker runs, and print its result as
+    one JSON document on stdout.
 
-    Transient failures are retried here with the worker's backoff, up to worker.max_tries.
-    ARGs are JSON values (plain text otherwise). Exit status: 0 success, 3 quarantined (data
-    held back, see `changes`), 1 failed, 69 Redis unavailable.
+    JOB is scrape-catalog, scrape-availability, check-health, ... (`vultr-scraper jobs` lists
+    them). Progress (job start and end, retries) goes to stderr. Transient failures are retried
+    here with the worker's backoff, up to worker.max_tries. ARGs are JSON values (plain text
+    otherwise).
+
+    Exit status: 0 success, 1 failed, 2 unknown job or wrong arguments, 3 quarantined (data
+    held back, see `vultr-scraper quarantine`), 69 Redis unavailable, 78 configuration error.
     """
     loaded = state.loaded()
     plans = {plan.name: plan for plan in plan_jobs(loaded.config, load_job_set(jobs_module))}
     if job_name not in plans:
-        fail(f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}", 2)
+        fail(f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}", EX_USAGE)
     plan = plans[job_name]
-    state.setup_logging()
     values = tuple(parse_arg(arg) for arg in args)
+    check_arguments(plan, values)
+    state.setup_logging(human=human_logs(log_format), level="WARNING" if quiet else None)
     runner = make_runner(loaded, worker_id=f"cli:{socket.gethostname()}:{os.getpid()}")
 
     async def main() -> Any:
@@ -59,9 +86,9 @@ def run(state: State, job_name: str, args: tuple[str, ...], jobs_module: str | N
     try:
         result = asyncio.run(main())
     except (RedisError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {error}", EX_UNAVAILABLE)
+        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
     except Exception as error:
-        fail(f"{job_name} failed: {error}", EX_FAILURE)
+        fail(f"{job_name} failed: {one_line(str(error))}", EX_FAILURE)
     print_json(result)
     status = result.get("status") if isinstance(result, dict) else None
     if status == "quarantined":
