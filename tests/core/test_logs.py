@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from vultr_scraper_core.logs import REDACTED, setup_logging
+from vultr_scraper_core.logs import REDACTED, log_line, setup_logging
 
 Lines = Callable[[], list[dict[str, Any]]]
 
@@ -256,3 +256,53 @@ def test_empty_secrets_are_ignored() -> None:
     logger.info("nothing to hide")
     (record,) = lines()
     assert record["message"] == "nothing to hide"
+
+
+# -- log_line: the worker's per-job lines --------------------------------------------------------
+
+
+def test_log_line_writes_the_line_loguru_would() -> None:
+    _, lines = capture(secrets=(API_KEY,))
+    fields = {"job_id": "j1", "function": "noop", "try": 2, "result": {"status": "success"}}
+    log_line(__name__, "WARNING", f"direct {API_KEY}", fields)
+    logger.bind(**fields).warning(f"direct {API_KEY}")
+    direct, through_loguru = lines()
+    assert direct.pop("time")[:16] == through_loguru.pop("time")[:16]
+    assert direct == through_loguru
+    assert direct["message"] == f"direct {REDACTED}"
+    assert direct["logger"] == __name__
+
+
+def test_log_line_redacts_every_field() -> None:
+    stream, lines = capture(secrets=(API_KEY, PASSWORD))
+    log_line(__name__, "ERROR", "failed", {"error": f"key {API_KEY}", "args": [PASSWORD]})
+    log_line(__name__, "INFO", "odd", {"when": object, "nested": {API_KEY: 1}})
+    assert leaked(stream.getvalue(), API_KEY, PASSWORD) == []
+    first, second = lines()
+    assert first["error"] == f"key {REDACTED}"
+    assert first["args"] == [REDACTED]
+    assert second["when"] == "<class 'object'>"
+    assert second["nested"] == {REDACTED: 1}
+
+
+def test_log_line_follows_the_level_threshold() -> None:
+    _, lines = capture("WARNING")
+    log_line(__name__, "INFO", "dropped", {})
+    log_line(__name__, "ERROR", "kept", {})
+    assert [record["message"] for record in lines()] == ["kept"]
+
+
+def test_log_line_goes_through_loguru_without_setup_logging() -> None:
+    stream, _ = capture()
+    logger.remove()  # what a test harness or a second setup does: the direct path ends too
+    seen: list[Any] = []
+    handler = logger.add(lambda message: seen.append(message.record), level="DEBUG")
+    try:
+        log_line(__name__, "INFO", "via loguru", {"job_id": "j2"})
+    finally:
+        logger.remove(handler)
+    assert stream.getvalue() == ""
+    (record,) = seen
+    assert record["message"] == "via loguru"
+    assert record["extra"] == {"job_id": "j2"}
+    assert record["name"] == __name__

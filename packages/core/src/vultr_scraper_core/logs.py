@@ -5,14 +5,24 @@ Each line has ``time``, ``level``, ``logger``, ``message`` and the record's boun
 ``error`` and ``traceback`` (still one line: JSON escapes the newlines). A redaction filter
 replaces every configured secret value in every field before the line is encoded, so the output
 is always valid JSON and a secret cannot survive in escaped form either.
+
+The worker's two lines per job (``log_line``) skip loguru's record machinery once
+``setup_logging`` is active: building a loguru record (caller frame, thread, process, a copy for
+the formatter) costs far more than rendering the line, and on no-op jobs it was most of the
+worker's overhead against bare arq. Those lines go to the same sink, through the same redaction
+and rendering, so they are byte-for-byte the lines loguru would have produced. A loguru sink
+added after ``setup_logging`` (nothing in the project does) would not see them; before
+``setup_logging`` (tests, library use) they go through loguru like every other line.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, TextIO
 
 import msgspec
@@ -37,6 +47,18 @@ class _Redactor:
 
     def plain(self, value: Any) -> Any:
         """JSON-ready data with every string (dict keys included) redacted."""
+        # Exact types first: this runs for every field of every line, and a type check is a
+        # fraction of an isinstance test against a union; subclasses take the general path.
+        kind = type(value)
+        if kind is str:
+            return self(value)
+        if kind is int or kind is float or kind is bool or value is None:
+            return value
+        if kind is dict:
+            return {
+                self(key) if type(key) is str else self(str(key)): self.plain(item)
+                for key, item in value.items()
+            }
         if isinstance(value, str):
             return self(value)
         if isinstance(value, bool | int | float) or value is None:
@@ -48,18 +70,25 @@ class _Redactor:
         return self(str(value))
 
 
-def _render(record: Any, redact: _Redactor) -> str:
-    extra = record["extra"]
+def _render(
+    time: datetime,
+    level: str,
+    name: str | None,
+    message: str,
+    extra: Mapping[str, Any],
+    redact: _Redactor,
+    exception: Any = None,
+) -> str:
+    """One JSON line; the same code for loguru's records and for ``log_line``."""
     fields: dict[str, Any] = {
-        "time": record["time"].isoformat(),
-        "level": record["level"].name,
-        "logger": redact.plain(extra.get("logger", record["name"])),
-        "message": redact(record["message"]),
+        "time": time.isoformat(),
+        "level": level,
+        "logger": redact.plain(extra.get("logger", name)),
+        "message": redact(message),
     }
     for key, value in extra.items():
         if key != "logger":
             fields[key] = redact.plain(value)
-    exception = record["exception"]
     if exception is not None and exception.type is not None:
         fields["error_type"] = exception.type.__name__
         fields["error"] = redact(str(exception.value))
@@ -69,6 +98,81 @@ def _render(record: Any, redact: _Redactor) -> str:
             ).rstrip()
         )
     return _json.encode(fields).decode() + "\n"
+
+
+class _JsonSink:
+    """The sink ``setup_logging`` gives loguru; ``log_line`` writes through it directly.
+
+    A file-like object rather than a function, so that loguru calls ``stop`` when the handler
+    is removed (``logger.remove()``, another ``setup_logging``) and the direct path ends with it.
+    """
+
+    def __init__(self, target: TextIO, redact: _Redactor, level: str) -> None:
+        self.target = target
+        self.redact = redact
+        self.threshold = logger.level(level).no
+        self._levels: dict[str, int] = {}
+        # loguru serialises its own calls to the sink; the direct path may run in another
+        # thread at the same time, so both take this lock around the write.
+        self._lock = threading.Lock()
+
+    def write(self, message: Any) -> None:
+        record = message.record
+        self._write(
+            _render(
+                record["time"],
+                record["level"].name,
+                record["name"],
+                record["message"],
+                record["extra"],
+                self.redact,
+                record["exception"],
+            )
+        )
+
+    def stop(self) -> None:
+        global _direct
+        if _direct is self:
+            _direct = None
+
+    def enabled(self, level: str) -> bool:
+        number = self._levels.get(level)
+        if number is None:
+            number = self._levels[level] = logger.level(level).no
+        return number >= self.threshold
+
+    def write_direct(self, name: str, level: str, message: str, extra: Mapping[str, Any]) -> None:
+        # The local time with its UTC offset, as loguru stamps its records.
+        now = datetime.now().astimezone()
+        self._write(_render(now, level, name, message, extra, self.redact))
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            self.target.write(line)
+            self.target.flush()
+
+
+_direct: _JsonSink | None = None  # the active ``setup_logging`` sink
+
+
+def log_line(name: str, level: str, message: str, fields: Mapping[str, Any]) -> None:
+    """Log ``message`` with ``fields`` like ``logger.bind(**fields).log(level, message)``.
+
+    For hot paths (the worker's per-job lines): with ``setup_logging`` active the line is
+    rendered and written by its sink directly, without a loguru record; otherwise (or if the
+    write fails, so that loguru reports the error its usual way) it goes through loguru.
+    ``name`` is what loguru would put in ``logger``: the calling module's ``__name__``.
+    """
+    sink = _direct
+    if sink is not None:
+        if not sink.enabled(level):
+            return
+        try:
+            sink.write_direct(name, level, message, fields)
+            return
+        except Exception:  # loguru reports it below, as for any other line
+            pass
+    logger.bind(**fields).opt(depth=1).log(level, message)
 
 
 class _InterceptHandler(logging.Handler):
@@ -98,14 +202,11 @@ def setup_logging(
     level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> None:
     """Send every log line, loguru's and the stdlib's, as JSON to ``stream`` (stdout by default)."""
-    redact = _Redactor(secrets)
-    target = stream if stream is not None else sys.stdout
-
-    def sink(message: Any) -> None:
-        target.write(_render(message.record, redact))
-        target.flush()
-
+    global _direct
     logger.remove()
+    sink = _JsonSink(
+        stream if stream is not None else sys.stdout, _Redactor(secrets), level.upper()
+    )
     # The sink renders the record itself; a bare format spares loguru formatting it too.
     logger.add(
         sink,
@@ -115,6 +216,7 @@ def setup_logging(
         backtrace=False,
         diagnose=False,
     )
+    _direct = sink
     logging.basicConfig(handlers=[_InterceptHandler()], level=_stdlib_level(level), force=True)
     for name in ("arq", "aiohttp", "asyncio", "redis"):
         stdlib_logger = logging.getLogger(name)

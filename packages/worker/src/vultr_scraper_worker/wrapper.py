@@ -25,6 +25,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_core.http import Backoff, is_transient, retry_after_of
+from vultr_scraper_core.logs import log_line
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.failures import FailedJob, FailedJobs
 from vultr_scraper_worker.history import HistoryBuffer, JobHistory, RunRecord, summarise
@@ -79,10 +80,15 @@ class JobRunner:
     ) -> Any:
         job_id = str(ctx.get("job_id", ""))
         job_try = int(ctx.get("job_try", 1))
-        fields = {"job_id": job_id, "function": spec.name, "try": job_try}
-        log = logger.bind(**fields)
-        logger.bind(event="job.start", max_tries=self.max_tries, **fields).info(
-            f"{spec.name} started (try {job_try}/{self.max_tries})"
+        # The fields every line about this try carries. The start and end lines go through
+        # ``log_line``: on no-op jobs a loguru record per line was most of the per-job overhead.
+        log = {"job_id": job_id, "function": spec.name, "try": job_try}
+        _log(
+            "INFO",
+            f"{spec.name} started (try {job_try}/{self.max_tries})",
+            log,
+            event="job.start",
+            max_tries=self.max_tries,
         )
         started = time.time()
         clock = time.perf_counter()
@@ -92,8 +98,13 @@ class JobRunner:
                 result = await spec.function(ctx, *args, **kwargs)
         except asyncio.CancelledError:
             run = self._run(spec, job_id, job_try, started, clock, "interrupted")
-            log.bind(event="job.end", outcome="interrupted", duration=run.duration).warning(
-                f"{spec.name} interrupted by shutdown; it runs again on the next worker"
+            _log(
+                "WARNING",
+                f"{spec.name} interrupted by shutdown; it runs again on the next worker",
+                log,
+                event="job.end",
+                outcome="interrupted",
+                duration=run.duration,
             )
             await self._record_run(ctx, run, log)
             raise
@@ -117,20 +128,26 @@ class JobRunner:
         job_try: int,
         started: float,
         clock: float,
-        log: Any,
+        log: dict[str, Any],
     ) -> Any:
         status = result.get("status") if isinstance(result, Mapping) else None
         outcome = status if status in _STATUSES else "success"
-        job_id = str(ctx.get("job_id", ""))
-        run = self._run(spec, job_id, job_try, started, clock, outcome, summary=summarise(result))
-        end = log.bind(event="job.end", outcome=outcome, duration=run.duration, result=run.summary)
+        run = self._run(
+            spec, log["job_id"], job_try, started, clock, outcome, summary=summarise(result)
+        )
+        end = {
+            "event": "job.end",
+            "outcome": outcome,
+            "duration": run.duration,
+            "result": run.summary,
+        }
         if outcome == "success":
-            end.info(f"{spec.name} succeeded")
+            _log("INFO", f"{spec.name} succeeded", log, **end)
         elif outcome == "quarantined":
-            end.warning(f"{spec.name} finished with its data quarantined")
+            _log("WARNING", f"{spec.name} finished with its data quarantined", log, **end)
         else:
             reason = str(result.get("error") or "the job reported status failed")
-            end.bind(error=reason).error(f"{spec.name} failed: {reason}")
+            _log("ERROR", f"{spec.name} failed: {reason}", log, **end, error=reason)
             run.error = reason
             await self._record_failure(spec, ctx, args, kwargs, reason, "JobReportedFailure", run)
         await self._record_run(ctx, run, log)
@@ -146,10 +163,10 @@ class JobRunner:
         job_try: int,
         started: float,
         clock: float,
-        log: Any,
+        log: dict[str, Any],
     ) -> None:
         """Log and record a try that raised; raises ``Retry`` when another try is due."""
-        job_id = str(ctx.get("job_id", ""))
+        job_id = log["job_id"]
         text = _describe(error)
         error_type = type(error).__name__
         if isinstance(error, Retry):  # a job asking for a retry itself keeps its own delay
@@ -161,27 +178,33 @@ class JobRunner:
         if delay is not None:
             run = self._run(spec, job_id, job_try, started, clock, "retry", error=error)
             run.retry_in = round(delay, 3)
-            log.bind(
+            _log(
+                "WARNING",
+                f"{spec.name} failed transiently, retrying in {delay:.2f} s: {text}",
+                log,
                 event="job.end",
                 outcome="retry",
                 duration=run.duration,
                 error=text,
                 error_type=error_type,
                 retry_in=run.retry_in,
-            ).warning(f"{spec.name} failed transiently, retrying in {delay:.2f} s: {text}")
+            )
             await self._record_run(ctx, run, log)
             if isinstance(error, Retry):
                 return
             raise Retry(defer=delay) from error
         run = self._run(spec, job_id, job_try, started, clock, "failed", error=error)
         kind = "transient, out of tries" if is_transient(error) else "permanent"
-        log.bind(
+        _log(
+            "ERROR",
+            f"{spec.name} failed ({kind}): {text}",
+            log,
             event="job.end",
             outcome="failed",
             duration=run.duration,
             error=text,
             error_type=error_type,
-        ).error(f"{spec.name} failed ({kind}): {text}")
+        )
         await self._record_failure(spec, ctx, args, kwargs, text, error_type, run)
         await self._record_run(ctx, run, log)
 
@@ -210,7 +233,7 @@ class JobRunner:
             worker=self.worker_id,
         )
         failures = FailedJobs(_redis(ctx), self.key_prefix)
-        await self._best_effort(failures.add(record), "failed-job record", logger)
+        await self._best_effort(failures.add(record), "failed-job record", {})
 
     def _run(
         self,
@@ -238,7 +261,9 @@ class JobRunner:
             worker=self.worker_id,
         )
 
-    async def _record_run(self, ctx: Mapping[Any, Any], run: RunRecord, log: Any) -> None:
+    async def _record_run(
+        self, ctx: Mapping[Any, Any], run: RunRecord, log: dict[str, Any]
+    ) -> None:
         if self.buffer is not None:
             self.buffer.add(run)
             return
@@ -246,13 +271,18 @@ class JobRunner:
         await self._best_effort(history.record(run), "job history", log)
 
     @staticmethod
-    async def _best_effort(operation: Awaitable[None], what: str, log: Any) -> None:
+    async def _best_effort(operation: Awaitable[None], what: str, log: dict[str, Any]) -> None:
         try:
             await asyncio.wait_for(operation, _RECORD_TIMEOUT)
         except Exception as error:  # never let bookkeeping change the job's outcome
-            log.bind(error=_describe(error), error_type=type(error).__name__).warning(
+            logger.bind(**log, error=_describe(error), error_type=type(error).__name__).warning(
                 f"could not write the {what}"
             )
+
+
+def _log(level: str, message: str, log: Mapping[str, Any], **fields: Any) -> None:
+    """A job's start or end line: the try's fields first, then this line's."""
+    log_line(__name__, level, message, {**log, **fields})
 
 
 def _redis(ctx: Mapping[Any, Any]) -> Redis:
