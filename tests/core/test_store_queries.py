@@ -225,3 +225,30 @@ async def test_catalogue_summary(redis: Redis) -> None:
     assert (summary.plans, summary.metal, summary.regions, summary.os) == (6, 1, 4, 3)
     assert summary.last_success_at == T0 and summary.version == 1
     assert summary.stock_checked_at == T0
+
+
+async def test_stock_lists_pairs_sold_but_never_in_stock(redis: Redis) -> None:
+    await save(redis, build())
+    last = T0 + timedelta(hours=1)
+    checks = {"fra": RegionCheck(first_checked=T0, last_checked=last)}
+    states = {"vc2-1c-1gb@fra": StockState(in_stock=True, since=T0, first_seen=T0)}
+    await save_stock(redis, states, checks)
+    rows = {(row.plan, row.region): row for row in await stock(redis, "vs")}
+    never = rows[("vcg-l40s-16c-180g-48vram", "fra")]
+    assert (never.in_stock, never.since, never.first_seen, never.last_in_stock) == (
+        False,
+        T0,
+        None,
+        None,
+    )
+    assert rows[("vc2-1c-1gb", "fra")].in_stock is True
+    # Only checked regions: ewr was never checked, so its stock is unknown, not "out".
+    assert all(region == "fra" for _, region in rows)
+    # The same pairs find_plans reports for fra, with the same stock state.
+    planned = await find_plans(redis, "vs", PlanFilter(region="fra"))
+    assert {(row.plan, row.region, row.in_stock) for row in planned} == {
+        (row.plan, row.region, row.in_stock) for row in rows.values()
+    }
+    assert [row.plan for row in await stock(redis, "vs", plan="vcg-l40s-16c-180g-48vram")] == [
+        "vcg-l40s-16c-180g-48vram"
+    ]

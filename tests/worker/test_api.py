@@ -241,6 +241,17 @@ async def test_availability_lists_stock_per_pair(redis_url: str, redis: Redis) -
     ]
 
 
+async def test_availability_lists_pairs_never_in_stock(redis_url: str, redis: Redis) -> None:
+    await seed(redis)
+    await redis.hdel("vs:stock:state", "vcg-a100-1c@ewr")  # type: ignore[misc]
+    async with running_api(redis_url) as api:
+        out = await api.json("GET", "/api/v1/availability?in_stock=false")
+    rows = {(row["plan"], row["region"]): row for row in out["availability"]}
+    assert rows[("vcg-a100-1c", "ewr")]["last_in_stock"] is None
+    assert rows[("vcg-a100-1c", "ewr")]["first_seen"] is None
+    assert set(rows) == {("vc2-1c-1gb", "ewr"), ("vcg-a100-1c", "ewr")}
+
+
 async def test_catalog_summary_shows_quarantine(redis_url: str, redis: Redis) -> None:
     await seed(redis)
     await quarantine(redis, at=NOW, reasons=["item count fell by 40 % (3 -> 2)"])

@@ -188,10 +188,23 @@ def test_availability_and_in_stock(config: Path, api: FakeVultrAPI) -> None:
     assert result["closed"] == 1
 
     rows = json_of(invoke(config, "availability", "--plan", "vc2-2c-4gb", "--json"))["stock"]
-    assert [(row["region"], row["in_stock"]) for row in rows] == [("ams", False), ("ewr", True)]
+    assert [(row["region"], row["in_stock"]) for row in rows] == [
+        ("ams", False),
+        ("ewr", True),
+        ("fra", False),
+    ]
     assert rows[0]["last_in_stock"] is not None
     out = json_of(invoke(config, "availability", "--out-of-stock", "--json"))
-    assert [(row["plan"], row["region"]) for row in out["stock"]] == [("vc2-2c-4gb", "ams")]
+    out_pairs = {(row["plan"], row["region"]): row for row in out["stock"]}
+    assert out_pairs[("vc2-2c-4gb", "ams")]["last_in_stock"] is not None
+    # Sold in fra but never listed in stock there: out of stock, never in stock.
+    l40s = out_pairs[("vcg-l40s-16c-180g-48vram", "fra")]
+    assert (l40s["in_stock"], l40s["last_in_stock"], l40s["first_seen"]) == (False, None, None)
+    # Every pair `plans` shows as out of stock is listed, and nothing else.
+    every = json_of(invoke(config, "plans", "--json"))["plans"]
+    assert set(out_pairs) == {(row["plan"], row["region"]) for row in every if not row["in_stock"]}
+    table = invoke(config, "availability", "--out-of-stock")
+    assert "vcg-l40s-16c-180g-48vram" in table.stdout and "(none)" not in table.stdout
     in_stock = json_of(invoke(config, "plans", "--in-stock", "--plan", "vc2-2c-4gb", "--json"))
     assert [row["region"] for row in in_stock["plans"]] == ["ewr"]
     table = invoke(config, "availability", "--region", "sao")

@@ -79,8 +79,8 @@ class StockRow(msgspec.Struct, kw_only=True):
     region: str
     in_stock: bool
     since: datetime  # when the current state was first observed
-    first_seen: datetime
-    last_in_stock: datetime | None  # now-ish (last check) when in stock
+    first_seen: datetime | None  # first check that listed it there; None: never listed
+    last_in_stock: datetime | None  # now-ish (last check) when in stock; None: never
     checked_at: datetime | None  # the region's last successful check
 
 
@@ -256,17 +256,54 @@ def _select(catalogue: Catalogue, lookup: StockLookup, flt: PlanFilter) -> list[
 async def stock(
     redis: Redis, prefix: str, plan: str | None = None, region: str | None = None
 ) -> list[StockRow]:
-    """Current stock state of every known (plan, region) pair, optionally narrowed."""
+    """Current stock state of every (plan, region) pair, optionally narrowed.
+
+    The pairs are those with a stored state (seen in stock at least once) plus every region
+    the current catalogue sells a plan in (as ``find_plans`` lists them) whose stock has been
+    checked: a pair never listed there is out of stock since the region's first check, with
+    ``first_seen`` and ``last_in_stock`` None. Regions never checked are left out (unknown).
+    """
     view = await StockStore(redis, prefix).load()
+    catalogue = (await CatalogueStore(redis, prefix).load()).catalogue
+    return await asyncio.to_thread(_stock_rows, view, catalogue, plan, region)
+
+
+def _no_stock(_plan: str, _region: str) -> tuple[bool | None, datetime | None]:
+    return None, None
+
+
+def _stock_rows(
+    view: StockView, catalogue: Catalogue, plan: str | None, region: str | None
+) -> list[StockRow]:
+    pairs = set(map(split_pair, view.states))
+    pairs.update(
+        (row.plan, row.region)
+        for row in plan_rows(catalogue, _no_stock)
+        if row.region is not None and row.region in view.regions
+    )
     rows: list[StockRow] = []
-    for pair, state in view.states.items():
-        pair_plan, pair_region = split_pair(pair)
+    for pair_plan, pair_region in pairs:
         if (plan is not None and pair_plan != plan) or (
             region is not None and pair_region != region
         ):
             continue
         check = view.regions.get(pair_region)
         checked_at = check.last_checked if check else None
+        state = view.states.get(pair_key(pair_plan, pair_region))
+        if state is None:
+            assert check is not None  # only pairs in checked regions come without a state
+            rows.append(
+                StockRow(
+                    plan=pair_plan,
+                    region=pair_region,
+                    in_stock=False,
+                    since=check.first_checked,
+                    first_seen=None,
+                    last_in_stock=None,
+                    checked_at=checked_at,
+                )
+            )
+            continue
         rows.append(
             StockRow(
                 plan=pair_plan,

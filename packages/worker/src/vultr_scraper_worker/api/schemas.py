@@ -221,7 +221,7 @@ STOCK_ROW = obj(
         "since": TIME,
     },
     {
-        "first_seen": TIME,
+        "first_seen": NULLABLE_TIME,
         "last_in_stock": NULLABLE_TIME,
         "checked_at": NULLABLE_TIME,
     },
