@@ -182,7 +182,17 @@ def test_env_overrides_file(write: WriteFile) -> None:
     assert config.health.check_vultr_api is False
     assert config.log.level == "debug"
     assert config.redis.url == "redis://127.0.0.1:6380/1"
-    assert loaded.source == str(path)
+    assert loaded.source == (
+        f"{path} + environment (VULTR_SCRAPER__CLIENT__MAX_ATTEMPTS, "
+        "VULTR_SCRAPER__CLIENT__TIMEOUT, VULTR_SCRAPER__HEALTH__CHECK_VULTR_API, "
+        "VULTR_SCRAPER__LOG__LEVEL, VULTR_SCRAPER__REDIS__URL)"
+    )
+
+
+def test_env_overrides_without_a_file_are_named_in_the_source() -> None:
+    environ = {"VULTR_SCRAPER__VULTR__BASE_URL": "http://127.0.0.1:9/v2", "UNRELATED": "x"}
+    loaded = load_config(environ=environ)
+    assert loaded.source == "defaults + environment (VULTR_SCRAPER__VULTR__BASE_URL)"
 
 
 def test_env_override_of_a_nested_key() -> None:

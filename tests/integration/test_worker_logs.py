@@ -65,5 +65,8 @@ async def test_log_stream_is_json_lines_with_start_and_end_for_every_job(
             assert end["duration"] >= 0
             if end["outcome"] in {"failed", "retry"}:
                 assert end["error"], end
+    (starting,) = [line for line in lines if " starting with " in line["message"]]
+    assert starting["config"].startswith("defaults + environment (")
+    assert "VULTR_SCRAPER__REDIS__URL" in starting["config"]
     # arq's own stdlib logging lands in the same stream.
     assert any(line["logger"].startswith("arq") for line in lines)

@@ -152,6 +152,14 @@ def test_check_without_a_file() -> None:
     assert result.stdout == "configuration OK (defaults)\n"
 
 
+def test_check_and_show_name_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VULTR_SCRAPER__VULTR__BASE_URL", "http://127.0.0.1:9/v2")
+    source = "defaults + environment (VULTR_SCRAPER__VULTR__BASE_URL)"
+    assert invoke("config", "check").stdout == f"configuration OK ({source})\n"
+    assert invoke("config", "show").stdout.startswith(f"# source: {source}\n")
+    assert json.loads(invoke("config", "show", "--json").stdout)["source"] == source
+
+
 def test_check_with_a_file_from_option_and_from_env(secret_config: Path) -> None:
     by_option = invoke("--config", str(secret_config), "config", "check")
     by_env = invoke("config", "check", env={"VULTR_SCRAPER_CONFIG": str(secret_config)})

@@ -11,7 +11,7 @@ import contextlib
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -305,7 +305,9 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
 class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
     config: Config
     secrets: Secrets
-    source: str  # the file read, or "defaults"
+    # Where the values came from: the file read (or "defaults"), plus the environment variables
+    # that overrode keys, e.g. "defaults + environment (VULTR_SCRAPER__VULTR__BASE_URL)".
+    source: str
 
 
 _DEFAULTS: dict[str, Any] = msgspec.to_builtins(Config())
@@ -328,7 +330,15 @@ def load_config(
         raise ConfigError(_describe_validation_error(exc, origins)) from None
     _check_values(config, origins)
     secrets = _read_secrets(config, env, origins)
-    return LoadedConfig(config=config, secrets=secrets, source=source)
+    return LoadedConfig(
+        config=config, secrets=secrets, source=describe_source(source, origins.env_keys.values())
+    )
+
+
+def describe_source(base: str, env_vars: Iterable[str]) -> str:
+    """``base`` (the file or "defaults") with the overriding environment variables, if any."""
+    names = sorted(env_vars)
+    return f"{base} + environment ({', '.join(names)})" if names else base
 
 
 def _over_defaults(defaults: Any, data: Any) -> Any:

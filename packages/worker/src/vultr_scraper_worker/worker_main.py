@@ -443,6 +443,7 @@ async def _serve_on(
     upcoming = next_runs(plans)
     logger.bind(
         worker=worker_id,
+        config=loaded.source,
         redis=mask_url(url),
         queue=config.redis.queue_name,
         jobs=[plan.name for plan in plans],
