@@ -21,6 +21,7 @@ from vultr_scraper_core.config import (
     Config,
     ConfigError,
     EndpointConfig,
+    ListenAddress,
     LoadedConfig,
     ScheduleConfig,
     Secrets,
@@ -28,6 +29,7 @@ from vultr_scraper_core.config import (
     config_to_dict,
     load_config,
     mask_url,
+    parse_listen,
     state_dir,
 )
 
@@ -213,7 +215,7 @@ def test_env_override_of_an_array_of_tables() -> None:
 @pytest.mark.parametrize(
     ("variable", "raw", "expected"),
     [
-        ("VULTR_SCRAPER__HTTP__LISTEN", "8080", "8080"),
+        ("VULTR_SCRAPER__REDIS__KEY_PREFIX", "8080", "8080"),
         ("VULTR_SCRAPER__REDIS__KEY_PREFIX", "2024-01-01", "2024-01-01"),
         ("VULTR_SCRAPER__REDIS__KEY_PREFIX", "true", "true"),
         ("VULTR_SCRAPER__REDIS__KEY_PREFIX", '"quoted"', "quoted"),
@@ -573,3 +575,29 @@ def test_loaded_config_is_frozen() -> None:
     loaded: LoadedConfig = load_config(environ={})
     with pytest.raises(AttributeError):
         loaded.source = "elsewhere"  # type: ignore[misc]
+
+
+# -- http.listen ---------------------------------------------------------------------------------
+
+
+def test_listen_addresses() -> None:
+    assert parse_listen("") is None
+    assert parse_listen("  ") is None
+    assert parse_listen("127.0.0.1:8080") == ListenAddress(host="127.0.0.1", port=8080)
+    assert parse_listen("[::1]:9000") == ListenAddress(host="::1", port=9000)
+    assert parse_listen(":8080") == ListenAddress(host=None, port=8080)
+    assert parse_listen("localhost:0") == ListenAddress(host="localhost", port=0)
+    unix = parse_listen("unix:/run/vultr-scraper/http.sock")
+    assert unix == ListenAddress(path="/run/vultr-scraper/http.sock")
+    for bad in ("1", "8080", "localhost", "host:http", "host:70000", "unix:", "::1:80", "[::1:80"):
+        with pytest.raises(ValueError, match=r"expected|needs a path"):
+            parse_listen(bad)
+
+
+@pytest.mark.parametrize("value", ["1", "localhost", "unix:", "[::1]"])
+def test_a_bad_listen_address_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={"VULTR_SCRAPER__HTTP__LISTEN": value})
+    message = str(caught.value)
+    assert message.startswith("environment variable VULTR_SCRAPER__HTTP__LISTEN: http.listen: ")
+    assert repr(value) in message and "\n" not in message

@@ -28,7 +28,7 @@ from tests.worker.api_harness import (
     set_stock,
 )
 from vultr_scraper_core.config import EndpointConfig, HealthConfig
-from vultr_scraper_worker.api.server import parse_listen, start_http_server
+from vultr_scraper_worker.api.server import start_http_server
 from vultr_scraper_worker.failures import FailedJobs
 from vultr_scraper_worker.serialization import deserialize
 
@@ -552,23 +552,6 @@ async def test_security_headers(redis_url: str) -> None:
 
 
 # -- the server itself ------------------------------------------------------------------------
-
-
-def test_listen_addresses() -> None:
-    assert parse_listen("") is None
-    assert parse_listen("  ") is None
-    assert parse_listen("127.0.0.1:8080") == parse_listen("127.0.0.1:8080")
-    tcp = parse_listen("127.0.0.1:8080")
-    assert tcp is not None and (tcp.host, tcp.port) == ("127.0.0.1", 8080)
-    v6 = parse_listen("[::1]:9000")
-    assert v6 is not None and (v6.host, v6.port) == ("::1", 9000)
-    anywhere = parse_listen(":8080")
-    assert anywhere is not None and anywhere.host is None
-    unix = parse_listen("unix:/run/vultr-scraper/http.sock")
-    assert unix is not None and unix.path == "/run/vultr-scraper/http.sock"
-    for bad in ("8080", "localhost", "host:http", "host:70000", "unix:"):
-        with pytest.raises(ValueError, match="listen"):
-            parse_listen(bad)
 
 
 async def test_empty_listen_disables_the_server(redis_url: str) -> None:

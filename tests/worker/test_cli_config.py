@@ -196,6 +196,15 @@ def test_check_env_override_with_wrong_type_names_the_variable(tmp_path: Path) -
     )
 
 
+def test_check_rejects_a_bad_listen_address() -> None:
+    result = invoke("config", "check", env={"VULTR_SCRAPER__HTTP__LISTEN": "1"})
+    assert result.exit_code == EX_CONFIG
+    assert one_line_error(result) == (
+        "environment variable VULTR_SCRAPER__HTTP__LISTEN: http.listen: expected HOST:PORT "
+        "(e.g. 127.0.0.1:8080), [IPv6]:PORT, :PORT, unix:/path or empty, got '1'"
+    )
+
+
 def test_check_unreadable_secret_file(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-key"
     path = write(tmp_path / "config.toml", f'[vultr]\napi_key_file = "{missing}"\n')

@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +76,47 @@ class HttpConfig(_Section):
     protect_reads: bool = False
     catalog_max_age: float = 3600.0  # /healthz turns 503 when the last good scrape is older
     price_metrics: bool = False  # per-plan price series (high cardinality) on /metrics
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """A parsed ``[http] listen``: a TCP host and port, or a unix socket path."""
+
+    host: str | None = None  # None: every interface
+    port: int = 0  # 0: any free port
+    path: str | None = None  # a unix socket
+
+
+_LISTEN_FORMS = "HOST:PORT (e.g. 127.0.0.1:8080), [IPv6]:PORT, :PORT, unix:/path or empty"
+
+
+def parse_listen(value: str) -> ListenAddress | None:
+    """The address from ``[http] listen``; None when it is empty (the server is disabled).
+
+    The one parser of the key: the config loader validates with it and the HTTP server binds
+    what it returns. Raises ValueError with a reason (no key name) when the value is invalid.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path:
+            raise ValueError(f"a unix socket needs a path (unix:/path), got {value!r}")
+        return ListenAddress(path=path)
+    host, separator, port_text = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2
+    if (
+        not separator
+        or not port_text.isdigit()
+        or not 0 <= int(port_text) <= 65535
+        or ("[" in host or "]" in host) != bracketed
+        or (":" in host and not bracketed)
+    ):
+        raise ValueError(f"expected {_LISTEN_FORMS}, got {value!r}")
+    if bracketed:
+        host = host[1:-1]
+    return ListenAddress(host=host or None, port=int(port_text))
 
 
 class CatalogConfig(_Section):
@@ -643,6 +685,10 @@ def _check_values(config: Config, origins: _Origins) -> None:
         if missing:
             problems.append((f"alerts[{index}].sinks", f"unknown sink {', '.join(missing)}"))
     problems.extend(_check_alerting(config))
+    try:
+        parse_listen(config.http.listen)
+    except ValueError as error:
+        problems.append(("http.listen", str(error)))
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(("redis.url", "must start with redis://, rediss:// or unix://"))
     if problems:

@@ -1,7 +1,8 @@
 """Start and stop the HTTP server inside the worker process (called from the worker's hooks).
 
 ``[http] listen`` is ``HOST:PORT`` (``127.0.0.1:8080``, ``[::1]:8080``, ``:8080`` for every
-interface, port 0 for any free port) or ``unix:/path/to.sock``; empty disables the server.
+interface, port 0 for any free port) or ``unix:/path/to.sock``; empty disables the server. It is
+parsed (and validated when the configuration is loaded) by ``vultr_scraper_core.config``.
 """
 
 from __future__ import annotations
@@ -18,39 +19,12 @@ from arq.connections import ArqRedis
 from loguru import logger
 from redis.asyncio import Redis
 
+from vultr_scraper_core.config import ListenAddress, parse_listen
 from vultr_scraper_worker.api.app import create_app
 from vultr_scraper_worker.api.auth import Authenticator
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.serialization import deserialize, serialize
 from vultr_scraper_worker.settings import plan_jobs
-
-
-@dataclass(frozen=True)
-class Listen:
-    host: str | None = None
-    port: int = 0
-    path: str | None = None  # a unix socket
-
-
-def parse_listen(value: str) -> Listen | None:
-    """The address from ``[http] listen``; None when it is empty. Raises ValueError if invalid."""
-    text = value.strip()
-    if not text:
-        return None
-    if text.startswith("unix:"):
-        path = text[len("unix:") :]
-        if not path:
-            raise ValueError(f"[http] listen = {value!r}: a unix socket needs a path")
-        return Listen(path=path)
-    host, separator, port_text = text.rpartition(":")
-    if not separator or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(
-            f"[http] listen = {value!r}: expected HOST:PORT (e.g. 127.0.0.1:8080), "
-            "[IPv6]:PORT, :PORT or unix:/path"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return Listen(host=host or None, port=int(port_text))
 
 
 @dataclass
@@ -116,7 +90,7 @@ def _remove_stale_socket(path: str) -> None:
         os.unlink(path)
 
 
-def _bound_url(runner: web.AppRunner, listen: Listen) -> str:
+def _bound_url(runner: web.AppRunner, listen: ListenAddress) -> str:
     if listen.path is not None:
         return f"unix:{listen.path}"
     for address in runner.addresses:
