@@ -144,6 +144,19 @@ def test_a_query_gives_up_on_an_unreachable_redis_quickly(
         assert len(result.stderr.splitlines()) == 1
 
 
+def test_run_gives_up_on_an_unreachable_redis_quickly(
+    env: dict[str, str], unused_tcp_port: int
+) -> None:
+    # The job itself would ride out an outage of worker.redis_outage_budget (30 s by default,
+    # about a minute in all); reaching Redis at all has the short one-shot budget.
+    env = {**env, "VULTR_SCRAPER__REDIS__URL": f"redis://127.0.0.1:{unused_tcp_port}/0"}
+    started = time.monotonic()
+    result = invoke(env, "run", "noop", "t:down", "--jobs-module", QUIET)
+    assert result.exit_code == 69, result.output
+    assert time.monotonic() - started < 10
+    assert result.stderr.splitlines()[-1].startswith("vultr-scraper: Redis unavailable: ")
+
+
 def test_redis_refusing_a_command_is_a_failure_not_an_outage(env: dict[str, str]) -> None:
     loaded = load_config(None, environ=env)
 

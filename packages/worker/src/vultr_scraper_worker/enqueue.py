@@ -20,10 +20,9 @@ from redis.exceptions import WatchError
 from vultr_scraper_core.config import LoadedConfig
 from vultr_scraper_core.redis import retry_policy
 from vultr_scraper_jobs.context import Enqueue
-from vultr_scraper_worker.runtime import redis_url
+from vultr_scraper_worker.runtime import ensure_reachable, redis_url
 from vultr_scraper_worker.serialization import deserialize, serialize
 
-CLI_OUTAGE_BUDGET = 0.5  # one-shot commands fail fast (about 1.5 s) with exit status 69
 _WATCH_ATTEMPTS = 3
 
 
@@ -60,11 +59,19 @@ async def close_client(client: ArqRedis) -> None:
 
 @asynccontextmanager
 async def open_queue(
-    loaded: LoadedConfig, *, outage_budget: float | None = None
+    loaded: LoadedConfig, *, outage_budget: float | None = None, connect_budget: float | None = None
 ) -> AsyncIterator[ArqRedis]:
-    """The configured Redis (or the embedded one, started if needed) as an ``ArqRedis``."""
+    """The configured Redis (or the embedded one, started if needed) as an ``ArqRedis``.
+
+    Commands ride out outages of ``outage_budget`` (default ``worker.redis_outage_budget``);
+    with ``connect_budget``, a first PING must answer within that budget (see
+    ``runtime.open_redis``)."""
     budget = loaded.config.worker.redis_outage_budget if outage_budget is None else outage_budget
     async with redis_url(loaded) as url:
+        if connect_budget is not None:
+            await ensure_reachable(
+                url, password=loaded.secrets.redis_password, budget=connect_budget
+            )
         client = queue_client(
             url,
             queue_name=loaded.config.redis.queue_name,

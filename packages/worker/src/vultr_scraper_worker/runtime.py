@@ -2,6 +2,8 @@
 
 ``open_redis`` gives the configured Redis, or the private embedded one: it reuses an embedded
 server already running for the same state directory (a worker), else starts one and owns it.
+The caller chooses how long commands ride out an outage (``outage_budget``) and, optionally,
+how long Redis may take to answer at all (``connect_budget``).
 ``job_context`` builds the ``ctx`` mapping every job expects (see ``vultr_scraper_jobs.context``).
 """
 
@@ -19,6 +21,9 @@ from vultr_scraper_core.http import HttpClient, create_session
 from vultr_scraper_core.redis import connect
 from vultr_scraper_jobs.context import Enqueue
 
+# One-shot commands give up on an unreachable Redis quickly (about 1.5 s) with exit status 69.
+CLI_OUTAGE_BUDGET = 0.5
+
 
 @asynccontextmanager
 async def redis_url(loaded: LoadedConfig, *, persistent: bool = True) -> AsyncIterator[str]:
@@ -34,14 +39,29 @@ async def redis_url(loaded: LoadedConfig, *, persistent: bool = True) -> AsyncIt
         yield server.url
 
 
+async def ensure_reachable(url: str, *, password: str | None, budget: float) -> None:
+    """PING ``url`` with a client that gives up after ``budget`` seconds of retries (about
+    ``budget`` + 1 s in all); raises redis' ConnectionError (or OSError) if Redis is down."""
+    probe = connect(url, password=password, outage_budget=budget)
+    try:
+        await probe.ping()
+    finally:
+        await probe.aclose()
+
+
 @asynccontextmanager
-async def open_redis(loaded: LoadedConfig) -> AsyncIterator[Redis]:
+async def open_redis(
+    loaded: LoadedConfig, *, outage_budget: float, connect_budget: float | None = None
+) -> AsyncIterator[Redis]:
+    """A Redis client whose commands ride out an outage of ``outage_budget`` seconds: the
+    worker's ``worker.redis_outage_budget`` for long work, ``CLI_OUTAGE_BUDGET`` for one-shot
+    queries. With ``connect_budget``, a first PING must answer within that budget, so a command
+    that would otherwise ride out a long outage still fails fast when Redis is down at start."""
     async with redis_url(loaded) as url:
-        client = connect(
-            url,
-            password=loaded.secrets.redis_password,
-            outage_budget=loaded.config.worker.redis_outage_budget,
-        )
+        password = loaded.secrets.redis_password
+        if connect_budget is not None:
+            await ensure_reachable(url, password=password, budget=connect_budget)
+        client = connect(url, password=password, outage_budget=outage_budget)
         try:
             yield client
         finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO, TypeVar, cast
@@ -19,9 +19,7 @@ from vultr_scraper_core import __version__
 from vultr_scraper_core.config import EX_CONFIG, ConfigError, LoadedConfig, load_config
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.logs import setup_logging
-from vultr_scraper_core.redis import connect
-from vultr_scraper_worker.enqueue import CLI_OUTAGE_BUDGET
-from vultr_scraper_worker.runtime import redis_url
+from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, open_redis
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -110,18 +108,10 @@ def fail(message: str, status: int = EX_FAILURE) -> NoReturn:
     sys.exit(status)
 
 
-@asynccontextmanager
-async def open_store(loaded: LoadedConfig) -> AsyncIterator[Redis]:
+def open_store(loaded: LoadedConfig) -> AbstractAsyncContextManager[Redis]:
     """Redis for one-shot commands: the configured one or the embedded one (reused if a worker
     runs, else started for the command), giving up after about 1.5 s like ``jobs`` does."""
-    async with redis_url(loaded) as url:
-        client = connect(
-            url, password=loaded.secrets.redis_password, outage_budget=CLI_OUTAGE_BUDGET
-        )
-        try:
-            yield client
-        finally:
-            await client.aclose()
+    return open_redis(loaded, outage_budget=CLI_OUTAGE_BUDGET)
 
 
 def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T:

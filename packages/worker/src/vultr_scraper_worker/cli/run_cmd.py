@@ -32,7 +32,7 @@ from vultr_scraper_worker.cli.common import (
 )
 from vultr_scraper_worker.cli.queue_cmd import check_arguments, jobs_module_option, parse_arg
 from vultr_scraper_worker.enqueue import make_enqueue, open_queue
-from vultr_scraper_worker.runtime import job_context
+from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, job_context
 from vultr_scraper_worker.settings import load_job_set, make_runner, plan_jobs
 from vultr_scraper_worker.wrapper import run_inline
 
@@ -77,7 +77,9 @@ def run(
 
     async def main() -> Any:
         async with (
-            open_queue(loaded) as queue,
+            # A short budget to reach Redis at all (exit 69 in about 1.5 s when it is down);
+            # once connected, the job rides out outages like the worker does.
+            open_queue(loaded, connect_budget=CLI_OUTAGE_BUDGET) as queue,
             job_context(loaded, queue, enqueue=make_enqueue(queue, list(plans))) as ctx,
         ):
             ctx["job_id"] = f"cli-{uuid.uuid4().hex[:12]}"
