@@ -21,7 +21,6 @@ from vultr_scraper_jobs.notify import (
     SIGNATURE_HEADER,
     deliver_notification,
     render,
-    summary,
     verify,
 )
 
@@ -94,7 +93,7 @@ async def test_retried_delivery_arrives_once_signed(redis: Redis, http: HttpClie
     document = msgspec.json.decode(requests[-1].body)
     assert document["event"]["id"] == event_id
     assert document["event"]["subject"] == STOCK.subject
-    assert document["text"] == "[gpu-eu] vcg-l40s-16c-180g-48vram is back in stock in fra"
+    assert document["text"] == "[gpu-eu] vcg-l40s-16c-180g-48vram back in stock in fra"
     outcomes = [record.outcome for record in await DeliveryLedger(redis, PREFIX).recent()]
     assert outcomes == ["skipped", "delivered", "retrying", "retrying"]
 
@@ -155,38 +154,14 @@ async def test_chat_and_ntfy_formats(redis: Redis, http: HttpClient) -> None:
         for sink in ("slack", "discord", "ntfy"):
             await deliver(sink, event_id, job_id=sink, job_try=1)
         slack, discord, ntfy = (receiver.requests_to(f"/{sink.name}")[0] for sink in sinks)
-    text = "[gpu-eu] vcg-l40s-16c-180g-48vram is back in stock in fra"
+    text = "[gpu-eu] vcg-l40s-16c-180g-48vram back in stock in fra"
     assert msgspec.json.decode(slack.body) == {"text": text}
     assert msgspec.json.decode(discord.body) == {"content": text}
-    assert ntfy.body == b"vcg-l40s-16c-180g-48vram is back in stock in fra"
+    assert ntfy.body == b"vcg-l40s-16c-180g-48vram back in stock in fra"
     assert ntfy.headers["Title"] == "vultr-scraper: gpu-eu"
     assert ntfy.headers["Tags"] == "package"
     assert ntfy.headers["Authorization"] == "Bearer tk_123"
     assert ntfy.headers["X-P"] == "1"
-
-
-def test_summaries() -> None:
-    at = datetime(2026, 5, 1, tzinfo=UTC)
-    price = ChangeEvent(
-        kind=EventKind.PRICE_CHANGED,
-        at=at,
-        subject="vhp-2c-4gb-amd",
-        region="fra",
-        field="monthly_cost",
-        old="26.4",
-        new="24",
-    )
-    assert summary(price) == "vhp-2c-4gb-amd in fra: monthly_cost 26.4 -> 24 (-9.1%)"
-    base = msgspec.structs.replace(price, region=None)
-    assert summary(base).startswith("vhp-2c-4gb-amd (base price): ")
-    down = ChangeEvent(
-        kind=EventKind.ENDPOINT_DOWN, at=at, subject="api", detail={"error": "timed out after 10 s"}
-    )
-    assert summary(down) == "endpoint api is DOWN: timed out after 10 s"
-    up = ChangeEvent(kind=EventKind.ENDPOINT_UP, at=at, subject="api", detail={"downtime_s": 600})
-    assert summary(up) == "endpoint api is UP again after 10 min"
-    sold = msgspec.structs.replace(STOCK, old=True, new=False)
-    assert summary(sold) == "vcg-l40s-16c-180g-48vram is out of stock in fra"
 
 
 def test_discord_messages_are_truncated() -> None:

@@ -104,7 +104,7 @@ async def test_page_shows_the_state_of_everything(redis_url: str, redis: Redis) 
         _, body = await api.text("/")
     assert "fresh" in body
     assert "Catalogue scrape quarantined" in body and "plan count fell by 30 %" in body
-    assert "monthly_cost 18 -&gt; 20" in body
+    assert "price of vc2-2c-4gb in fra: 18.00 -&gt; 20.00 USD/month (+11.1%)" in body
     # Cheapest in-stock plan per region: vc2-1c-1gb is out of stock in fra.
     cheapest = body[body.index('<section id="cheapest">') :]
     rows = re.findall(

@@ -163,7 +163,7 @@ sinks = ["hook", "broken"]
         [hook] = receiver.requests_to("/hook")
         assert verify("s3cret", hook.body, hook.headers[SIGNATURE_HEADER])
         text = msgspec.json.decode(receiver.requests_to("/chat")[0].body)["text"]
-        assert text == "[gpu-eu (test)] vcg-a100-1c-6g-4vram is back in stock in ams"
+        assert text == "[gpu-eu (test)] vcg-a100-1c-6g-4vram back in stock in ams"
 
         failing = await asyncio.to_thread(invoke, config, "alerts", "test", "all", "--json")
         assert failing.exit_code == 1

@@ -75,9 +75,9 @@ async def test_entries_newest_first_with_readable_titles(redis_url: str, redis: 
         again = await fetch(api)
     titles = [text(entry, "a:title") for entry in entries(feed)]
     assert titles == [
-        "endpoint_down status-page: HTTP 503",
-        "price_changed vc2-1c-1gb in fra: monthly_cost 5 -> 6",
-        "plan_added vc2-1c-1gb",
+        "endpoint status-page is DOWN: HTTP 503",
+        "price of vc2-1c-1gb in fra: 5.00 -> 6.00 USD/month (+20.0%)",
+        "new plan vc2-1c-1gb",
     ]
     newest = entries(feed)[0]
     assert datetime.fromisoformat(text(feed, "a:updated")) == NOW
@@ -112,9 +112,7 @@ async def test_kind_filter_and_limit(redis_url: str, redis: Redis) -> None:
     async with running_api(redis_url) as api:
         stock = await fetch(api, "/feed.atom?kind=stock_changed")
         both = await fetch(api, "/feed.atom?kind=stock_changed&kind=plan_added&limit=2")
-    assert [text(entry, "a:title") for entry in entries(stock)] == [
-        "stock_changed p1 in fra: False -> True"
-    ]
+    assert [text(entry, "a:title") for entry in entries(stock)] == ["p1 back in stock in fra"]
     assert len(entries(both)) == 2
 
 

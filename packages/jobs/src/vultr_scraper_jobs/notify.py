@@ -23,12 +23,12 @@ import hashlib
 import hmac
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
 
 from vultr_scraper_core.config import Config, Secrets, SinkConfig
+from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.http import HttpClient, HttpError, Response, is_transient
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.deliveries import DeliveryLedger, DeliveryRecord
@@ -68,79 +68,6 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header.strip())
 
 
-# -- text ---------------------------------------------------------------------------------
-def _money(value: Any) -> str:
-    return "-" if value is None else str(value)
-
-
-def _change(old: Any, new: Any) -> str:
-    try:
-        before, after = Decimal(str(old)), Decimal(str(new))
-    except (InvalidOperation, ValueError):
-        return f"{_money(old)} -> {_money(new)}"
-    if before == 0:
-        return f"{old} -> {new}"
-    percent = (after - before) / before * 100
-    return f"{old} -> {new} ({percent:+.1f}%)"
-
-
-def summary(event: ChangeEvent) -> str:
-    """One line a person understands, for chat sinks, ntfy and the webhook's ``text``."""
-    kind, subject = event.kind, event.subject
-    where = f" in {event.region}" if event.region else ""
-    if kind == EventKind.STOCK_CHANGED:
-        state = "back in stock" if event.new is True else "out of stock"
-        return f"{subject} is {state}{where}"
-    if kind == EventKind.PRICE_CHANGED:
-        scope = where or " (base price)"
-        return f"{subject}{scope}: {event.field or 'price'} {_change(event.old, event.new)}"
-    if kind == EventKind.PLAN_ADDED:
-        return f"new plan {subject}{_plan_facts(event.detail)}"
-    if kind == EventKind.PLAN_RETIRED:
-        return f"plan {subject} retired"
-    if kind == EventKind.SPEC_CHANGED:
-        return f"{subject}: {event.field or 'spec'} changed {event.old} -> {event.new}"
-    if kind == EventKind.REGION_ADDED:
-        return f"region {subject} added"
-    if kind == EventKind.REGION_REMOVED:
-        return f"region {subject} removed"
-    if kind == EventKind.SCHEMA_DRIFT:
-        return f"schema drift at {subject}: {event.field or ''} {event.old} -> {event.new}".strip()
-    if kind == EventKind.ENDPOINT_DOWN:
-        error = event.detail.get("error") or "failing"
-        return f"endpoint {subject} is DOWN: {error}"
-    if kind == EventKind.ENDPOINT_UP:
-        downtime = event.detail.get("downtime_s")
-        after = f" after {_duration(float(downtime))}" if downtime is not None else ""
-        return f"endpoint {subject} is UP again{after}"
-    return f"{kind}: {subject}{where}"
-
-
-def _plan_facts(detail: dict[str, Any]) -> str:
-    nested = detail.get("plan")
-    record: dict[str, Any] = nested if isinstance(nested, dict) else detail
-    facts = []
-    if record.get("type"):
-        facts.append(str(record["type"]))
-    if record.get("vcpu_count") or record.get("cpu_count"):
-        facts.append(f"{record.get('vcpu_count') or record.get('cpu_count')} vCPU")
-    if record.get("ram"):
-        facts.append(f"{record['ram']} MB")
-    if record.get("gpu_type"):
-        facts.append(str(record["gpu_type"]))
-    if record.get("monthly_cost") is not None:
-        facts.append(f"${record['monthly_cost']}/month")
-    return f" ({', '.join(facts)})" if facts else ""
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 # -- requests -----------------------------------------------------------------------------
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
     url: str
@@ -166,7 +93,7 @@ def render(
 ) -> Notification:
     """The request for ``event`` in ``sink``'s format (pure: no I/O)."""
     delivery = f"{sink.name}:{event.id}"
-    text = f"[{alert}] {summary(event)}"
+    text = f"[{alert}] {describe_event(event)}"
     headers = {DELIVERY_HEADER: delivery, EVENT_HEADER: str(event.kind)}
     secret = secrets.sink_secrets.get(sink.name)
     if sink.kind == "webhook":
@@ -190,7 +117,7 @@ def render(
         body = msgspec.json.encode({"content": content})
         headers["Content-Type"] = "application/json"
     else:  # ntfy
-        body = summary(event).encode()
+        body = describe_event(event).encode()
         headers.update({"Title": f"vultr-scraper: {alert}", "Content-Type": "text/plain"})
         tag = _NTFY_TAGS.get(event.kind)  # StrEnum members hash like their values
         if tag:

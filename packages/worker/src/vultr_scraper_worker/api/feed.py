@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_worker.api import data
 from vultr_scraper_worker.api.params import choice, integer
@@ -38,44 +39,8 @@ def _value(value: Any) -> str:
 
 
 def title(event: ChangeEvent) -> str:
-    """One line a person can read: ``price_changed vc2-1c-1gb in fra: monthly 5 -> 6``."""
-    where = f" in {event.region}" if event.region else ""
-    head = f"{event.kind} {event.subject}{where}"
-    if event.kind in (
-        EventKind.PLAN_ADDED,
-        EventKind.PLAN_RETIRED,
-        EventKind.REGION_ADDED,
-        EventKind.REGION_REMOVED,
-    ):
-        record = event.new if event.new is not None else event.old
-        about = _record_summary(record)
-        return f"{head}: {about}" if about else head
-    if event.kind in (EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP):
-        error = event.detail.get("error") if isinstance(event.detail, dict) else None
-        return f"{head}: {error}" if error else head
-    field = f"{event.field} " if event.field else ""
-    return f"{head}: {field}{_short(event.old)} -> {_short(event.new)}"
-
-
-def _record_summary(record: Any) -> str:
-    """``$5/month, 1 vCPU, 1024 MB`` for a plan record, ``Frankfurt, DE`` for a region."""
-    if not isinstance(record, dict):
-        return ""
-    parts: list[str] = []
-    if record.get("monthly_cost") is not None:
-        parts.append(f"${record['monthly_cost']}/month")
-    if record.get("vcpu_count") is not None:
-        parts.append(f"{record['vcpu_count']} vCPU")
-    if record.get("ram") is not None:
-        parts.append(f"{record['ram']} MB")
-    if record.get("city"):
-        parts.append(", ".join(str(record[key]) for key in ("city", "country") if record.get(key)))
-    return ", ".join(parts)
-
-
-def _short(value: Any) -> str:
-    text = _value(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """The entry title: the event in words (``describe_event``), as alerts and the page say it."""
+    return describe_event(event)
 
 
 def content(event: ChangeEvent) -> str:

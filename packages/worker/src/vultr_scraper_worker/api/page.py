@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from vultr_scraper_core import __version__
+from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.store.changes import ChangeEvent
 from vultr_scraper_worker.api import catalog_data, data
 from vultr_scraper_worker.api.auth import (
@@ -24,7 +25,6 @@ from vultr_scraper_worker.api.auth import (
     set_session_cookie,
 )
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.feed import title as event_title
 from vultr_scraper_worker.api.html import Markup, join, render, static_file, template
 from vultr_scraper_worker.api.params import text
 from vultr_scraper_worker.api.routing import Access, Response, Route
@@ -277,14 +277,6 @@ def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -
     return table(["Job", "Error", "Tries", "Failed", "Action"], rows)
 
 
-def _change_cell(event: ChangeEvent) -> str:
-    full = event_title(event)
-    prefix = f"{event.kind} {event.subject}"
-    if event.region:
-        prefix += f" in {event.region}"
-    return full[len(prefix) :].lstrip(": ") if full.startswith(prefix) else full
-
-
 def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
     if not events:
         return empty("No changes recorded yet.")
@@ -294,7 +286,7 @@ def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
             ("", str(event.kind)),
             ("mono", event.subject),
             ("", event.region or ""),
-            ("error", _change_cell(event)),
+            ("error", describe_event(event)),
         ]
         for event in events
     ]

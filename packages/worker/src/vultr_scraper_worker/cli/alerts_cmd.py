@@ -9,9 +9,10 @@ from typing import Any
 import click
 
 from vultr_scraper_core.config import AlertConfig, LoadedConfig
+from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.http import HttpClient, create_session
 from vultr_scraper_core.store.deliveries import DeliveryLedger
-from vultr_scraper_jobs.notify import find_sink, sample_event, send, summary
+from vultr_scraper_jobs.notify import find_sink, sample_event, send
 from vultr_scraper_worker.cli.common import (
     EX_FAILURE,
     EX_USAGE,
@@ -107,7 +108,12 @@ def test_alert(state: State, name: str, as_json: bool) -> None:
     region = alert.regions[0] if alert.regions else None
     event = sample_event(kind, plan=alert.plan, region=region)
     results = asyncio.run(_send_samples(loaded, alert, event))
-    document = {"alert": name, "event": event, "text": f"[{name}] {summary(event)}", **results}
+    document = {
+        "alert": name,
+        "event": event,
+        "text": f"[{name}] {describe_event(event)}",
+        **results,
+    }
     if as_json:
         print_json(document)
     else:

@@ -1,0 +1,154 @@
+"""A change event in words: the one line shown by the Atom feed, the status page and alerts.
+
+``describe_event`` is the single home of this text, so that a notification, a feed entry and
+the status page say the same thing about the same change, for example::
+
+    vcg-a100-1c-6g-4vram back in stock in fra
+    price of vhp-2c-4gb-amd in fra: 26.40 -> 24.00 USD/month (-9.1%)
+    new plan vc2-1c-1gb (vc2, 1 vCPU, 1024 MB, $5/month)
+    endpoint api is DOWN: timed out after 10 s
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from vultr_scraper_core.store.changes import ChangeEvent, EventKind
+
+_PRICE_UNITS = {
+    "monthly_cost": "USD/month",
+    "hourly_cost": "USD/hour",
+    "monthly_cost_preemptible": "USD/month preemptible",
+    "hourly_cost_preemptible": "USD/hour preemptible",
+}
+_LONGEST = 80
+
+
+def describe_event(event: ChangeEvent) -> str:
+    """One line a person understands, without Python reprs (no ``False -> True``)."""
+    kind, subject = event.kind, event.subject
+    where = f" in {event.region}" if event.region else ""
+    if kind == EventKind.STOCK_CHANGED:
+        state = "back in stock" if event.new is True else "out of stock"
+        return f"{subject} {state}{where}"
+    if kind == EventKind.PRICE_CHANGED:
+        return _price(event, where)
+    if kind == EventKind.PLAN_ADDED:
+        return f"new plan {subject}{_facts(_record(event))}"
+    if kind == EventKind.PLAN_RETIRED:
+        return f"plan {subject} retired{_facts(_record(event))}"
+    if kind == EventKind.SPEC_CHANGED:
+        field = event.field or "spec"
+        return f"{subject}{where}: {field} changed {_short(event.old)} -> {_short(event.new)}"
+    if kind == EventKind.REGION_ADDED:
+        return f"region {subject} added{_place(_record(event))}"
+    if kind == EventKind.REGION_REMOVED:
+        return f"region {subject} removed{_place(_record(event))}"
+    if kind == EventKind.SCHEMA_DRIFT:
+        field = f" {event.field}" if event.field else ""
+        return f"schema drift at {subject}:{field} {_short(event.old)} -> {_short(event.new)}"
+    if kind == EventKind.ENDPOINT_DOWN:
+        error = event.detail.get("error") or "failing"
+        return f"endpoint {subject} is DOWN: {error}"
+    if kind == EventKind.ENDPOINT_UP:
+        downtime = event.detail.get("downtime_s")
+        after = f" after {duration(float(downtime))}" if downtime is not None else ""
+        return f"endpoint {subject} is UP again{after}"
+    changed = f": {_short(event.old)} -> {_short(event.new)}" if event.old or event.new else ""
+    return f"{kind} {subject}{where}{changed}"
+
+
+def _price(event: ChangeEvent, where: str) -> str:
+    field = event.field or "price"
+    unit = _PRICE_UNITS.get(field, "")
+    scope = where or " (base price)"
+    label = "price" if field in _PRICE_UNITS else field
+    old, new = _money(event.old), _money(event.new)
+    text = f"{label} of {event.subject}{scope}: {old} -> {new}"
+    if unit:
+        text += f" {unit}"
+    percent = _percent(event.old, event.new)
+    return f"{text} ({percent})" if percent else text
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _money(value: Any) -> str:
+    """At least two decimals (``24`` -> ``24.00``), more when published (``0.007``)."""
+    if value is None:
+        return "none"
+    number = _decimal(value)
+    if number is None:
+        return _short(value)
+    exponent = number.as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{number:.{places}f}"
+
+
+def _percent(old: Any, new: Any) -> str:
+    before, after = _decimal(old), _decimal(new)
+    if before is None or after is None or before == 0:
+        return ""
+    return f"{(after - before) / before * 100:+.1f}%"
+
+
+def _record(event: ChangeEvent) -> dict[str, Any]:
+    """The plan or region record of an added / retired event (``new``, ``old`` or detail)."""
+    for candidate in (event.new, event.old, event.detail.get("plan"), event.detail):
+        if isinstance(candidate, dict) and candidate:
+            return candidate
+    return {}
+
+
+def _facts(record: dict[str, Any]) -> str:
+    facts = []
+    if record.get("type"):
+        facts.append(str(record["type"]))
+    cpus = record.get("vcpu_count") or record.get("cpu_count")
+    if cpus:
+        facts.append(f"{cpus} vCPU")
+    if record.get("ram"):
+        facts.append(f"{record['ram']} MB")
+    if record.get("gpu_type"):
+        facts.append(str(record["gpu_type"]))
+    if record.get("monthly_cost") is not None:
+        facts.append(f"${record['monthly_cost']}/month")
+    return f" ({', '.join(facts)})" if facts else ""
+
+
+def _place(record: dict[str, Any]) -> str:
+    place = ", ".join(str(record[key]) for key in ("city", "country") if record.get(key))
+    return f" ({place})" if place else ""
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "none" if value is None else str(value)
+
+
+def _short(value: Any) -> str:
+    text = _value(value)
+    return text if len(text) <= _LONGEST else text[: _LONGEST - 3] + "..."
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``10 min``, ``2.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
