@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from vultr_scraper_core.describe import describe_event
+from vultr_scraper_core.describe import describe_event, plural
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
@@ -92,3 +92,9 @@ def test_prices_with_unit_and_change() -> None:
 def test_every_kind_reads_as_a_sentence(event: ChangeEvent, expected: str) -> None:
     assert describe_event(event) == expected
     assert "True" not in describe_event(event) and "False" not in describe_event(event)
+
+
+def test_plural() -> None:
+    assert [plural(n, "job") for n in (0, 1, 2)] == ["0 jobs", "1 job", "2 jobs"]
+    assert plural(1, "OS image") == "1 OS image"
+    assert plural(3, "entry", "entries") == "3 entries"

@@ -143,7 +143,7 @@ async def test_quarantine_is_stored_shown_and_cleared_by_a_good_commit(redis: Re
     info = QuarantineInfo(
         fetched_at=T0 + timedelta(minutes=5),
         quarantined_at=T0 + timedelta(minutes=5),
-        reasons=["plans: 1 items, down from 3", "x"],
+        reasons=["plans: 1 item, down from 3", "x"],
         complete=True,
         counts={"plans": 1},
     )
@@ -155,7 +155,7 @@ async def test_quarantine_is_stored_shown_and_cleared_by_a_good_commit(redis: Re
         assert await tx.execute()
     assert (await store.load()).catalogue == catalogue(1)  # untouched
     assert await store.quarantine_info() == info
-    assert info.reason == "plans: 1 items, down from 3; x"
+    assert info.reason == "plans: 1 item, down from 3; x"
     pending = await store.pending()
     assert pending is not None and pending.snapshot.catalogue == catalogue(9, size=1)
     meta = await store.meta()

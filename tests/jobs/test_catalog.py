@@ -280,7 +280,7 @@ async def test_a_price_jump_is_quarantined(redis: Redis) -> None:
         env.catalogue.plan("vc2-1c-1gb")["hourly_cost"] = 0.003  # x0.43
         result = await env.scrape()
     assert result["status"] == "quarantined"
-    assert "2 price(s) moved beyond x1.5 or x0.5" in result["reason"]
+    assert "2 prices moved beyond x1.5 or x0.5" in result["reason"]
     assert "vc2-1c-1gb hourly_cost 0.007 -> 0.003" in result["reason"]
     plans = (await CatalogueStore(redis, "vs").load()).catalogue.plans
     assert plans["vc2-2c-4gb"].monthly_cost == Decimal(20)

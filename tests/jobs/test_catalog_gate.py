@@ -55,6 +55,15 @@ def test_count_drop_beyond_the_share(before: int, after: int, held: bool) -> Non
     assert bool(found) is held, found  # (1 -> 0 is held as "no plans returned")
 
 
+def test_reasons_pluralise() -> None:
+    assert reasons(catalogue(5), catalogue(1)) == [
+        "plans: 1 item, down from 5 (more than 20% fewer)"
+    ]
+    assert reasons(catalogue(5), catalogue(2))[0].startswith("plans: 2 items, down from 5")
+    one_move = catalogue(monthly_cost=Decimal(100), hourly_cost=1)
+    assert reasons(catalogue(), one_move)[0].startswith("1 price moved beyond")
+
+
 @pytest.mark.parametrize(
     ("new_price", "held"),
     [("15", False), ("15.01", True), ("5", False), ("4.99", True), ("10", False)],
@@ -89,5 +98,5 @@ def test_many_moves_are_summarised() -> None:
         regions=current.regions,
     )
     (reason,) = reasons(current, candidate)
-    assert reason.startswith("10 price(s) moved beyond x1.5 or x0.5: p0 monthly_cost 10 -> 100")
+    assert reason.startswith("10 prices moved beyond x1.5 or x0.5: p0 monthly_cost 10 -> 100")
     assert reason.endswith("and 7 more")

@@ -114,6 +114,9 @@ async def test_page_shows_the_state_of_everything(redis_url: str, redis: Redis) 
     )
     assert rows == [("ewr", "vc2-1c-1gb"), ("fra", "vc2-2c-4gb")]
     assert "check-health:99" in body and "HTTP 503 from x" in body
+    # Plans are cloud + metal; OS images are listed apart, not as if they were plans.
+    assert '<p class="big">2 plans</p><p>2 cloud, 0 bare metal; 2 regions, 0 OS images</p>' in body
+    assert '<p class="big">0 jobs</p>' in body
     assert "log in to retry" in body  # no buttons before logging in
     assert parse(body).actions == []
 

@@ -152,3 +152,9 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 job``, ``2 jobs``, ``0 jobs``; ``many`` for irregular plurals (``1 entry``)."""
+    word = singular if count == 1 else (many if many is not None else singular + "s")
+    return f"{count} {word}"

@@ -22,6 +22,7 @@ from decimal import Decimal
 import msgspec
 
 from vultr_scraper_core.config import CatalogConfig
+from vultr_scraper_core.describe import plural
 from vultr_scraper_core.models import PRICE_KINDS, Catalogue, Plan
 
 _EXAMPLES = 3
@@ -62,7 +63,7 @@ def evaluate(
         before, after = len(getattr(current, name)), len(getattr(candidate, name))
         if before and before - after > max(1.0, before * config.max_count_drop):
             reasons.append(
-                f"{name}: {after} items, down from {before} "
+                f"{name}: {plural(after, 'item')}, down from {before} "
                 f"(more than {config.max_count_drop:.0%} fewer)"
             )
     moves = list(price_moves(current, candidate, config))
@@ -70,7 +71,7 @@ def evaluate(
         examples = ", ".join(move.describe() for move in moves[:_EXAMPLES])
         more = f" and {len(moves) - _EXAMPLES} more" if len(moves) > _EXAMPLES else ""
         reasons.append(
-            f"{len(moves)} price(s) moved beyond x{config.max_price_ratio} or "
+            f"{plural(len(moves), 'price')} moved beyond x{config.max_price_ratio} or "
             f"x{config.min_price_ratio}: {examples}{more}"
         )
     return Verdict(accepted=not reasons, reasons=reasons)

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from vultr_scraper_core import __version__
-from vultr_scraper_core.describe import describe_event
+from vultr_scraper_core.describe import describe_event, plural
 from vultr_scraper_core.store.changes import ChangeEvent
 from vultr_scraper_worker.api import catalog_data, data
 from vultr_scraper_worker.api.auth import (
@@ -383,6 +383,16 @@ def _notices(
     return join(notices)
 
 
+def _catalog_counts(counts: dict[str, int]) -> str:
+    """``6 cloud, 1 bare metal; 4 regions, 3 OS images``: what the plan count is made of, then
+    the rest of the catalogue (OS images are not plans)."""
+    if not any(counts.values()):
+        return "empty"
+    plans = f"{counts.get('plans', 0)} cloud, {counts.get('metal', 0)} bare metal"
+    rest = [plural(counts.get("regions", 0), "region"), plural(counts.get("os", 0), "OS image")]
+    return f"{plans}; {', '.join(rest)}"
+
+
 async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     now = datetime.now(UTC)
@@ -413,10 +423,9 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
         health_reason=reason,
         last_success_ago=ago(summary.last_success, now) if summary.last_success else "never",
         last_success=when(summary.last_success, now),
-        plan_count=f"{counts.get('plans', 0) + counts.get('metal', 0)} plans",
-        catalog_counts=", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
-        or "empty",
-        queue_total=f"{queue.total} jobs",
+        plan_count=plural(counts.get("plans", 0) + counts.get("metal", 0), "plan"),
+        catalog_counts=_catalog_counts(counts),
+        queue_total=plural(queue.total, "job"),
         queue_detail=f"{len(queue.running)} running, {failed_count} failed",
         auth_hint=hint,
         jobs_table=_jobs_table(jobs, state.plans, now, can_write),
