@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from vultr_scraper_core.http import (
     RateLimiter,
     Response,
     TransientHttpError,
+    connection_error_reason,
     create_session,
     describe_error_body,
     is_transient,
@@ -611,9 +613,37 @@ async def test_real_404_and_400_bodies(api: FakeVultrAPI) -> None:
             await client.get_json(f"{api.base_url}/no-such-endpoint")
         with pytest.raises(PermanentHttpError) as invalid:
             await client.get_json(f"{api.base_url}/regions/xyz/availability")
-    assert (missing.value.status, missing.value.reason) == (404, "404: Not Found")
+    assert (missing.value.status, missing.value.reason) == (404, "Not Found")
     assert (invalid.value.status, invalid.value.reason) == (400, "Invalid region.")
     assert sleeps.delays == []
+
+
+async def test_the_status_is_not_repeated_in_the_reason(api: FakeVultrAPI) -> None:
+    url = f"{api.base_url}/plans"
+    async with make_client() as (client, _):
+        with pytest.raises(PermanentHttpError) as caught:
+            await client.request_once("DELETE", url)
+    assert str(caught.value) == f"HTTP 405 from {url}: Method Not Allowed"
+
+
+async def test_a_refused_connection_reads_like_the_system_says_it(unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/v2/plans"
+    async with make_client() as (client, _):
+        with pytest.raises(TransientHttpError) as caught:
+            await client.request_once("GET", url)
+    assert str(caught.value) == f"request to {url} failed: connection error: Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (aiohttp.ClientOSError(111, "Connect call failed ('127.0.0.1', 1)"), "Connection refused"),
+        (aiohttp.ServerDisconnectedError(), "Server disconnected"),
+        (socket.gaierror(-2, "Name or service not known"), "Name or service not known"),
+    ],
+)
+def test_connection_error_reason(error: BaseException, reason: str) -> None:
+    assert connection_error_reason(error) == reason
 
 
 async def test_every_attempt_passes_the_rate_limiter(api: FakeVultrAPI) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import html
 import math
+import os
 import random
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -213,6 +215,29 @@ _HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DO
 _SPACE = re.compile(r"\s+")
 
 
+def connection_error_reason(error: BaseException) -> str:
+    """Why a connection failed, in the system's words (``Connection refused``), not asyncio's
+    (``Cannot connect to host ... [Connect call failed ('127.0.0.1', 1)]``); the caller already
+    names the URL. Used by the HTTP client and the health probes alike."""
+    cause: BaseException | None = error
+    if isinstance(error, aiohttp.ClientConnectorError):
+        cause = error.os_error
+    if isinstance(cause, socket.gaierror):
+        return str(cause.strerror or cause)
+    if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+        return os.strerror(cause.errno)
+    if isinstance(cause, OSError) and cause.strerror:
+        return str(cause.strerror)
+    text = str(error)
+    return text or type(error).__name__
+
+
+def _without_status(reason: str, status: int) -> str:
+    """``405: Method Not Allowed`` -> ``Method Not Allowed`` (the status is said already)."""
+    match = re.match(rf"{status}\b[\s:.-]*", reason)
+    return reason[match.end() :] or reason if match else reason
+
+
 def describe_error_body(body: bytes, content_type: str) -> str:
     """A short human reason from an error body: JSON ``error`` (or ``message``) field, else the
     text with HTML tags, scripts and entities removed, at most 200 characters."""
@@ -297,7 +322,8 @@ class HttpClient:
         except aiohttp.ClientPayloadError as exc:
             raise TransientHttpError(f"incomplete response body: {exc}", url=url) from None
         except aiohttp.ClientConnectionError as exc:
-            raise TransientHttpError(f"connection error: {exc}", url=url) from None
+            reason = f"connection error: {connection_error_reason(exc)}"
+            raise TransientHttpError(reason, url=url) from None
         except aiohttp.ClientError as exc:
             # Invalid URL, too many redirects, a response that is not HTTP: retrying won't help.
             reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -306,7 +332,7 @@ class HttpClient:
         if status >= 400:
             error_type = TransientHttpError if status in TRANSIENT_STATUSES else PermanentHttpError
             raise error_type(
-                describe_error_body(body, content_type),
+                _without_status(describe_error_body(body, content_type), status),
                 url=final_url,
                 status=status,
                 retry_after=parse_retry_after(retry_after),

@@ -27,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import re
-import socket
 import ssl
 import time
 from datetime import UTC, datetime
@@ -40,6 +38,7 @@ import aiohttp
 import msgspec
 
 from vultr_scraper_core.config import EndpointConfig
+from vultr_scraper_core.http import connection_error_reason
 from vultr_scraper_core.store.health import ProbeResult
 
 MAX_BODY = 1024 * 1024
@@ -255,10 +254,7 @@ def describe_failure(error: BaseException, timeout: float) -> str:
     if isinstance(error, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return f"timed out after {timeout:g} s"
     if isinstance(error, aiohttp.ClientConnectorError):
-        cause = error.os_error
-        if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
-            return f"connection failed: {cause.strerror or cause}"
-        return f"connection failed: {os.strerror(cause.errno)}"  # not "Connect call failed"
+        return f"connection failed: {connection_error_reason(error)}"
     if isinstance(error, ssl.SSLError | aiohttp.ClientSSLError):
         return f"TLS error: {error}"
     if isinstance(error, aiohttp.InvalidURL):
