@@ -6,12 +6,15 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
 from loguru import logger
 
+from vultr_scraper_core import logs
 from vultr_scraper_core.logs import REDACTED, log_line, setup_logging
 
 Lines = Callable[[], list[dict[str, Any]]]
@@ -271,6 +274,26 @@ def test_log_line_writes_the_line_loguru_would() -> None:
     assert direct == through_loguru
     assert direct["message"] == f"direct {REDACTED}"
     assert direct["logger"] == __name__
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York"])
+def test_log_line_time_is_local_time_with_its_offset(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached per-second clock writes what ``datetime.now().astimezone()`` would."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        clock = logs._Clock()
+        for nanoseconds in (1_700_000_000_000_000_000, 1_700_000_000_123_456_789):
+            with monkeypatch.context() as patched:
+                patched.setattr(time, "time_ns", lambda now=nanoseconds: now)
+                stamp = clock()
+            expected = datetime.fromtimestamp(nanoseconds // 1000 / 1e6).astimezone()
+            assert stamp == expected.isoformat()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_log_line_redacts_every_field() -> None:

@@ -59,18 +59,24 @@ _decode_run = msgspec.msgpack.Decoder(RunRecord).decode
 
 def summarise(result: Any) -> dict[str, Any]:
     """The scalar fields of a job result (``status``, counts, ...), small enough to keep."""
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, Mapping):
         return {"value": _short(result)}
     summary: dict[str, Any] = {}
     for key, value in result.items():
         if len(summary) >= _SUMMARY_KEYS:
             break
-        if isinstance(value, bool | int | float) or value is None:
-            summary[str(key)] = value
+        name = key if type(key) is str else str(key)
+        kind = type(value)  # exact types first, as in ``logs``: far cheaper than the unions
+        if kind is int or kind is float or kind is bool or value is None:
+            summary[name] = value
+        elif kind is str:
+            summary[name] = _short(value)
+        elif isinstance(value, bool | int | float):
+            summary[name] = value
         elif isinstance(value, str):
-            summary[str(key)] = _short(value)
+            summary[name] = _short(value)
         elif isinstance(value, list | tuple | dict | set):
-            summary[str(key)] = f"<{len(value)} items>"
+            summary[name] = f"<{len(value)} items>"
     return summary
 
 

@@ -83,12 +83,11 @@ class JobRunner:
         # The fields every line about this try carries. The start and end lines go through
         # ``log_line``: on no-op jobs a loguru record per line was most of the per-job overhead.
         log = {"job_id": job_id, "function": spec.name, "try": job_try}
-        _log(
+        log_line(
+            __name__,
             "INFO",
             f"{spec.name} started (try {job_try}/{self.max_tries})",
-            log,
-            event="job.start",
-            max_tries=self.max_tries,
+            {**log, "event": "job.start", "max_tries": self.max_tries},
         )
         started = time.time()
         clock = time.perf_counter()
@@ -130,24 +129,29 @@ class JobRunner:
         clock: float,
         log: dict[str, Any],
     ) -> Any:
-        status = result.get("status") if isinstance(result, Mapping) else None
+        # ``type(...) is dict`` first: most jobs return a plain dict, and that check is a
+        # fraction of an ``isinstance`` against the ``Mapping`` ABC.
+        is_mapping = type(result) is dict or isinstance(result, Mapping)
+        status = result.get("status") if is_mapping else None
         outcome = status if status in _STATUSES else "success"
         run = self._run(
             spec, log["job_id"], job_try, started, clock, outcome, summary=summarise(result)
         )
         end = {
+            **log,
             "event": "job.end",
             "outcome": outcome,
             "duration": run.duration,
             "result": run.summary,
         }
         if outcome == "success":
-            _log("INFO", f"{spec.name} succeeded", log, **end)
+            log_line(__name__, "INFO", f"{spec.name} succeeded", end)
         elif outcome == "quarantined":
-            _log("WARNING", f"{spec.name} finished with its data quarantined", log, **end)
+            message = f"{spec.name} finished with its data quarantined"
+            log_line(__name__, "WARNING", message, end)
         else:
             reason = str(result.get("error") or "the job reported status failed")
-            _log("ERROR", f"{spec.name} failed: {reason}", log, **end, error=reason)
+            log_line(__name__, "ERROR", f"{spec.name} failed: {reason}", {**end, "error": reason})
             run.error = reason
             await self._record_failure(spec, ctx, args, kwargs, reason, "JobReportedFailure", run)
         await self._record_run(ctx, run, log)
