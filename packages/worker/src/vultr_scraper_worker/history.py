@@ -24,7 +24,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_core.store.codec import text
-from vultr_scraper_worker.api.jobstats import add_run as add_run_stats
+from vultr_scraper_worker.api.jobstats import add_runs
 
 OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted")
 RUNS_PER_JOB = 100
@@ -129,7 +129,6 @@ class JobHistory:
         for run in runs:
             by_function.setdefault(run.function, []).append(run)
         async with self.redis.pipeline(transaction=False) as pipe:
-            stats = _SummedIncrements(pipe)
             for function, items in by_function.items():
                 encoded = [_encode(run) for run in items]
                 runs_key = self.keys.runs(function)
@@ -139,10 +138,10 @@ class JobHistory:
                 ends = [run.end for run in items if run.outcome == "success"]
                 if ends:
                     pipe.hset(self.keys.last_success, function, repr(max(ends)))
-                for run in items:
-                    # Cumulative counters for /metrics (the lists are bounded, counters grow).
-                    add_run_stats(stats, self.keys.prefix, run.function, run.outcome, run.duration)
-            stats.apply()
+            # Cumulative counters for /metrics (the lists are bounded, counters grow).
+            add_runs(
+                pipe, self.keys.prefix, [(run.function, run.outcome, run.duration) for run in runs]
+            )
             await pipe.execute()
 
     async def recent(self, function: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -179,30 +178,6 @@ class JobHistory:
         """Job name -> Unix time its latest successful run ended."""
         raw = await self.redis.hgetall(self.keys.last_success)  # type: ignore[misc]
         return {text(name): float(value) for name, value in raw.items()}
-
-
-class _SummedIncrements:
-    """Stands in for the pipeline while counters are added: equal fields become one command."""
-
-    def __init__(self, pipe: Any) -> None:
-        self._pipe = pipe
-        self._ints: dict[tuple[str, str], int] = {}
-        self._floats: dict[tuple[str, str], float] = {}
-
-    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
-        self._ints[(key, field)] = self._ints.get((key, field), 0) + amount
-
-    def hincrbyfloat(self, key: str, field: str, amount: float = 1.0) -> None:
-        self._floats[(key, field)] = self._floats.get((key, field), 0.0) + amount
-
-    def __getattr__(self, name: str) -> Any:  # any other command goes straight through
-        return getattr(self._pipe, name)
-
-    def apply(self) -> None:
-        for (key, field), amount in self._ints.items():
-            self._pipe.hincrby(key, field, amount)
-        for (key, field), total in self._floats.items():
-            self._pipe.hincrbyfloat(key, field, total)
 
 
 class HistoryBuffer:

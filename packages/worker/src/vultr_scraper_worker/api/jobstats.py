@@ -15,7 +15,8 @@ Labels stay bounded: job names come from the registry, outcomes from a fixed lis
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,20 +32,37 @@ def bucket_label(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
+_LABELS = tuple((bound, bucket_label(bound)) for bound in BUCKETS)
+
+
 def bucket_of(duration: float) -> str:
-    for bound in BUCKETS:
+    for bound, label in _LABELS:
         if duration <= bound:
-            return bucket_label(bound)
+            return label
     return "+Inf"  # NaN
 
 
-def add_run(pipe: Any, prefix: str, function: str, outcome: str, duration: float) -> None:
-    """Queue the counter increments for one finished try on ``pipe`` (a redis pipeline)."""
+def add_runs(pipe: Any, prefix: str, runs: Iterable[tuple[str, str, float]]) -> None:
+    """Queue the counter increments for finished tries on ``pipe`` (a redis pipeline).
+
+    ``runs`` are ``(job, outcome, duration)``. Runs with the same field are summed first, so a
+    batch costs one command per field, not three per run.
+    """
+    outcomes: Counter[tuple[str, str]] = Counter()  # (job, outcome) -> tries
+    buckets: Counter[tuple[str, str]] = Counter()  # (job, bucket) -> tries
+    seconds: dict[str, float] = {}
+    for function, outcome, duration in runs:
+        duration = duration if math.isfinite(duration) and duration >= 0 else 0.0
+        outcomes[function, outcome] += 1
+        buckets[function, bucket_of(duration)] += 1
+        seconds[function] = seconds.get(function, 0.0) + duration
     key = stats_key(prefix)
-    seconds = duration if math.isfinite(duration) and duration >= 0 else 0.0
-    pipe.hincrby(key, f"runs|{function}|{outcome}", 1)
-    pipe.hincrbyfloat(key, f"seconds|{function}", seconds)
-    pipe.hincrby(key, f"le|{function}|{bucket_of(seconds)}", 1)
+    for (function, outcome), count in outcomes.items():
+        pipe.hincrby(key, f"runs|{function}|{outcome}", count)
+    for function, total in seconds.items():
+        pipe.hincrbyfloat(key, f"seconds|{function}", total)
+    for (function, bucket), count in buckets.items():
+        pipe.hincrby(key, f"le|{function}|{bucket}", count)
 
 
 @dataclass
