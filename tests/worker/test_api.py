@@ -359,6 +359,26 @@ async def test_retry_enqueues_the_failed_job_again(redis_url: str, redis: Redis)
     assert record is not None and record.retried_as == new_id
 
 
+async def test_a_second_retry_of_the_same_record_is_refused(redis_url: str, redis: Redis) -> None:
+    await add_failed_job(redis, "scrape-catalog:2")
+    async with running_api(redis_url) as api:
+        first = await api.json(
+            "POST", "/api/v1/jobs/scrape-catalog:2/retry", status=202, token=TOKEN
+        )
+        second = await api.json(
+            "POST", "/api/v1/jobs/scrape-catalog:2/retry", status=409, token=TOKEN
+        )
+        document = await api.json("GET", "/api/v1/openapi.json")
+    assert first["retried_as"] in second["error"]
+    assert "already retried" in second["error"]
+    assert await redis.zcard("arq:queue") == 1
+    refusal = document["paths"]["/api/v1/jobs/{job_id}/retry"]["post"]["responses"]["409"]
+    assert "already retried" in refusal["description"]
+    assert refusal["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+
+
 async def test_retry_of_an_unknown_or_unretryable_job(redis_url: str, redis: Redis) -> None:
     await add_failed_job(redis, "refused-1", "<unknown>", retryable=False)
     async with running_api(redis_url) as api:

@@ -133,6 +133,20 @@ async def test_buttons_appear_after_login(redis_url: str, redis: Redis) -> None:
     assert "/logout" in actions
 
 
+async def test_a_retried_record_shows_its_new_job_instead_of_a_button(
+    redis_url: str, redis: Redis
+) -> None:
+    await add_failed_job(redis, "scrape-catalog:6", retried_as="retry-0123abcd", retried_at=1.0)
+    await add_failed_job(redis, "retry-0123abcd")  # the retry failed too: its own record
+    async with running_api(redis_url) as api:
+        await log_in(api)
+        _, body = await api.text("/")
+    actions = parse(body).actions
+    assert "/api/v1/jobs/scrape-catalog:6/retry" not in actions
+    assert "/api/v1/jobs/retry-0123abcd/retry" in actions
+    assert "retried as retry-0123abcd" in body
+
+
 async def test_no_token_configured_says_so(redis_url: str, redis: Redis) -> None:
     await add_failed_job(redis, "scrape-catalog:5")
     async with running_api(redis_url, token=None) as api:

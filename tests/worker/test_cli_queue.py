@@ -154,6 +154,11 @@ def test_retry_reenqueues_a_failed_job(
     assert missing.exit_code == 1
     assert "no failed job with id 'nope'" in missing.stderr
 
+    again = invoke(env, "retry", "f2")
+    assert again.exit_code == 1
+    assert f"job f2 was already retried as {new_id}" in again.stderr
+    assert db.zcard("arq:queue") == 1
+
 
 def _beat(redis_url: str, env: dict[str, str], *, age: float = 0.0) -> None:
     """A heartbeat written by the worker's own code (optionally made ``age`` seconds old)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 
-from vultr_scraper_worker.failures import FailedJob, FailedJobs, RetryRefused
+from vultr_scraper_worker.failures import AlreadyRetried, FailedJob, FailedJobs, RetryRefused
 from vultr_scraper_worker.history import JobHistory, RunRecord, summarise
 from vultr_scraper_worker.serialization import deserialize
 
@@ -103,3 +105,54 @@ async def test_retry_refusals(queue: ArqRedis) -> None:
     with pytest.raises(RetryRefused, match="cannot be retried"):
         await failed.retry("refused", queue)
     assert await queue.zcard("arq:queue") == 0
+
+
+async def test_a_failed_record_is_retried_once_and_its_retry_has_its_own_record(
+    queue: ArqRedis,
+) -> None:
+    failed = FailedJobs(queue, PREFIX)
+    await failed.add(_failed("job-1", 100.0))
+    new_id = await failed.retry("job-1", queue)
+    with pytest.raises(AlreadyRetried, match=f"job job-1 was already retried as {new_id}") as info:
+        await failed.retry("job-1", queue)
+    assert info.value.retried_as == new_id
+    assert await queue.zcard("arq:queue") == 1
+    # The retried job failed as well: its own record can be retried (once).
+    await failed.add(_failed(new_id, 200.0))
+    again = await failed.retry(new_id, queue)
+    assert again != new_id and await queue.zcard("arq:queue") == 2
+    with pytest.raises(AlreadyRetried, match=again):
+        await failed.retry(new_id, queue)
+
+
+async def test_concurrent_retries_of_one_record_enqueue_one_job(queue: ArqRedis) -> None:
+    failed = FailedJobs(queue, PREFIX)
+    await failed.add(_failed("job-1", 100.0))
+    outcomes = await asyncio.gather(
+        *(failed.retry("job-1", queue) for _ in range(8)), return_exceptions=True
+    )
+    enqueued = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, AlreadyRetried)]
+    assert len(enqueued) == 1 and len(refused) == 7
+    assert {error.retried_as for error in refused} == set(enqueued)
+    assert await queue.zcard("arq:queue") == 1
+    record = await failed.get("job-1")
+    assert record is not None and record.retried_as == enqueued[0]
+
+
+async def test_a_retry_that_could_not_enqueue_leaves_the_record_retryable(
+    queue: ArqRedis,
+) -> None:
+    class Broken(Exception):
+        pass
+
+    class BrokenQueue:
+        async def enqueue_job(self, *args: object, **kwargs: object) -> None:
+            raise Broken
+
+    failed = FailedJobs(queue, PREFIX)
+    await failed.add(_failed("job-1", 100.0))
+    with pytest.raises(Broken):
+        await failed.retry("job-1", BrokenQueue())  # type: ignore[arg-type]
+    new_id = await failed.retry("job-1", queue)
+    assert await queue.zscore("arq:queue", new_id) is not None

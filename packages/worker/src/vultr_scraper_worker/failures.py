@@ -5,7 +5,10 @@ try, a result with ``status: failed``, a job that ran out of tries by being inte
 whose payload was refused (not msgpack) or whose function is unknown. Records live in
 ``<prefix>:jobs:failed`` (hash id -> record) with ``<prefix>:jobs:failed:index`` (sorted by the
 time of failure), bounded to the newest ``keep``. ``retry`` re-enqueues a job with its original
-arguments under a new id and notes that id on the record.
+arguments under a new id and notes that id on the record. A record is retried at most once:
+``retry`` first claims it with ``HSETNX <prefix>:jobs:failed:retried <id> <new id>``, so of two
+concurrent retries exactly one enqueues a job and the other is refused with the id it was
+retried as. When the retried job fails in turn, it gets its own record, which can be retried.
 """
 
 from __future__ import annotations
@@ -46,6 +49,18 @@ class RetryRefused(Exception):
     """``retry ID`` cannot proceed; the message says why."""
 
 
+class AlreadyRetried(RetryRefused):
+    """The failed record was retried before; ``retried_as`` is the job it was retried as."""
+
+    def __init__(self, job_id: str, retried_as: str) -> None:
+        super().__init__(
+            f"job {job_id} was already retried as {retried_as}; "
+            f"if that job failed too, retry its own failed record"
+        )
+        self.job_id = job_id
+        self.retried_as = retried_as
+
+
 _encode = msgspec.msgpack.Encoder(enc_hook=str).encode
 _decode = msgspec.msgpack.Decoder(FailedJob).decode
 
@@ -55,12 +70,14 @@ class FailedJobs:
         self.redis = redis
         self.records_key = f"{prefix}:jobs:failed"
         self.index_key = f"{prefix}:jobs:failed:index"
+        self.retried_key = f"{prefix}:jobs:failed:retried"  # hash id -> the id it was retried as
         self.keep = keep
 
     async def add(self, record: FailedJob) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.records_key, record.id, _encode(record))  # type: ignore[arg-type]
             pipe.zadd(self.index_key, {record.id: record.failed_at})
+            pipe.hdel(self.retried_key, record.id)  # a new failure under this id: retryable
             pipe.zcard(self.index_key)
             *_, count = await pipe.execute()
         if int(count) > self.keep:
@@ -72,6 +89,7 @@ class FailedJobs:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(self.index_key, *oldest)
                 pipe.hdel(self.records_key, *oldest)
+                pipe.hdel(self.retried_key, *oldest)
                 await pipe.execute()
 
     async def list(self, limit: int = 50) -> list[FailedJob]:
@@ -114,16 +132,31 @@ class FailedJobs:
                 f"job {job_id} cannot be retried: {record.error} "
                 f"(enqueue the job again by name with `vultr-scraper enqueue`)"
             )
+        if record.retried_as:
+            raise AlreadyRetried(job_id, record.retried_as)
         new_id = f"retry-{uuid.uuid4().hex[:16]}"
-        job = await queue.enqueue_job(
-            record.function,
-            *record.args,
-            _job_id=new_id,
-            _queue_name=queue_name,
-            **record.kwargs,
-        )
-        if job is None:  # pragma: no cover - a fresh random id cannot exist already
-            raise RetryRefused(f"could not enqueue {new_id}: id already taken")
+        # The claim is the atomic step: of two concurrent retries, only one sets the marker.
+        if not await self.redis.hsetnx(self.retried_key, job_id, new_id):  # type: ignore[misc]
+            claimed = await self.redis.hget(self.retried_key, job_id)  # type: ignore[misc]
+            raise AlreadyRetried(job_id, _text(claimed) if claimed else "another job")
+        try:
+            job = await queue.enqueue_job(
+                record.function,
+                *record.args,
+                _job_id=new_id,
+                _queue_name=queue_name,
+                **record.kwargs,
+            )
+            if job is None:  # pragma: no cover - a fresh random id cannot exist already
+                raise RetryRefused(f"could not enqueue {new_id}: id already taken")
+        except BaseException:
+            # Nothing was enqueued: release the claim so the record can be retried later.
+            await self.redis.hdel(self.retried_key, job_id)  # type: ignore[misc]
+            raise
         updated = msgspec.structs.replace(record, retried_as=new_id, retried_at=time.time())
         await self.redis.hset(self.records_key, job_id, _encode(updated))  # type: ignore[misc, arg-type]
         return new_id
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

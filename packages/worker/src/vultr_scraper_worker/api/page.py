@@ -243,26 +243,22 @@ def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -
         return empty("No failed jobs.")
     rows: list[list[Cell]] = []
     for job in failed:
-        if not job.retryable:
+        if job.retried_as:
+            action = render('<span class="muted">retried as {id}</span>', id=job.retried_as)
+        elif not job.retryable:
             action = Markup('<span class="muted">not retryable</span>')
         elif can_write:
             action = post_button(f"/api/v1/jobs/{job.id}/retry", "Retry")
         else:
             action = Markup('<span class="muted">log in to retry</span>')
-        retried = (
-            render('<br><span class="muted">retried as {id}</span>', id=job.retried_as)
-            if job.retried_as
-            else Markup("")
-        )
         rows.append(
             [
                 (
                     "",
                     render(
-                        '<strong>{f}</strong><br><span class="mono muted">{id}</span>{r}',
+                        '<strong>{f}</strong><br><span class="mono muted">{id}</span>',
                         f=job.function,
                         id=job.id,
-                        r=retried,
                     ),
                 ),
                 (

@@ -108,7 +108,11 @@ ROUTES = [
                 example="scrape-catalog:1764300000000",
             ),
         ),
-        description="Returns the new job's id." + _FORM_NOTE,
+        description=(
+            "Returns the new job's id. A failed job is retried at most once: a second retry of "
+            "the same record answers 409 naming the job it was retried as (if that job failed "
+            "too, retry its own failed record)." + _FORM_NOTE
+        ),
         responses={
             202: Response("Enqueued again", schema=schemas.RETRIED_JOB),
             303: _REDIRECT,
@@ -116,7 +120,8 @@ ROUTES = [
                 "No failed job with this id", schema={"$ref": "#/components/schemas/Error"}
             ),
             409: Response(
-                "The job cannot be retried (its payload was unreadable)",
+                "The job cannot be retried: it was already retried (the message names the "
+                "job it was retried as), or its payload was unreadable",
                 schema={"$ref": "#/components/schemas/Error"},
             ),
         },

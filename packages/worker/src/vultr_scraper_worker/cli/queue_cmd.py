@@ -329,7 +329,13 @@ def _clip(text: str, width: int = 80) -> str:
 @json_option
 @click.pass_obj
 def retry(state: State, job_id: str, as_json: bool) -> None:
-    """Enqueue failed job ID again with its original arguments (see `vultr-scraper jobs`)."""
+    """Enqueue failed job ID again with its original arguments (see `vultr-scraper jobs`).
+
+    A failed job is retried at most once; if the new job fails too, it gets its own failed
+    record to retry. Exit status: 0 enqueued (prints the new job id), 1 no such failed job, not
+    retryable, or already retried (the message names the job it was retried as), 69 Redis
+    unavailable.
+    """
     loaded = state.loaded()
     config = loaded.config
 
