@@ -137,6 +137,7 @@ def test_jobs_lists_queued_failed_recent_and_schedules(env: dict[str, str], redi
     for heading in ("Running", "Queued", "Failed (1 recorded", "Recent runs", "Jobs"):
         assert heading in table.stdout
     assert "TransientHttpError: HTTP 502" in table.stdout
+    assert "on demand" in table.stdout  # settings.describe_schedule, as on the status page
 
 
 def test_retry_reenqueues_a_failed_job(

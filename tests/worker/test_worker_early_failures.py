@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from arq.connections import ArqRedis
 from arq.utils import timestamp_ms
@@ -12,7 +14,7 @@ from vultr_scraper_worker.enqueue import enqueue_job
 from vultr_scraper_worker.failures import FailedJobs
 from vultr_scraper_worker.history import JobHistory
 from vultr_scraper_worker.overview import queue_snapshot
-from vultr_scraper_worker.settings import load_job_set
+from vultr_scraper_worker.settings import JobSet, Schedule, load_job_set
 from vultr_scraper_worker.worker_main import ProjectWorker, build_worker, serve
 
 
@@ -84,3 +86,21 @@ async def test_one_lua_call_claims_due_free_jobs_once(
     assert await claim(second, 10) == ["j3", "j4"]  # never a claimed, running or deferred job
     assert await claim(first, 10) == []
     assert 0 < await queue.pttl("arq:in-progress:j3") <= 30_000
+
+
+async def test_the_startup_line_describes_schedules_for_people(
+    queue: ArqRedis, redis_url: str, tmp_path: Path, log_records: list[dict[str, Any]]
+) -> None:
+    quiet = load_job_set("tests.worker.sample_quiet")
+    assert quiet is not None
+    later = (datetime.now(UTC).hour + 12) % 24  # never due during this short burst run
+    every_minute = Schedule(enabled=True, minute=frozenset(range(60)), hour=frozenset({later}))
+    jobs = JobSet(quiet.specs, {**quiet.schedules, "noop": every_minute})
+
+    status = await serve(_loaded(redis_url, tmp_path), jobs=jobs, burst=True, handle_signals=False)
+
+    assert status == 0
+    start = next(record for record in log_records if "starting with" in record["message"])
+    assert start["schedules"]["noop"] == f"every minute in hours {later:02d} UTC"
+    assert start["schedules"]["slow"] == "on demand"
+    assert "0,1,2" not in str(start["schedules"])

@@ -19,6 +19,7 @@ from vultr_scraper_worker.settings import (
     JobSet,
     Schedule,
     build_worker_settings,
+    describe_schedule,
     load_job_set,
     next_runs,
     plan_jobs,
@@ -196,3 +197,26 @@ def test_jobs_module_supplies_jobs_and_schedules() -> None:
 def test_no_jobs_is_an_error(pool: ArqRedis) -> None:
     with pytest.raises(ValueError, match="no jobs"):
         build_worker_settings(_loaded(), redis_pool=pool, jobs=JobSet([]))
+
+
+def test_one_readable_schedule_for_the_log_the_cli_and_the_page() -> None:
+    plans = {plan.name: plan.schedule for plan in plan_jobs(_loaded().config)}
+    readable = {name: describe_schedule(schedule) for name, schedule in plans.items()}
+    assert readable["scrape-catalog"] == "every 15 min"
+    assert readable["scrape-availability"] == "every 5 min"
+    assert readable["check-health"] == "every minute"
+    assert readable["prune"] == "daily at 03:07 UTC"
+    assert readable["deliver-notification"] == "on demand"
+    every = frozenset(range(60))
+    assert describe_schedule(Schedule(enabled=True, minute=frozenset({5, 40}))) == (
+        "hourly at :05, :40"
+    )
+    assert describe_schedule(Schedule(enabled=True, minute=every, hour=frozenset({6, 18}))) == (
+        "every minute in hours 06, 18 UTC"
+    )
+    assert describe_schedule(Schedule(enabled=True, second=frozenset(range(0, 60, 2)))) == (
+        "every 2 s"
+    )
+    assert describe_schedule(
+        Schedule(enabled=True, hour=frozenset({3}), second=frozenset({30}))
+    ) == ("every minute in hours 03 UTC at seconds 30")

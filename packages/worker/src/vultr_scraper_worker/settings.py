@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -87,6 +88,52 @@ class Schedule:
             second=set(self.second),
             microsecond=CRON_MICROSECOND,
         )
+
+
+def _spread(values: frozenset[int]) -> int | None:
+    """The step of values evenly spread over 0..59 (``{0, 15, 30, 45}`` -> 15), else None."""
+    ordered = sorted(values)
+    if len(ordered) < 2:
+        return None
+    step = ordered[1] - ordered[0]
+    if all(b - a == step for a, b in pairwise(ordered)) and step * len(ordered) == 60:
+        return step
+    return None
+
+
+def _minutes(values: frozenset[int]) -> str:
+    ordered = sorted(values)
+    if len(ordered) == 60:
+        return "every minute"
+    step = _spread(values)
+    if step is not None:
+        start = f" from :{ordered[0]:02d}" if ordered[0] else ""
+        return f"every {step} min{start}"
+    return "at " + ", ".join(f":{minute:02d}" for minute in ordered)
+
+
+def describe_schedule(schedule: Schedule) -> str:
+    """``every 15 min``, ``daily at 03:07 UTC``, ``on demand``: for people (all times UTC).
+
+    The one readable form of a schedule: the worker's startup log, ``vultr-scraper jobs`` and
+    the status page all use it (``Schedule.describe`` is the cron-like form of the JSON API).
+    """
+    if not schedule.enabled:
+        return "on demand"
+    minutes = schedule.minute if schedule.minute is not None else frozenset(range(60))
+    if schedule.second != frozenset({0}):
+        step = _spread(schedule.second)
+        if step is not None and len(minutes) == 60 and schedule.hour is None:
+            return f"every {step} s"
+        seconds = ", ".join(str(second) for second in sorted(schedule.second))
+        return f"{describe_schedule(replace(schedule, second=frozenset({0})))} at seconds {seconds}"
+    if schedule.hour is None:
+        text = _minutes(minutes)
+        return "hourly " + text if text.startswith("at ") else text
+    hours = sorted(schedule.hour)
+    if len(hours) == 1 and len(minutes) == 1:
+        return f"daily at {hours[0]:02d}:{min(minutes):02d} UTC"
+    return f"{_minutes(minutes)} in hours {', '.join(f'{hour:02d}' for hour in hours)} UTC"
 
 
 @dataclass(frozen=True)

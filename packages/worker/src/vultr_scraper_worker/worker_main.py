@@ -54,6 +54,7 @@ from vultr_scraper_worker.settings import (
     JobPlan,
     JobSet,
     build_worker_settings,
+    describe_schedule,
     make_runner,
     next_runs,
     plan_jobs,
@@ -447,7 +448,7 @@ async def _serve_on(
         redis=mask_url(url),
         queue=config.redis.queue_name,
         jobs=[plan.name for plan in plans],
-        schedules={plan.name: plan.schedule.describe() for plan in plans},
+        schedules={plan.name: describe_schedule(plan.schedule) for plan in plans},
         next_runs={name: when.isoformat() for name, when in upcoming.items() if when},
     ).info(f"worker {worker_id} starting with {len(plans)} jobs")
     worker.main_task = asyncio.ensure_future(worker.main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
-from itertools import pairwise
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +30,7 @@ from vultr_scraper_worker.api.routing import Access, Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
 from vultr_scraper_worker.failures import FailedJob
 from vultr_scraper_worker.overview import JobOverview, QueueSnapshot
-from vultr_scraper_worker.settings import JobPlan, Schedule
+from vultr_scraper_worker.settings import JobPlan, describe_schedule
 
 HTML = "text/html"
 CHANGES_ON_PAGE = 15
@@ -112,33 +111,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> Markup:
         head=head,
         body=body,
     )
-
-
-def _minutes(values: frozenset[int]) -> str:
-    ordered = sorted(values)
-    if len(ordered) == 60:
-        return "every minute"
-    if len(ordered) > 1:
-        step = ordered[1] - ordered[0]
-        progression = all(b - a == step for a, b in pairwise(ordered))
-        if progression and step * len(ordered) == 60:
-            start = f" from :{ordered[0]:02d}" if ordered[0] else ""
-            return f"every {step} min{start}"
-    return "at " + ", ".join(f":{minute:02d}" for minute in ordered)
-
-
-def describe_schedule(schedule: Schedule) -> str:
-    """``every 15 min``, ``daily at 03:07``, ``on demand``: for people (all times UTC)."""
-    if not schedule.enabled:
-        return "on demand"
-    minutes = schedule.minute if schedule.minute is not None else frozenset(range(60))
-    if schedule.hour is None:
-        text = _minutes(minutes)
-        return "hourly " + text if text.startswith("at ") else text
-    hours = sorted(schedule.hour)
-    if len(hours) == 1 and len(minutes) == 1:
-        return f"daily at {hours[0]:02d}:{min(minutes):02d} UTC"
-    return f"{_minutes(minutes)} in hours {', '.join(f'{hour:02d}' for hour in hours)} UTC"
 
 
 def post_button(action: str, label: str, *, secondary: bool = False) -> Markup:

@@ -16,7 +16,6 @@ from redis.exceptions import RedisError
 
 from vultr_scraper_core.config import LoadedConfig, state_dir
 from vultr_scraper_core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, answers_ping
-from vultr_scraper_worker.api.page import describe_schedule
 from vultr_scraper_worker.cli.common import (
     EX_FAILURE,
     EX_UNAVAILABLE,
@@ -33,7 +32,7 @@ from vultr_scraper_worker.failures import FailedJobs, RetryRefused
 from vultr_scraper_worker.history import JobHistory
 from vultr_scraper_worker.overview import job_overview, queue_snapshot
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET
-from vultr_scraper_worker.settings import JobPlan, load_job_set, plan_jobs
+from vultr_scraper_worker.settings import JobPlan, describe_schedule, load_job_set, plan_jobs
 from vultr_scraper_worker.worker_main import HeartbeatKeys, decode_worker_info, run_worker
 
 T = TypeVar("T")
