@@ -94,6 +94,14 @@ async def test_kind_and_subject_filters_cross_batches(redis: Redis) -> None:
     newest = await feed.latest(limit=2, kinds={"plan_retired"})
     assert [event.detail["n"] for event in newest] == [2, 1]
     assert (await feed.latest(limit=1))[0].kind == EventKind.PLAN_RETIRED
+    about = await feed.latest(limit=2, subject="other")
+    assert [event.detail["n"] for event in about] == [1199, 1198]
+    assert all(event.subject == "other" for event in about)
+    assert [event.detail["n"] for event in await feed.latest(10, subject="vc2-1c-1gb")] == [
+        2,
+        1,
+        0,
+    ]
 
 
 async def test_add_to_is_atomic_with_the_rest_of_a_transaction(redis: Redis) -> None:

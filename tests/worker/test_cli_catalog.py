@@ -147,13 +147,30 @@ def test_changes_filters_and_pages(config: Path, api: FakeVultrAPI) -> None:
     (event,) = priced["changes"]
     assert (event["old"], event["new"], event["field"]) == ("20", "24", "monthly_cost")
 
-    first = json_of(invoke(config, "changes", "--limit", "5", "--json"))
+    first = json_of(invoke(config, "changes", "--after", "0", "--limit", "5", "--json"))
     assert first["count"] == 5 and first["next"] == first["changes"][-1]["id"]
     rest = json_of(invoke(config, "changes", "--after", first["next"], "--limit", "100", "--json"))
     everything = json_of(invoke(config, "changes", "--limit", "1000", "--json"))
-    pages = [event["id"] for event in (*first["changes"], *rest["changes"])]
-    assert pages == [event["id"] for event in everything["changes"]]
+    ids = [event["id"] for event in everything["changes"]]
+    assert [event["id"] for event in (*first["changes"], *rest["changes"])] == ids
     assert rest["next"] is None
+    assert ids == sorted(ids, key=lambda event_id: tuple(map(int, event_id.split("-"))))
+
+    # No cursor and no window: the newest --limit events, printed oldest to newest.
+    newest = json_of(invoke(config, "changes", "--limit", "3", "--json"))
+    assert [event["id"] for event in newest["changes"]] == ids[-3:]
+    assert newest["next"] is None  # nothing follows the newest event
+    assert newest["changes"][-1]["kind"] == "price_changed"
+    table = invoke(config, "changes", "--limit", "3")
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:4]] == ids[-3:]
+    assert "older ones: vultr-scraper changes --after 0" in table.stdout
+    assert "--after" not in invoke(config, "changes", "--limit", "1000").stdout
+    about = json_of(invoke(config, "changes", "--plan", "vc2-2c-4gb", "--limit", "1", "--json"))
+    assert [event["kind"] for event in about["changes"]] == ["price_changed"]
+    # --since keeps reading forwards from that time, with the next-page cursor.
+    since = json_of(invoke(config, "changes", "--since", "1h", "--limit", "2", "--json"))
+    assert [event["id"] for event in since["changes"]] == ids[:2]
+    assert since["next"] == ids[1]
 
     table = invoke(config, "changes", "--plan", "vc2-2c-4gb")
     assert "price_changed" in table.stdout and "20 -> 24" in table.stdout

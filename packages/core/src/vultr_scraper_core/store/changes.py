@@ -112,15 +112,18 @@ class ChangeFeed:
         return found
 
     async def latest(
-        self, limit: int = 20, kinds: Collection[str] | None = None
+        self,
+        limit: int = 20,
+        kinds: Collection[str] | None = None,
+        subject: str | None = None,
     ) -> list[ChangeEvent]:
-        """The newest events first."""
+        """The newest ``limit`` events (of ``kinds``, about ``subject``), newest first."""
         found: list[ChangeEvent] = []
         end = "+"
         while len(found) < limit:
             batch = await self.redis.xrevrange(self.key, max=end, min="-", count=_BATCH)
             for entry_id, fields in batch:
-                event = self._decode(entry_id, fields, kinds, None)
+                event = self._decode(entry_id, fields, kinds, subject)
                 if event is not None:
                     found.append(event)
                     if len(found) >= limit:

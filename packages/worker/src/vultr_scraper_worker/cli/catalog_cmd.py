@@ -307,7 +307,7 @@ def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
     "after",
     metavar="ID",
     callback=CURSOR,
-    help="After this event id (the next page: the last ID shown).",
+    help="After this event id, oldest first (the next page: the last ID shown; 0 = the start).",
 )
 @click.option("--plan", "subject", help="Only events about this plan (or region, or endpoint).")
 @click.option(
@@ -322,7 +322,7 @@ def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
     type=click.IntRange(min=1),
     default=100,
     show_default=True,
-    help="At most this many events.",
+    help="At most this many events (without --after/--since/--until: the newest ones).",
 )
 @json_option
 @click.pass_obj
@@ -336,17 +336,24 @@ def changes(
     limit: int,
     as_json: bool,
 ) -> None:
-    """The change feed, oldest first: prices, plans, regions, stock, schema drift, endpoints.
+    """The change feed: prices, plans, regions, stock, schema drift, endpoints.
 
-    A full page ends with the --after ID that reads the next one.
+    Without --after, --since or --until: the newest --limit events, printed oldest to newest.
+    With them: events from that id or time onwards, oldest first, and a full page ends with the
+    --after ID that reads the next one (`--after 0` pages through the whole feed from the start).
     """
     if since is not None and until is not None and since >= until:
         raise click.UsageError(f"--since ({iso(since)}) must be before --until ({iso(until)})")
     loaded = state.loaded()
     feed_key = loaded.config.redis.key_prefix
+    newest = after is None and since is None and until is None
 
     async def read(redis: Redis) -> list[ChangeEvent]:
-        return await ChangeFeed(redis, feed_key).read(
+        feed = ChangeFeed(redis, feed_key)
+        if newest:
+            # One more than shown, to tell whether older events exist.
+            return await feed.latest(limit + 1, kinds=set(kinds) or None, subject=subject)
+        return await feed.read(
             after=after,
             since=since,
             until=until,
@@ -356,13 +363,24 @@ def changes(
         )
 
     events = with_redis(loaded, read)
-    if as_json:
+    if newest:
+        older = len(events) > limit
+        events = events[:limit][::-1]
+        next_cursor = None  # nothing follows the newest event (yet)
+    else:
+        older = False
         next_cursor = events[-1].id if len(events) == limit else None
+    if as_json:
         print_json({"count": len(events), "next": next_cursor, "changes": events})
         return
     print_table(_change_rows(events), CHANGE_COLUMNS)
-    if len(events) == limit:
-        click.echo(f"# more may follow: vultr-scraper changes --after {events[-1].id} ...")
+    if next_cursor is not None:
+        click.echo(f"# more may follow: vultr-scraper changes --after {next_cursor} ...")
+    elif older:
+        click.echo(
+            f"# the newest {limit} shown; older ones: vultr-scraper changes --after 0 ... "
+            f"(from the start) or --since/--until"
+        )
 
 
 # -- availability -------------------------------------------------------------------------
