@@ -1,6 +1,6 @@
 # vultr-scraper-jobs, built from packages/jobs with hatchling; runs tests/jobs in the build.
-# Every [project].dependencies / [build-system].requires entry of packages/jobs/pyproject.toml
-# must be in `dependencies` / `build-system` below: tests/nix/deps-consistency.nix checks it.
+# Every [project].dependencies entry of packages/jobs/pyproject.toml must be in `dependencies`
+# below (build-system: python-package.nix): tests/nix/deps-consistency.nix checks it.
 {
   lib,
   buildPythonPackage,
@@ -10,7 +10,7 @@
   loguru,
   msgspec,
   redis,
-  # check inputs
+  # check inputs (used by python-package.nix)
   pytestCheckHook,
   pytest-asyncio,
   aioresponses,
@@ -18,28 +18,11 @@
   schemathesis,
   selenium,
   redis-server,
-}:
+}@inputs:
 
-let
-  project = (lib.importTOML ../packages/jobs/pyproject.toml).project;
-  source = import ./source.nix { inherit lib; } {
-    package = "jobs";
-    testDirs = [ "jobs" ];
-  };
-in
-buildPythonPackage {
-  pname = project.name;
-  inherit (project) version;
-  pyproject = true;
-
-  inherit (source) src;
-  sourceRoot = "${source.src.name}/packages/jobs";
-  # The build runs in packages/jobs; the tests live in ../../tests and need a writable tree.
-  postUnpack = ''
-    chmod -R u+w "${source.src.name}"
-  '';
-
-  build-system = [ hatchling ];
+import ./python-package.nix inputs {
+  package = "jobs";
+  testDirs = [ "jobs" ];
 
   dependencies = [
     vultr-scraper-core
@@ -49,33 +32,7 @@ buildPythonPackage {
     redis
   ];
 
-  # packages/jobs pins redis below 6 (arq's bound) and nixpkgs ships redis-py 6: the check phase
-  # runs the project's tests against the redis-py that is actually in the closure.
-  pythonRelaxDeps = [ "redis" ];
-
-  doCheck = source.testPaths != [ ];
-  nativeCheckInputs = [
-    pytestCheckHook
-    pytest-asyncio
-    aioresponses
-    hypothesis
-    schemathesis
-    selenium
-    redis-server
-  ];
-  enabledTestPaths = source.testPaths;
-  disabledTestMarks = [ "slow" ];
-  pytestFlags = [
-    "-p"
-    "no:cacheprovider"
-  ];
-
   pythonImportsCheck = [
     "vultr_scraper_jobs"
   ];
-
-  meta = {
-    inherit (project) description;
-    license = lib.licenses.mit;
-  };
 }
