@@ -28,11 +28,11 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from vultr_scraper_core.models import COLLECTIONS, Catalogue, Observation, Shape, same_record
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.codec import compress, decode, decompress, encode, to_ms
+from vultr_scraper_core.store.watched import execute_staged
 
 HISTORY_COLLECTIONS = ("plans", "metal", "regions")  # the OS list has no history
 
@@ -235,13 +235,7 @@ class CatalogueTx:
 
     async def execute(self) -> bool:
         """True if applied; False if another writer committed first (re-read and retry)."""
-        if not self.staged:
-            return True
-        try:
-            await self.pipe.execute()
-        except WatchError:
-            return False
-        return True
+        return await execute_staged(self.pipe, self.staged)
 
 
 class CatalogueStore:

@@ -20,11 +20,11 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from vultr_scraper_core.models import Shape
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.codec import decode, encode, text
+from vultr_scraper_core.store.watched import execute_staged
 
 
 class StockState(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -118,13 +118,7 @@ class StockTx:
         ChangeFeed(self.store.redis, keys.prefix).add_to(self.pipe, events)
 
     async def execute(self) -> bool:
-        if not self.staged:
-            return True
-        try:
-            await self.pipe.execute()
-        except WatchError:
-            return False
-        return True
+        return await execute_staged(self.pipe, self.staged)
 
 
 class StockStore:
