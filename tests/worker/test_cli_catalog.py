@@ -15,9 +15,10 @@ from typing import Any
 import click
 import msgspec
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from tests.fakes.vultr_api import FakeVultrAPI
+from tests.worker.cli_harness import cli_runner
 from vultr_scraper_worker.cli import cli
 from vultr_scraper_worker.cli.catalog_cmd import (
     describe_value,
@@ -69,18 +70,8 @@ max_tries = 1
     return path
 
 
-def runner(env: dict[str, str] | None = None) -> CliRunner:
-    # click < 8.2 (the lowest-direct leg) mixes stderr into stdout unless told not to; 8.2
-    # removed the option and always keeps them apart.
-    try:
-        options: dict[str, Any] = {"mix_stderr": False}
-        return CliRunner(env=env, **options)
-    except TypeError:
-        return CliRunner(env=env)
-
-
 def invoke(config: Path, *args: str) -> Result:
-    return runner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+    return cli_runner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
 
 def json_of(result: Result) -> Any:
@@ -275,7 +266,7 @@ def test_without_redis_server_the_cli_says_how_to_get_one(tmp_path: Path) -> Non
         ["quarantine"],
         ["run", "scrape-catalog"],
     ):
-        result = runner({"PATH": str(empty_path)}).invoke(cli, ["--config", str(config), *args])
+        result = cli_runner({"PATH": str(empty_path)}).invoke(cli, ["--config", str(config), *args])
         assert result.exit_code == 69, (args, result.output)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "redis-server was not found on PATH" in lines[0], lines

@@ -10,16 +10,15 @@ import textwrap
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from tests.redis_server import env_without_project_vars
+from tests.worker import cli_harness
 from vultr_scraper_core import __version__
 from vultr_scraper_core.config import EX_CONFIG, Config, load_config
-from vultr_scraper_worker.cli import cli
 
 API_KEY = "VULTR-API-KEY-0123456789"
 REDIS_PASSWORD = "redis-pass-987"
@@ -39,13 +38,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    # click < 8.2 mixes stderr into stdout unless told not to; 8.2 removed the option.
-    try:
-        options: dict[str, Any] = {"mix_stderr": False}
-        runner = CliRunner(**options)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, list(args), env=env, prog_name="vultr-scraper")
+    return cli_harness.invoke(env, *args)
 
 
 def one_line_error(result: Result) -> str:

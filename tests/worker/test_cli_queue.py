@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,9 @@ from typing import Any
 
 import pytest
 import redis as sync_redis
-from click.testing import CliRunner, Result
 
+from tests.worker.cli_harness import cli_env, invoke
 from vultr_scraper_core.config import load_config
-from vultr_scraper_worker.cli import cli
 from vultr_scraper_worker.enqueue import close_client, queue_client
 from vultr_scraper_worker.failures import FailedJob, FailedJobs
 from vultr_scraper_worker.serialization import deserialize
@@ -26,16 +24,8 @@ QUIET = "tests.worker.sample_quiet"
 
 
 @pytest.fixture
-def env(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    for name in list(os.environ):
-        if name.startswith("VULTR_SCRAPER"):
-            monkeypatch.delenv(name)
-    yield {
-        "VULTR_SCRAPER__REDIS__URL": redis_url,
-        "VULTR_SCRAPER__PATHS__STATE_DIR": str(tmp_path / "state"),
-        "VULTR_SCRAPER__HTTP__LISTEN": "",
+def env(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return cli_env(redis_url, tmp_path, monkeypatch) | {
         "VULTR_SCRAPER__WORKER__RETRY_BACKOFF_BASE": "0.02",
         "VULTR_SCRAPER__WORKER__RETRY_BACKOFF_CAP": "0.05",
     }
@@ -46,16 +36,6 @@ def db(redis_url: str) -> Iterator[sync_redis.Redis]:
     client = sync_redis.Redis.from_url(redis_url)
     yield client
     client.close()
-
-
-def invoke(env: dict[str, str], *args: str) -> Result:
-    # click < 8.2 mixes stderr into stdout unless told not to; 8.2 removed the option.
-    try:
-        options: dict[str, Any] = {"mix_stderr": False}
-        runner = CliRunner(**options)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, list(args), env=env, prog_name="vultr-scraper")
 
 
 def test_enqueue_puts_a_msgpack_job_on_the_queue(env: dict[str, str], db: sync_redis.Redis) -> None:

@@ -4,20 +4,17 @@ printed."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
 import pytest
-from click.testing import CliRunner, Result
 from redis.exceptions import ResponseError
 
+from tests.worker.cli_harness import cli_env, invoke
 from vultr_scraper_core.config import load_config
-from vultr_scraper_worker.cli import cli
 from vultr_scraper_worker.cli.catalog_cmd import _accept_summary, parse_cursor
 from vultr_scraper_worker.cli.common import human_log_line, print_table, with_redis
 
@@ -25,27 +22,8 @@ QUIET = "tests.worker.sample_quiet"
 
 
 @pytest.fixture
-def env(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    for name in list(os.environ):
-        if name.startswith("VULTR_SCRAPER"):
-            monkeypatch.delenv(name)
-    yield {
-        "VULTR_SCRAPER__REDIS__URL": redis_url,
-        "VULTR_SCRAPER__PATHS__STATE_DIR": str(tmp_path / "state"),
-        "VULTR_SCRAPER__HTTP__LISTEN": "",
-    }
-
-
-def invoke(env: dict[str, str], *args: str) -> Result:
-    # click < 8.2 mixes stderr into stdout unless told not to; 8.2 removed the option.
-    try:
-        options: dict[str, Any] = {"mix_stderr": False}
-        runner = CliRunner(**options)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, list(args), env=env, prog_name="vultr-scraper")
+def env(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return cli_env(redis_url, tmp_path, monkeypatch)
 
 
 # -- progress on stderr ----------------------------------------------------------------------
