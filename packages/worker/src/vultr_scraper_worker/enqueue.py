@@ -13,12 +13,10 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.redis import retry_policy
+from vultr_scraper_core.redis import connection_options
 from vultr_scraper_jobs.context import Enqueue
 from vultr_scraper_worker.runtime import ensure_reachable, redis_url
 from vultr_scraper_worker.serialization import deserialize, serialize
@@ -35,15 +33,7 @@ def queue_client(
 ) -> ArqRedis:
     """An ``ArqRedis`` for ``redis://``, ``rediss://`` or ``unix://`` URLs (connects lazily)."""
     pool = ConnectionPool.from_url(
-        url,
-        password=password,
-        retry=retry_policy(outage_budget),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
-        retry_on_timeout=True,
-        socket_connect_timeout=5,
-        # No socket_timeout: redis-py would wrap every read in asyncio.timeout, which costs
-        # about a fifth of arq's per-job time. Idle connections are pinged before reuse.
-        health_check_interval=30,
+        url, **connection_options(password=password, outage_budget=outage_budget)
     )
     return ArqRedis(
         pool,
