@@ -14,7 +14,7 @@ The feed is never trimmed: it is the history.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -97,19 +97,13 @@ class ChangeFeed:
         if after and (since is None or _id_key(after) >= _id_key(start)):
             start = f"({after}"
         end = f"({to_ms(until)}-0" if until is not None else "+"
-        found: list[ChangeEvent] = []
-        while len(found) < limit:
-            batch = await self.redis.xrange(self.key, min=start, max=end, count=_BATCH)
-            for entry_id, fields in batch:
-                event = self._decode(entry_id, fields, kinds, subject)
-                if event is not None:
-                    found.append(event)
-                    if len(found) >= limit:
-                        break
-            if len(batch) < _BATCH:
-                break
-            start = f"({text(batch[-1][0])}"
-        return found
+        return await self._collect(
+            lambda bound: self.redis.xrange(self.key, min=bound, max=end, count=_BATCH),
+            start,
+            limit,
+            kinds,
+            subject,
+        )
 
     async def latest(
         self,
@@ -118,10 +112,28 @@ class ChangeFeed:
         subject: str | None = None,
     ) -> list[ChangeEvent]:
         """The newest ``limit`` events (of ``kinds``, about ``subject``), newest first."""
+        return await self._collect(
+            lambda bound: self.redis.xrevrange(self.key, max=bound, min="-", count=_BATCH),
+            "+",
+            limit,
+            kinds,
+            subject,
+        )
+
+    async def _collect(
+        self,
+        entries_from: Callable[[str], Awaitable[list[tuple[Any, Any]]]],
+        bound: str,
+        limit: int,
+        kinds: Collection[str] | None,
+        subject: str | None,
+    ) -> list[ChangeEvent]:
+        """Up to ``limit`` events (of ``kinds``, about ``subject``) in the order of
+        ``entries_from``, which reads up to ``_BATCH`` stream entries from ``bound`` on; each
+        further batch starts after the last id read."""
         found: list[ChangeEvent] = []
-        end = "+"
         while len(found) < limit:
-            batch = await self.redis.xrevrange(self.key, max=end, min="-", count=_BATCH)
+            batch = await entries_from(bound)
             for entry_id, fields in batch:
                 event = self._decode(entry_id, fields, kinds, subject)
                 if event is not None:
@@ -130,7 +142,7 @@ class ChangeFeed:
                         break
             if len(batch) < _BATCH:
                 break
-            end = f"({text(batch[-1][0])}"
+            bound = f"({text(batch[-1][0])}"
         return found
 
     async def count(self) -> int:
