@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Collection
@@ -65,6 +66,8 @@ EX_FAILURE = 1
 EX_UNAVAILABLE = 69
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _CLOSE_TIMEOUT = 10.0
+# After giving up on Redis: the close above, twice, and a margin; then the process just ends.
+_EXIT_WATCHDOG = 2 * _CLOSE_TIMEOUT + 5.0
 
 # KEYS[1]: the queue. ARGV: now (ms), in-progress TTL (ms), how many to take, job ids in order.
 # Returns the claimed ids with their scores, flattened.
@@ -399,7 +402,26 @@ def quiet_arq_job_lines() -> None:
 def run_worker(loaded: LoadedConfig, *, jobs: JobSet | None = None, burst: bool = False) -> int:
     """Run until a signal (0), an outage longer than the budget (69) or a crash (1)."""
     quiet_arq_job_lines()
-    return asyncio.run(serve(loaded, jobs=jobs, burst=burst))
+    return asyncio.run(serve(loaded, jobs=jobs, burst=burst, exit_watchdog=_EXIT_WATCHDOG))
+
+
+def arm_exit_watchdog(status: int, seconds: float) -> threading.Timer:
+    """End the process with ``status`` if it is still alive ``seconds`` from now.
+
+    Once the worker has decided to leave because Redis is gone, leaving must not depend on a
+    clean teardown: a close that still waits on Redis, or a task that ignores cancellation,
+    would keep the process alive and stop systemd from restarting it."""
+
+    def expire() -> None:
+        logger.bind(exit_status=status).critical(
+            f"shutdown did not finish within {seconds:g} s; exiting with status {status} now"
+        )
+        os._exit(status)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True  # never keeps a process alive that is exiting on its own
+    timer.start()
+    return timer
 
 
 async def serve(
@@ -408,17 +430,25 @@ async def serve(
     jobs: JobSet | None = None,
     burst: bool = False,
     handle_signals: bool = True,
+    exit_watchdog: float | None = None,
 ) -> int:
+    """``exit_watchdog``: seconds after giving up on Redis before the process is ended even if
+    its teardown hangs (only for a process of its own: ``run_worker``, never in tests)."""
     try:
         async with redis_url(loaded) as url:
-            return await _serve_on(url, loaded, jobs, burst, handle_signals)
+            return await _serve_on(url, loaded, jobs, burst, handle_signals, exit_watchdog)
     except EmbeddedRedisError as error:
         logger.bind(error=str(error)).critical(f"cannot start the embedded Redis: {error}")
         return EX_UNAVAILABLE
 
 
 async def _serve_on(
-    url: str, loaded: LoadedConfig, jobs: JobSet | None, burst: bool, handle_signals: bool
+    url: str,
+    loaded: LoadedConfig,
+    jobs: JobSet | None,
+    burst: bool,
+    handle_signals: bool,
+    exit_watchdog: float | None,
 ) -> int:
     config = loaded.config
     budget = config.worker.redis_outage_budget
@@ -464,6 +494,8 @@ async def _serve_on(
             f"Redis at {mask_url(url)} unreachable for more than {budget:g} s "
             f"(worker.redis_outage_budget); exiting with status 69 so the supervisor restarts us"
         )
+        if exit_watchdog is not None:
+            arm_exit_watchdog(EX_UNAVAILABLE, exit_watchdog)
         await _abandon(worker, lifecycle, pool)
         return EX_UNAVAILABLE
     except Exception as error:
@@ -532,7 +564,9 @@ async def _abandon(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) 
     with suppress(Exception):
         async with asyncio.timeout(_CLOSE_TIMEOUT):
             await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-    await lifecycle.aclose()
+    with suppress(Exception):
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await lifecycle.aclose()
     await _close_quietly(pool)
 
 
