@@ -413,7 +413,8 @@ def arm_exit_watchdog(status: int, seconds: float) -> threading.Timer:
     would keep the process alive and stop systemd from restarting it."""
 
     def expire() -> None:
-        logger.bind(exit_status=status).critical(
+        # ERROR, not CRITICAL: the one critical line already said why the worker is leaving.
+        logger.bind(exit_status=status).error(
             f"shutdown did not finish within {seconds:g} s; exiting with status {status} now"
         )
         os._exit(status)
