@@ -28,6 +28,7 @@ from tests.worker.api_harness import (
     set_stock,
 )
 from vultr_scraper_core.config import EndpointConfig, HealthConfig
+from vultr_scraper_core.models import CloudPlan
 from vultr_scraper_worker.api.server import start_http_server
 from vultr_scraper_worker.failures import FailedJobs
 from vultr_scraper_worker.serialization import deserialize
@@ -43,39 +44,33 @@ JSON_ROUTES = [
 ]
 
 
+def seed_plans(vc2_price: str) -> list[CloudPlan]:
+    """The seeded catalogue; only the price of vc2-1c-1gb differs between its two commits."""
+    return [
+        cloud_plan("vc2-1c-1gb", vc2_price, locations=["fra", "ewr"]),
+        cloud_plan("vc2-2c-4gb", "20", locations=["fra"], vcpu_count=2, ram=4096),
+        cloud_plan(
+            "vcg-a100-1c",
+            "90",
+            locations=["ewr"],
+            type="vcg",
+            gpu_type="NVIDIA_A100",
+            gpu_vram_gb=10,
+        ),
+    ]
+
+
 async def seed(redis: Redis) -> None:
     """Two plans in two regions, one price change in history, stock for some pairs."""
     earlier = NOW - timedelta(days=10)
     await commit_catalogue(
         redis,
-        [
-            cloud_plan("vc2-1c-1gb", "5", locations=["fra", "ewr"]),
-            cloud_plan("vc2-2c-4gb", "20", locations=["fra"], vcpu_count=2, ram=4096),
-            cloud_plan(
-                "vcg-a100-1c",
-                "90",
-                locations=["ewr"],
-                type="vcg",
-                gpu_type="NVIDIA_A100",
-                gpu_vram_gb=10,
-            ),
-        ],
+        seed_plans(vc2_price="5"),
         at=earlier,
     )
     await commit_catalogue(
         redis,
-        [
-            cloud_plan("vc2-1c-1gb", "6", locations=["fra", "ewr"]),
-            cloud_plan("vc2-2c-4gb", "20", locations=["fra"], vcpu_count=2, ram=4096),
-            cloud_plan(
-                "vcg-a100-1c",
-                "90",
-                locations=["ewr"],
-                type="vcg",
-                gpu_type="NVIDIA_A100",
-                gpu_vram_gb=10,
-            ),
-        ],
+        seed_plans(vc2_price="6"),
         at=NOW - timedelta(minutes=5),
     )
     await set_stock(
