@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.exceptions
 from aioresponses import aioresponses
 
 from tests.fakes.vultr_api import HTML_504, FakeVultrAPI, on_page
@@ -103,6 +104,11 @@ async def api() -> AsyncIterator[FakeVultrAPI]:
         aiohttp.ServerDisconnectedError(),
         aiohttp.ClientPayloadError("cut"),
         TimeoutError(),
+        redis.exceptions.ConnectionError("Connection closed by server."),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        redis.exceptions.WatchError(
+            "A ConnectionError occurred on while watching one or more keys"
+        ),
     ],
     ids=repr,
 )
@@ -118,6 +124,7 @@ def test_transient_errors(error: BaseException) -> None:
         ValueError("bad data"),
         KeyError("id"),
         aiohttp.InvalidURL("not a url"),
+        redis.exceptions.ResponseError("WRONGTYPE Operation against a key"),
     ],
     ids=repr,
 )

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loguru import logger
 
 from vultr_scraper_core import logs
@@ -329,3 +331,54 @@ def test_log_line_goes_through_loguru_without_setup_logging() -> None:
     assert record["message"] == "via loguru"
     assert record["extra"] == {"job_id": "j2"}
     assert record["name"] == __name__
+
+
+# -- redaction: the encoded-line check against the field-by-field rendering --------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=_json_values,
+    message=st.text(),
+    secrets=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=3),
+)
+def test_redaction_is_the_same_as_field_by_field_whatever_the_data(
+    value: Any, message: str, secrets: list[str]
+) -> None:
+    redactor = logs._Redactor(secrets)
+    line = logs._render("2026-01-01T00:00:00+00:00", "INFO", "m", message, {"v": value}, redactor)
+    record = json.loads(line)
+    # Exactly what replacing every secret in every string of the data gives...
+    assert record["message"] == redactor(message)
+    assert record["v"] == redactor.plain(value)
+    # ... and a line with no secret in it is the line as it would be without any secrets.
+    if all(secret not in text for secret in secrets for text in [message, *strings(value)]):
+        plain = logs._render("2026-01-01T00:00:00+00:00", "INFO", "m", message, {"v": value},
+                             logs._Redactor(()))  # fmt: skip
+        assert line == plain
+
+
+def test_a_secret_that_json_escapes_is_still_found() -> None:
+    secrets = ('pa"ss\\word', "tab\there", "naïve€", "line\nbreak")
+    stream, lines = capture(secrets=secrets)
+    for secret in secrets:
+        log_line(__name__, "INFO", "fields", {"value": f"<{secret}>", "nested": {secret: [secret]}})
+        logger.bind(value=f"<{secret}>").info("bound")
+    records = lines()
+    assert len(records) == 2 * len(secrets)
+    for record in records:
+        assert record["value"] == f"<{REDACTED}>"
+    assert [record["nested"] for record in records[::2]] == [{REDACTED: [REDACTED]}] * 4
+    assert leaked(stream.getvalue(), *secrets) == []

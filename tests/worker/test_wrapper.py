@@ -161,6 +161,30 @@ async def test_cancellation_is_logged_as_interrupted_and_propagates(
     assert await FailedJobs(redis, PREFIX).count() == 0
 
 
+@pytest.mark.parametrize("stopping", [False, True])
+async def test_when_arq_keeps_the_time_a_cancellation_is_its_timeout_unless_stopping(
+    redis: Redis, log_records: list[dict[str, Any]], stopping: bool
+) -> None:
+    runner = _runner()
+    runner.stopping = stopping
+    job = runner.execute(_spec(_slow), 0.05, _ctx(redis), (), {}, timed_by_arq=True)
+    task = asyncio.create_task(job)
+    await asyncio.sleep(0.1)  # past the timeout: only arq's cancel ends the try
+    assert not task.done()
+    task.cancel()
+    await asyncio.wait([task])
+    (run,) = await JobHistory(redis, PREFIX).recent("sample")
+    if stopping:
+        assert task.cancelled()
+        assert run.outcome == "interrupted"
+    else:
+        retry = task.exception()
+        assert isinstance(retry, Retry) and isinstance(retry.__cause__, JobTimeout)
+        assert (run.outcome, run.error_type) == ("retry", "JobTimeout")
+    (end,) = _ends(log_records)
+    assert end["outcome"] == run.outcome
+
+
 async def test_status_failed_is_a_failure_without_an_exception(redis: Redis) -> None:
     async def reports(ctx: dict[str, Any]) -> dict[str, Any]:
         return {"status": "failed", "error": "upstream said no"}

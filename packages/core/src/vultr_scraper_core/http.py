@@ -26,6 +26,9 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 from loguru import logger
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from vultr_scraper_core import __version__
 from vultr_scraper_core.config import ClientConfig
@@ -70,12 +73,23 @@ class PermanentHttpError(HttpError):
 
 
 def is_transient(error: BaseException) -> bool:
-    """The one classifier every retry decision uses."""
+    """The one classifier every retry decision uses.
+
+    Besides HTTP trouble, Redis going away in the middle of a job is transient: its connection
+    errors once redis-py's own retries are spent, and ``WatchError``, which is what a dropped
+    connection inside a WATCH transaction becomes (the store's own retry loops have already
+    absorbed ordinary contention by then).
+    """
     if isinstance(error, HttpError):
         return error.transient
     return isinstance(
         error,
-        aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError,
+        aiohttp.ClientConnectionError
+        | aiohttp.ClientPayloadError
+        | TimeoutError
+        | RedisConnectionError
+        | RedisTimeoutError
+        | WatchError,
     )
 
 

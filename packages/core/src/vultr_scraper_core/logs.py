@@ -2,9 +2,14 @@
 
 Each line has ``time``, ``level``, ``logger``, ``message`` and the record's bound ``extra`` fields
 (job id, function, try, duration, outcome, ...); a record with an exception adds ``error_type``,
-``error`` and ``traceback`` (still one line: JSON escapes the newlines). A redaction filter
-replaces every configured secret value in every field before the line is encoded, so the output
-is always valid JSON and a secret cannot survive in escaped form either.
+``error`` and ``traceback`` (still one line: JSON escapes the newlines).
+
+Redaction: every configured secret value is replaced in every string field (keys included)
+before the line is encoded, so the output is always valid JSON and a secret cannot survive in
+escaped form either. Most lines contain no secret, and that is checked on the encoded line:
+JSON escapes a string character by character, so a field containing a secret puts the secret's
+own JSON form into the line. Only a line in which one of those forms occurs is rendered again,
+field by field with the secrets replaced.
 
 The worker's two lines per job (``log_line``) skip loguru's record machinery once
 ``setup_logging`` is active: building a loguru record (caller frame, thread, process, a copy for
@@ -31,7 +36,8 @@ from loguru import logger
 
 REDACTED = "***"
 
-_json = msgspec.json.Encoder()
+# Values JSON has no form for (paths, exceptions, ...) are logged as their ``str()``.
+_json = msgspec.json.Encoder(enc_hook=str)
 
 
 class _Redactor:
@@ -39,6 +45,15 @@ class _Redactor:
         # Longest first, so a secret containing another is replaced whole. Every non-empty
         # secret counts, however short: the guarantee is that none ever reaches a log line.
         self._secrets = sorted({value for value in secrets if value}, key=len, reverse=True)
+        # Each secret as it appears inside an encoded JSON string (see the module docstring).
+        self._encoded = [_json.encode(secret)[1:-1] for secret in self._secrets]
+
+    def clean(self, line: bytes) -> bool:
+        """True if no secret occurs in any string of the encoded JSON ``line``."""
+        for encoded in self._encoded:
+            if encoded in line:
+                return False
+        return True
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -47,7 +62,11 @@ class _Redactor:
         return text
 
     def plain(self, value: Any) -> Any:
-        """JSON-ready data with every string (dict keys included) redacted."""
+        """JSON-ready data with every string (dict keys included) redacted.
+
+        ``value`` is usually ``msgspec.to_builtins`` output already (so that a redacted line
+        shows every value as an unredacted one would); other objects become their ``str()``.
+        """
         # Exact types first: this runs for every field of every line, and a type check is a
         # fraction of an isinstance test against a union; subclasses take the general path.
         kind = type(value)
@@ -111,21 +130,43 @@ def _render(
     fields: dict[str, Any] = {
         "time": when if isinstance(when, str) else when.isoformat(),
         "level": level,
-        "logger": redact.plain(extra.get("logger", name)),
-        "message": redact(message),
+        "logger": extra.get("logger", name),
+        "message": message,
     }
     for key, value in extra.items():
         if key != "logger":
-            fields[key] = redact.plain(value)
+            fields[key] = value
     if exception is not None and exception.type is not None:
         fields["error_type"] = exception.type.__name__
-        fields["error"] = redact(str(exception.value))
-        fields["traceback"] = redact(
-            "".join(
-                traceback.format_exception(exception.type, exception.value, exception.traceback)
-            ).rstrip()
+        fields["error"] = str(exception.value)
+        fields["traceback"] = "".join(
+            traceback.format_exception(exception.type, exception.value, exception.traceback)
+        ).rstrip()
+    try:
+        line = _json.encode(fields)
+    except (TypeError, ValueError):  # e.g. a dict keyed by tuples: the general path copes
+        line = b""
+    if not line or not redact.clean(line):
+        # Field names are the code's own, and so are the time and level; the rest is data.
+        plain = redact.plain
+        line = _json.encode(
+            {
+                key: value if key in _OWN_FIELDS else plain(value)
+                for key, value in _builtins(fields).items()
+            }
         )
-    return _json.encode(fields).decode() + "\n"
+    return line.decode() + "\n"
+
+
+_OWN_FIELDS = frozenset({"time", "level"})
+
+
+def _builtins(fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        converted: dict[str, Any] = msgspec.to_builtins(fields, enc_hook=str, str_keys=True)
+    except (TypeError, ValueError):
+        return fields
+    return converted
 
 
 class _JsonSink:

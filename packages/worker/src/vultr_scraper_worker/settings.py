@@ -145,11 +145,6 @@ class JobPlan:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def arq_timeout(self) -> float:
-        """arq's own limit, a backstop a little above the wrapper's ``schedule.timeout``."""
-        return self.schedule.timeout + max(1.0, min(5.0, self.schedule.timeout * 0.1))
-
 
 @dataclass(frozen=True)
 class JobSet:
@@ -250,7 +245,7 @@ def build_worker_settings(
         func(
             runner.wrap(plan.spec, plan.schedule.timeout),  # type: ignore[arg-type]
             name=plan.name,
-            timeout=plan.arq_timeout,
+            timeout=plan.schedule.timeout,  # enforced by arq, reported by the wrapper
             max_tries=worker.max_tries,
             keep_result=keep_result,
         )
@@ -286,7 +281,7 @@ def build_worker_settings(
         "on_shutdown": on_shutdown,
         "job_completion_wait": worker.job_completion_wait,
         "max_jobs": worker.max_jobs,
-        "job_timeout": max(plan.arq_timeout for plan in plans),
+        "job_timeout": max(plan.schedule.timeout for plan in plans),
         "keep_result": keep_result,
         "poll_delay": worker.poll_delay,
         "max_tries": worker.max_tries,

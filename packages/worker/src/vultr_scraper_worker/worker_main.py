@@ -60,6 +60,7 @@ from vultr_scraper_worker.settings import (
     next_runs,
     plan_jobs,
 )
+from vultr_scraper_worker.wrapper import JobRunner
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -142,13 +143,17 @@ def new_worker_id() -> str:
 class ProjectWorker(Worker):
     """arq's ``Worker`` with the project's records, heartbeat and connection-drop handling.
 
-    Constructed with exactly arq's keyword arguments plus ``key_prefix`` and ``worker_id``.
+    Constructed with exactly arq's keyword arguments plus ``key_prefix``, ``worker_id`` and the
+    ``runner`` whose wrapped jobs it runs (told when the worker stops, see ``stop_jobs``).
     """
 
-    def __init__(self, *, key_prefix: str, worker_id: str, **settings: Any) -> None:
+    def __init__(
+        self, *, key_prefix: str, worker_id: str, runner: JobRunner | None = None, **settings: Any
+    ) -> None:
         super().__init__(**settings)
         self.key_prefix = key_prefix
         self.worker_id = worker_id
+        self.runner = runner
         self.started_at = time.time()
         self.stop_signal: Signals | None = None
         self.on_stop = self._note_stop
@@ -175,7 +180,14 @@ class ProjectWorker(Worker):
 
     def handle_sig(self, signum: Signals) -> None:
         logger.bind(signal=Signals(signum).name).info(f"stopping on {Signals(signum).name}")
+        self.stop_jobs()
         super().handle_sig(signum)
+
+    def stop_jobs(self) -> None:
+        """Before running jobs are cancelled to stop: the wrapper then reports a cancelled try
+        as interrupted (it runs again) rather than as arq's timeout."""
+        if self.runner is not None:
+            self.runner.stopping = True
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim due jobs with one Lua call instead of arq's WATCH/EXISTS/ZSCORE/MULTI per job.
@@ -527,23 +539,27 @@ def build_worker(
     lifecycle = Lifecycle(loaded, [plan.name for plan in plans])
     lifecycle.plans = plans
     lifecycle.history = HistoryBuffer(pool, config.redis.key_prefix)
+    runner = make_runner(loaded, worker_id, buffer=lifecycle.history)
     settings = build_worker_settings(
         loaded,
         redis_pool=pool,
         jobs=jobs,
-        runner=make_runner(loaded, worker_id, buffer=lifecycle.history),
+        runner=runner,
         on_startup=lifecycle.startup,
         on_shutdown=lifecycle.shutdown,
         burst=burst,
         handle_signals=handle_signals,
     )
-    worker = ProjectWorker(key_prefix=config.redis.key_prefix, worker_id=worker_id, **settings)
+    worker = ProjectWorker(
+        key_prefix=config.redis.key_prefix, worker_id=worker_id, runner=runner, **settings
+    )
     lifecycle.worker = worker
     return worker, lifecycle
 
 
 async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) -> int:
     """arq's ``Worker.close`` without its deprecated redis-py call, bounded in time."""
+    worker.stop_jobs()  # jobs still running when the time is up are cancelled
     try:
         async with asyncio.timeout(_CLOSE_TIMEOUT):
             await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
@@ -560,6 +576,7 @@ async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) ->
 
 async def _abandon(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) -> None:
     """Leave without talking to Redis: running jobs are cancelled and rerun elsewhere later."""
+    worker.stop_jobs()
     for task in worker.tasks.values():
         task.cancel()
     with suppress(Exception):

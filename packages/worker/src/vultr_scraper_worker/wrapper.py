@@ -1,7 +1,8 @@
 """The one wrapper around every job function, in the worker and in ``vultr-scraper run``.
 
 For each try it logs a start line and an end line (job id, function, try, duration, outcome,
-error), enforces the job's timeout, and classifies errors once:
+error), turns a try that outlives the job's timeout into a transient ``JobTimeout``, and
+classifies errors once:
 
 * transient (``vultr_scraper_core.http.is_transient``: connection errors, timeouts, 429, 5xx),
   with tries left: ``arq.Retry(defer=...)`` using capped exponential backoff with jitter
@@ -10,6 +11,12 @@ error), enforces the job's timeout, and classifies errors once:
 
 Every try is recorded in the job history. Recording never raises: a Redis hiccup while writing
 history is logged and the job's own outcome stands.
+
+Who keeps the time: in the worker, arq does (its ``wait_for`` around every job, with the job's
+own timeout), so a try carries one timer, not two. arq cancels a running job only at its timeout
+or when the worker shuts down, and the worker sets ``JobRunner.stopping`` before the latter; so a
+cancelled try while not stopping is a timeout. ``vultr-scraper run`` has no arq: there
+``execute`` sets the deadline itself.
 """
 
 from __future__ import annotations
@@ -60,12 +67,15 @@ class JobRunner:
         # The worker batches run records (one pipeline per 50 ms); without a buffer every
         # record is written before the try returns (``run``, tests).
         self.buffer = buffer
+        # Set by the worker before it cancels running jobs to stop; see the module docstring.
+        self.stopping = False
 
     def wrap(self, spec: JobSpec, timeout: float) -> JobCoroutine:
-        """The coroutine function registered with arq for ``spec``."""
+        """The coroutine function registered with arq for ``spec``, with arq's timeout set to
+        the same ``timeout``: arq enforces it, the wrapper reports it."""
 
         async def job(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
-            return await self.execute(spec, timeout, ctx, args, kwargs)
+            return await self.execute(spec, timeout, ctx, args, kwargs, timed_by_arq=True)
 
         job.__qualname__ = job.__name__ = f"job[{spec.name}]"
         return job
@@ -77,7 +87,11 @@ class JobRunner:
         ctx: dict[Any, Any],
         args: tuple[Any, ...] | list[Any],
         kwargs: Mapping[str, Any],
+        *,
+        timed_by_arq: bool = False,
     ) -> Any:
+        """One try of ``spec``; ``timed_by_arq``: arq cancels it at ``timeout`` (the worker),
+        rather than a deadline of its own (``vultr-scraper run``, tests)."""
         job_id = str(ctx.get("job_id", ""))
         job_try = int(ctx.get("job_try", 1))
         # The fields every line about this try carries. The start and end lines go through
@@ -91,11 +105,25 @@ class JobRunner:
         )
         started = time.time()
         clock = time.perf_counter()
-        deadline = asyncio.timeout(timeout)
+        deadline = None if timed_by_arq else asyncio.timeout(timeout)
         try:
-            async with deadline:
+            if deadline is None:
                 result = await spec.function(ctx, *args, **kwargs)
+            else:
+                async with deadline:
+                    result = await spec.function(ctx, *args, **kwargs)
         except asyncio.CancelledError:
+            if timed_by_arq and not self.stopping:  # arq's timeout, not a shutdown
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()  # the cancellation is answered here, as an error
+                timed_out = _timeout(timeout)
+                # Raising instead of CancelledError is how arq learns the outcome: its
+                # wait_for hands on what the cancelled job raised (Retry, or the error).
+                await self._failed_try(
+                    spec, ctx, args, kwargs, timed_out, job_try, started, clock, log
+                )
+                raise timed_out from None
             run = self._run(spec, job_id, job_try, started, clock, "interrupted")
             _log(
                 "WARNING",
@@ -109,8 +137,8 @@ class JobRunner:
             raise
         except Exception as caught:
             error: BaseException = caught
-            if deadline.expired():
-                error = JobTimeout(f"job exceeded its timeout of {timeout:g} s")
+            if deadline is not None and deadline.expired():
+                error = _timeout(timeout)
             await self._failed_try(spec, ctx, args, kwargs, error, job_try, started, clock, log)
             if error is caught:
                 raise
@@ -287,6 +315,10 @@ class JobRunner:
 def _log(level: str, message: str, log: Mapping[str, Any], **fields: Any) -> None:
     """A job's start or end line: the try's fields first, then this line's."""
     log_line(__name__, level, message, {**log, **fields})
+
+
+def _timeout(timeout: float) -> JobTimeout:
+    return JobTimeout(f"job exceeded its timeout of {timeout:g} s")
 
 
 def _redis(ctx: Mapping[Any, Any]) -> Redis:
