@@ -127,15 +127,14 @@ def _render(
     exception: Any = None,
 ) -> str:
     """One JSON line; the same code for loguru's records and for ``log_line``."""
+    # A bound "logger" (a stdlib record's name) takes the place of the module name.
     fields: dict[str, Any] = {
         "time": when if isinstance(when, str) else when.isoformat(),
         "level": level,
-        "logger": extra.get("logger", name),
+        "logger": name,
         "message": message,
+        **extra,
     }
-    for key, value in extra.items():
-        if key != "logger":
-            fields[key] = value
     if exception is not None and exception.type is not None:
         fields["error_type"] = exception.type.__name__
         fields["error"] = str(exception.value)
