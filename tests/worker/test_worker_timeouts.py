@@ -10,6 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import pytest
 from arq.connections import ArqRedis
 
 from vultr_scraper_core.config import LoadedConfig, load_config
@@ -29,10 +30,11 @@ async def sleepy(ctx: dict[Any, Any], seconds: float) -> dict[str, Any]:
     return {"status": "success"}
 
 
-def _loaded(redis_url: str, tmp_path: Path) -> LoadedConfig:
+def _loaded(redis_url: str, tmp_path: Path, **settings: str) -> LoadedConfig:
     return load_config(
         None,
         environ={
+            **settings,
             "VULTR_SCRAPER__REDIS__URL": redis_url,
             "VULTR_SCRAPER__PATHS__STATE_DIR": str(tmp_path),
             "VULTR_SCRAPER__HTTP__LISTEN": "",
@@ -77,20 +79,24 @@ async def test_a_job_over_its_timeout_is_retried_then_fails_as_a_timeout(
     assert (worker.jobs_retried, worker.jobs_failed) == (1, 1)
 
 
+@pytest.mark.parametrize("grace", [False, True], ids=["at-once", "after-the-grace-period"])
 async def test_a_shutdown_mid_job_is_an_interruption_not_a_timeout(
-    queue: ArqRedis, redis_url: str, tmp_path: Path
+    queue: ArqRedis, redis_url: str, tmp_path: Path, grace: bool
 ) -> None:
     await enqueue_job(queue, "sleepy", 30, job_id="long-1")
-    worker, lifecycle = build_worker(
-        _loaded(redis_url, tmp_path), queue, jobs=_jobs(60), handle_signals=False
-    )
+    loaded = _loaded(redis_url, tmp_path, VULTR_SCRAPER__WORKER__JOB_COMPLETION_WAIT="0.2")
+    worker, lifecycle = build_worker(loaded, queue, jobs=_jobs(60), handle_signals=False)
     worker.main_task = asyncio.ensure_future(worker.main())
     deadline = time.monotonic() + 10
     while not await queue.get(STARTED):
         assert time.monotonic() < deadline, "the job never started"
         await asyncio.sleep(0.01)
 
-    worker.handle_sig(signal.SIGTERM)
+    # arq's two signal handlers: cancel now, or stop polling and cancel after the grace period.
+    if grace:
+        worker.handle_sig_wait_for_completion(signal.SIGTERM)
+    else:
+        worker.handle_sig(signal.SIGTERM)
     with suppress(asyncio.CancelledError):
         await worker.main_task
     await asyncio.gather(*worker.tasks.values(), return_exceptions=True)

@@ -161,7 +161,12 @@ class ProjectWorker(Worker):
         self._claim = self.pool.register_script(_CLAIM_SCRIPT)
 
     def _note_stop(self, signum: Signals) -> None:
-        """arq's ``on_stop``: called once running jobs are done or have just been cancelled."""
+        """arq's ``on_stop``: called once running jobs are done or have just been cancelled.
+
+        Both of arq's signal paths call it right after their ``cancel()`` calls, before any
+        cancelled job resumes, which is in time for ``stop_jobs``.
+        """
+        self.stop_jobs()
         self.stop_signal = signum
         cancelled = sum(not task.done() for task in self.tasks.values())
         if cancelled:
@@ -180,12 +185,11 @@ class ProjectWorker(Worker):
 
     def handle_sig(self, signum: Signals) -> None:
         logger.bind(signal=Signals(signum).name).info(f"stopping on {Signals(signum).name}")
-        self.stop_jobs()
         super().handle_sig(signum)
 
     def stop_jobs(self) -> None:
-        """Before running jobs are cancelled to stop: the wrapper then reports a cancelled try
-        as interrupted (it runs again) rather than as arq's timeout."""
+        """Running jobs are (about to be) cancelled to stop: the wrapper then reports a
+        cancelled try as interrupted (it runs again) rather than as arq's timeout."""
         if self.runner is not None:
             self.runner.stopping = True
 
