@@ -173,11 +173,29 @@ async def bench(url: str, jobs: int, rounds: int) -> dict[str, list[Sample]]:
     return times
 
 
+async def drain_once(url: str, jobs: int, variant: str) -> None:
+    """A warm-up and one drain of ``variant``, untimed (``worker_instructions.py`` counts it)."""
+    stream = _null_stream()
+    for count in (100, jobs):  # 100 first: connections and lazy imports, the same in every run
+        if variant == "arq":
+            await run_arq(url, count, stream, logs=True)
+        else:
+            await run_project(url, count, stream, arq_claim=True)
+    stream.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", choices=("arq", "wrapper-only"), help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.only:
+        with tempfile.TemporaryDirectory(prefix="vs-bench-") as directory:
+            server = EmbeddedRedis(Path(directory), persistent=False)
+            with server:
+                asyncio.run(drain_once(server.url, options.jobs, options.only))
+        return
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as directory:
         server = EmbeddedRedis(Path(directory), persistent=False)
         with server:
