@@ -125,6 +125,8 @@ def test_transient_errors(error: BaseException) -> None:
         KeyError("id"),
         aiohttp.InvalidURL("not a url"),
         redis.exceptions.ResponseError("WRONGTYPE Operation against a key"),
+        redis.exceptions.AuthenticationError("invalid username-password pair"),
+        redis.exceptions.AuthorizationError("NOPERM this user has no permissions"),
     ],
     ids=repr,
 )

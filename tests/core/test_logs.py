@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -382,3 +383,28 @@ def test_a_secret_that_json_escapes_is_still_found() -> None:
         assert record["value"] == f"<{REDACTED}>"
     assert [record["nested"] for record in records[::2]] == [{REDACTED: [REDACTED]}] * 4
     assert leaked(stream.getvalue(), *secrets) == []
+
+
+def test_values_of_other_types_are_their_text_with_secrets_redacted() -> None:
+    @dataclass
+    class Login:
+        user: str
+        password: str = field(repr=False)  # its own repr hides it, and so does the log line
+
+    stream, lines = capture(secrets=("hunter2",))
+    fields = {"raw": b"pw=hunter2", "login": Login("ann", "kept-out"), "when": datetime(2026, 1, 2)}
+    log_line(__name__, "INFO", "odd values", fields)
+    logger.bind(**fields).info("odd values")
+    for record in lines():
+        assert record["raw"] == f"b'pw={REDACTED}'"  # not base64, where no secret is seen
+        assert record["login"] == str(Login("ann", "other"))
+        assert record["when"] == "2026-01-02 00:00:00"
+    assert "kept-out" not in stream.getvalue()
+    assert leaked(stream.getvalue(), "hunter2") == []
+
+
+def test_a_bound_time_or_level_field_is_data_and_redacted() -> None:
+    _, lines = capture(secrets=("hunter2",))
+    log_line(__name__, "INFO", "m", {"level": "hunter2", "time": "at hunter2"})
+    (record,) = lines()
+    assert (record["level"], record["time"]) == (REDACTED, f"at {REDACTED}")

@@ -22,8 +22,14 @@ PREFIX = "t"
 BACKOFF = Backoff(base=1.0, cap=8.0, max_attempts=3, retry_after_cap=60.0)
 
 
-def _runner(max_tries: int = 3) -> JobRunner:
-    return JobRunner(max_tries=max_tries, backoff=BACKOFF, key_prefix=PREFIX, worker_id="w1")
+def _runner(max_tries: int = 3, *, timed_by_arq: bool = False) -> JobRunner:
+    return JobRunner(
+        max_tries=max_tries,
+        backoff=BACKOFF,
+        key_prefix=PREFIX,
+        worker_id="w1",
+        timed_by_arq=timed_by_arq,
+    )
 
 
 def _ctx(redis: Redis, job_try: int = 1, job_id: str = "job-1") -> dict[str, Any]:
@@ -165,10 +171,9 @@ async def test_cancellation_is_logged_as_interrupted_and_propagates(
 async def test_when_arq_keeps_the_time_a_cancellation_is_its_timeout_unless_stopping(
     redis: Redis, log_records: list[dict[str, Any]], stopping: bool
 ) -> None:
-    runner = _runner()
+    runner = _runner(timed_by_arq=True)
     runner.stopping = stopping
-    job = runner.execute(_spec(_slow), 0.05, _ctx(redis), (), {}, timed_by_arq=True)
-    task = asyncio.create_task(job)
+    task = asyncio.create_task(runner.execute(_spec(_slow), 0.05, _ctx(redis), (), {}))
     await asyncio.sleep(0.1)  # past the timeout: only arq's cancel ends the try
     assert not task.done()
     task.cancel()
@@ -183,6 +188,74 @@ async def test_when_arq_keeps_the_time_a_cancellation_is_its_timeout_unless_stop
         assert (run.outcome, run.error_type) == ("retry", "JobTimeout")
     (end,) = _ends(log_records)
     assert end["outcome"] == run.outcome
+
+
+async def test_when_arq_keeps_the_time_a_cancellation_turned_into_an_error_is_a_timeout(
+    redis: Redis,
+) -> None:
+    async def cleans_up_badly(ctx: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            raise RuntimeError("cleanup failed")  # what some job code does on cancellation
+        return {"status": "success"}
+
+    runner = _runner(timed_by_arq=True)
+    task = asyncio.create_task(runner.execute(_spec(cleans_up_badly), 0.05, _ctx(redis), (), {}))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.wait([task])
+    retry = task.exception()
+    assert isinstance(retry, Retry) and isinstance(retry.__cause__, JobTimeout)
+    (run,) = await JobHistory(redis, PREFIX).recent("sample")
+    assert (run.outcome, run.error_type) == ("retry", "JobTimeout")
+
+
+async def test_when_arq_keeps_the_time_a_cancelled_error_not_aimed_at_the_try_is_no_timeout(
+    redis: Redis,
+) -> None:
+    async def awaits_a_cancelled_future(ctx: dict[str, Any]) -> dict[str, Any]:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()  # by someone else: this try itself was never cancelled
+        await future
+        return {"status": "success"}
+
+    runner = _runner(timed_by_arq=True)
+    with pytest.raises(asyncio.CancelledError):
+        await runner.execute(_spec(awaits_a_cancelled_future), 60, _ctx(redis), (), {})
+    (run,) = await JobHistory(redis, PREFIX).recent("sample")
+    assert run.outcome == "interrupted"
+
+
+async def test_records_being_written_when_arqs_deadline_passes_are_finished(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add = FailedJobs.add
+
+    async def slow_add(self: FailedJobs, record: Any) -> None:
+        await asyncio.sleep(0.2)  # Redis being slow just as the deadline passes
+        await add(self, record)
+
+    monkeypatch.setattr(FailedJobs, "add", slow_add)
+
+    async def reports(ctx: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "failed", "error": "upstream said no"}
+
+    runner = _runner(timed_by_arq=True)
+    task = asyncio.create_task(runner.execute(_spec(reports), 60, _ctx(redis), (), {}))
+    await asyncio.sleep(0.05)  # the job has returned; its failed-job record is being written
+    task.cancel()  # arq's timeout
+    result = await task  # arq waits for the cancelled job and takes its outcome
+    assert result["status"] == "failed"
+    record = await FailedJobs(redis, PREFIX).get("job-1")
+    assert record is not None and record.error == "upstream said no"
+    (run,) = await JobHistory(redis, PREFIX).recent("sample")
+    assert run.outcome == "failed"
+
+
+def test_only_a_runner_timed_by_arq_wraps_jobs_for_arq() -> None:
+    with pytest.raises(ValueError, match="timed_by_arq"):
+        _runner().wrap(_spec(_ok), 10)
 
 
 async def test_status_failed_is_a_failure_without_an_exception(redis: Redis) -> None:

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 from loguru import logger
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
+from redis.exceptions import AuthorizationError as RedisAuthorizationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
@@ -78,10 +80,13 @@ def is_transient(error: BaseException) -> bool:
     Besides HTTP trouble, Redis going away in the middle of a job is transient: its connection
     errors once redis-py's own retries are spent, and ``WatchError``, which is what a dropped
     connection inside a WATCH transaction becomes (the store's own retry loops have already
-    absorbed ordinary contention by then).
+    absorbed ordinary contention by then). A refused password or ACL is not: trying again
+    cannot fix it.
     """
     if isinstance(error, HttpError):
         return error.transient
+    if isinstance(error, RedisAuthenticationError | RedisAuthorizationError):
+        return False
     return isinstance(
         error,
         aiohttp.ClientConnectionError

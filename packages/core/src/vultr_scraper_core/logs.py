@@ -4,12 +4,13 @@ Each line has ``time``, ``level``, ``logger``, ``message`` and the record's boun
 (job id, function, try, duration, outcome, ...); a record with an exception adds ``error_type``,
 ``error`` and ``traceback`` (still one line: JSON escapes the newlines).
 
-Redaction: every configured secret value is replaced in every string field (keys included)
-before the line is encoded, so the output is always valid JSON and a secret cannot survive in
-escaped form either. Most lines contain no secret, and that is checked on the encoded line:
-JSON escapes a string character by character, so a field containing a secret puts the secret's
-own JSON form into the line. Only a line in which one of those forms occurs is rendered again,
-field by field with the secrets replaced.
+Redaction: every configured secret value is replaced in every string of a field's value (keys
+of nested dicts included) before the line is encoded, so the output is always valid JSON and a
+secret cannot survive in escaped form either; values of other types are logged as their
+``str()``. Most lines hold only JSON's own types and no secret, and that is checked cheaply: the
+line is encoded as it is and each secret's JSON form searched for in it. JSON escapes a string
+character by character, so a string containing a secret puts the secret's own JSON form into the
+line. Only a line in which one occurs, or with other types in it, is rendered field by field.
 
 The worker's two lines per job (``log_line``) skip loguru's record machinery once
 ``setup_logging`` is active: building a loguru record (caller frame, thread, process, a copy for
@@ -36,8 +37,8 @@ from loguru import logger
 
 REDACTED = "***"
 
-# Values JSON has no form for (paths, exceptions, ...) are logged as their ``str()``.
-_json = msgspec.json.Encoder(enc_hook=str)
+_json = msgspec.json.Encoder()
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class _Redactor:
@@ -62,11 +63,7 @@ class _Redactor:
         return text
 
     def plain(self, value: Any) -> Any:
-        """JSON-ready data with every string (dict keys included) redacted.
-
-        ``value`` is usually ``msgspec.to_builtins`` output already (so that a redacted line
-        shows every value as an unredacted one would); other objects become their ``str()``.
-        """
+        """JSON-ready data with every string (dict keys included) redacted."""
         # Exact types first: this runs for every field of every line, and a type check is a
         # fraction of an isinstance test against a union; subclasses take the general path.
         kind = type(value)
@@ -141,31 +138,37 @@ def _render(
         fields["traceback"] = "".join(
             traceback.format_exception(exception.type, exception.value, exception.traceback)
         ).rstrip()
-    try:
+    if _all_plain(extra.values()):
         line = _json.encode(fields)
-    except (TypeError, ValueError):  # e.g. a dict keyed by tuples: the general path copes
-        line = b""
-    if not line or not redact.clean(line):
-        # Field names are the code's own, and so are the time and level; the rest is data.
-        plain = redact.plain
-        line = _json.encode(
-            {
-                key: value if key in _OWN_FIELDS else plain(value)
-                for key, value in _builtins(fields).items()
-            }
-        )
-    return line.decode() + "\n"
+        if redact.clean(line):
+            return line.decode() + "\n"
+    # Field names are the code's own, and so are the time and level it set; the rest is data.
+    own = _OWN_FIELDS.difference(extra)
+    plain = redact.plain
+    redacted = {key: value if key in own else plain(value) for key, value in fields.items()}
+    return _json.encode(redacted).decode() + "\n"
 
 
 _OWN_FIELDS = frozenset({"time", "level"})
 
 
-def _builtins(fields: dict[str, Any]) -> dict[str, Any]:
-    try:
-        converted: dict[str, Any] = msgspec.to_builtins(fields, enc_hook=str, str_keys=True)
-    except (TypeError, ValueError):
-        return fields
-    return converted
+def _all_plain(values: Iterable[Any]) -> bool:
+    for value in values:  # scalars first: most fields are, and this runs for every line
+        if type(value) not in _PLAIN_SCALARS and not _is_plain(value):
+            return False
+    return True
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is made of JSON's own types only (exact types, ``str`` dict keys)."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is dict:
+        return all(type(key) is str and _is_plain(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return all(_is_plain(item) for item in value)
+    return False
 
 
 class _JsonSink:

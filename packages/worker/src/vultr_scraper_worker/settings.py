@@ -193,14 +193,20 @@ def make_backoff(loaded: LoadedConfig) -> Backoff:
 
 
 def make_runner(
-    loaded: LoadedConfig, worker_id: str | None = None, *, buffer: HistoryBuffer | None = None
+    loaded: LoadedConfig,
+    worker_id: str | None = None,
+    *,
+    buffer: HistoryBuffer | None = None,
+    timed_by_arq: bool = False,
 ) -> JobRunner:
+    """The job runner; ``timed_by_arq`` for the worker, where arq keeps each job's time."""
     return JobRunner(
         max_tries=loaded.config.worker.max_tries,
         backoff=make_backoff(loaded),
         key_prefix=loaded.config.redis.key_prefix,
         worker_id=worker_id,
         buffer=buffer,
+        timed_by_arq=timed_by_arq,
     )
 
 
@@ -239,7 +245,7 @@ def build_worker_settings(
     plans = plan_jobs(config, jobs)
     if not plans:
         raise ValueError("no jobs to serve: the job registry is empty")
-    runner = runner or make_runner(loaded)
+    runner = runner or make_runner(loaded, timed_by_arq=True)
     keep_result = worker.keep_result
     functions: list[Function] = [
         func(

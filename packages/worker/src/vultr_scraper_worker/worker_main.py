@@ -543,7 +543,7 @@ def build_worker(
     lifecycle = Lifecycle(loaded, [plan.name for plan in plans])
     lifecycle.plans = plans
     lifecycle.history = HistoryBuffer(pool, config.redis.key_prefix)
-    runner = make_runner(loaded, worker_id, buffer=lifecycle.history)
+    runner = make_runner(loaded, worker_id, buffer=lifecycle.history, timed_by_arq=True)
     settings = build_worker_settings(
         loaded,
         redis_pool=pool,

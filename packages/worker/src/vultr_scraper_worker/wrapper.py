@@ -12,11 +12,14 @@ classifies errors once:
 Every try is recorded in the job history. Recording never raises: a Redis hiccup while writing
 history is logged and the job's own outcome stands.
 
-Who keeps the time: in the worker, arq does (its ``wait_for`` around every job, with the job's
-own timeout), so a try carries one timer, not two. arq cancels a running job only at its timeout
-or when the worker shuts down, and the worker sets ``JobRunner.stopping`` before the latter; so a
-cancelled try while not stopping is a timeout. ``vultr-scraper run`` has no arq: there
-``execute`` sets the deadline itself.
+Who keeps the time: in the worker (a runner built with ``timed_by_arq``), arq does: its
+``wait_for`` around every job, with the job's own timeout, so a try carries one timer, not two.
+arq cancels a running job only at its timeout or when the worker shuts down, and the worker sets
+``JobRunner.stopping`` before any job sees the latter; so a try whose task was cancelled while
+not stopping has run out of time, whatever the job's code made of the cancellation. The try's
+own records are still written when the deadline passes while they are being written; arq waits
+for the cancelled job and takes what it returns or raises. ``vultr-scraper run`` has no arq:
+there ``execute`` sets the deadline itself.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class JobRunner:
         key_prefix: str,
         worker_id: str | None = None,
         buffer: HistoryBuffer | None = None,
+        timed_by_arq: bool = False,
     ) -> None:
         self.max_tries = max_tries
         self.backoff = backoff
@@ -67,15 +71,18 @@ class JobRunner:
         # The worker batches run records (one pipeline per 50 ms); without a buffer every
         # record is written before the try returns (``run``, tests).
         self.buffer = buffer
-        # Set by the worker before it cancels running jobs to stop; see the module docstring.
+        self.timed_by_arq = timed_by_arq
+        # Set by the worker when it cancels running jobs to stop; see the module docstring.
         self.stopping = False
 
     def wrap(self, spec: JobSpec, timeout: float) -> JobCoroutine:
         """The coroutine function registered with arq for ``spec``, with arq's timeout set to
         the same ``timeout``: arq enforces it, the wrapper reports it."""
+        if not self.timed_by_arq:
+            raise ValueError("jobs registered with arq need a runner built with timed_by_arq")
 
         async def job(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
-            return await self.execute(spec, timeout, ctx, args, kwargs, timed_by_arq=True)
+            return await self.execute(spec, timeout, ctx, args, kwargs)
 
         job.__qualname__ = job.__name__ = f"job[{spec.name}]"
         return job
@@ -87,11 +94,9 @@ class JobRunner:
         ctx: dict[Any, Any],
         args: tuple[Any, ...] | list[Any],
         kwargs: Mapping[str, Any],
-        *,
-        timed_by_arq: bool = False,
     ) -> Any:
-        """One try of ``spec``; ``timed_by_arq``: arq cancels it at ``timeout`` (the worker),
-        rather than a deadline of its own (``vultr-scraper run``, tests)."""
+        """One try of ``spec``: arq cancels it at ``timeout`` (``timed_by_arq``, the worker), or
+        else a deadline of its own does (``vultr-scraper run``)."""
         job_id = str(ctx.get("job_id", ""))
         job_try = int(ctx.get("job_try", 1))
         # The fields every line about this try carries. The start and end lines go through
@@ -105,7 +110,7 @@ class JobRunner:
         )
         started = time.time()
         clock = time.perf_counter()
-        deadline = None if timed_by_arq else asyncio.timeout(timeout)
+        deadline = None if self.timed_by_arq else asyncio.timeout(timeout)
         try:
             if deadline is None:
                 result = await spec.function(ctx, *args, **kwargs)
@@ -113,17 +118,14 @@ class JobRunner:
                 async with deadline:
                     result = await spec.function(ctx, *args, **kwargs)
         except asyncio.CancelledError:
-            if timed_by_arq and not self.stopping:  # arq's timeout, not a shutdown
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()  # the cancellation is answered here, as an error
-                timed_out = _timeout(timeout)
+            if self._consume_arq_timeout():
+                expired = _timeout(timeout)
                 # Raising instead of CancelledError is how arq learns the outcome: its
                 # wait_for hands on what the cancelled job raised (Retry, or the error).
                 await self._failed_try(
-                    spec, ctx, args, kwargs, timed_out, job_try, started, clock, log
+                    spec, ctx, args, kwargs, expired, job_try, started, clock, log
                 )
-                raise timed_out from None
+                raise expired from None
             run = self._run(spec, job_id, job_try, started, clock, "interrupted")
             _log(
                 "WARNING",
@@ -137,7 +139,11 @@ class JobRunner:
             raise
         except Exception as caught:
             error: BaseException = caught
-            if deadline is not None and deadline.expired():
+            if deadline is not None:
+                timed_out = deadline.expired()
+            else:  # also when the job's code turned arq's cancellation into another error
+                timed_out = self._consume_arq_timeout()
+            if timed_out:
                 error = _timeout(timeout)
             await self._failed_try(spec, ctx, args, kwargs, error, job_try, started, clock, log)
             if error is caught:
@@ -293,6 +299,17 @@ class JobRunner:
             worker=self.worker_id,
         )
 
+    def _consume_arq_timeout(self) -> bool:
+        """True if arq's timeout cancelled this try (never at shutdown, never outside the
+        worker); the cancellation is then answered by the caller, not passed on."""
+        if not self.timed_by_arq or self.stopping:
+            return False
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():  # a CancelledError from elsewhere
+            return False
+        task.uncancel()
+        return True
+
     async def _record_run(
         self, ctx: Mapping[Any, Any], run: RunRecord, log: dict[str, Any]
     ) -> None:
@@ -302,10 +319,17 @@ class JobRunner:
         history = JobHistory(_redis(ctx), self.key_prefix)
         await self._best_effort(history.record(run), "job history", log)
 
-    @staticmethod
-    async def _best_effort(operation: Awaitable[None], what: str, log: dict[str, Any]) -> None:
+    async def _best_effort(
+        self, operation: Awaitable[None], what: str, log: dict[str, Any]
+    ) -> None:
+        write = asyncio.ensure_future(asyncio.wait_for(operation, _RECORD_TIMEOUT))
         try:
-            await asyncio.wait_for(operation, _RECORD_TIMEOUT)
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                if not self._consume_arq_timeout():
+                    raise
+                await write  # the deadline passed during the write: finish it, keep the outcome
         except Exception as error:  # never let bookkeeping change the job's outcome
             logger.bind(**log, error=_describe(error), error_type=type(error).__name__).warning(
                 f"could not write the {what}"
