@@ -17,7 +17,7 @@ from vultr_scraper_core.config import load_config
 from vultr_scraper_worker.enqueue import close_client, queue_client
 from vultr_scraper_worker.failures import FailedJob, FailedJobs
 from vultr_scraper_worker.serialization import deserialize
-from vultr_scraper_worker.settings import build_worker_settings, load_job_set
+from vultr_scraper_worker.settings import build_worker_settings, load_job_set, make_runner
 from vultr_scraper_worker.worker_main import ProjectWorker
 
 QUIET = "tests.worker.sample_quiet"
@@ -148,10 +148,17 @@ def _beat(redis_url: str, env: dict[str, str], *, age: float = 0.0) -> None:
         loaded = load_config(None, environ=env)
         client = queue_client(redis_url, queue_name="arq:queue")
         try:
+            runner = make_runner(loaded, timed_by_arq=True)
             settings = build_worker_settings(
-                loaded, redis_pool=client, jobs=load_job_set(QUIET), handle_signals=False
+                loaded,
+                redis_pool=client,
+                jobs=load_job_set(QUIET),
+                runner=runner,
+                handle_signals=False,
             )
-            worker = ProjectWorker(key_prefix="vs", worker_id="host:1:abc", **settings)
+            worker = ProjectWorker(
+                key_prefix="vs", worker_id="host:1:abc", runner=runner, **settings
+            )
             await worker.beat()
             if age:
                 score = await client.zscore("vs:workers", "host:1:abc")

@@ -148,7 +148,7 @@ class ProjectWorker(Worker):
     """
 
     def __init__(
-        self, *, key_prefix: str, worker_id: str, runner: JobRunner | None = None, **settings: Any
+        self, *, key_prefix: str, worker_id: str, runner: JobRunner, **settings: Any
     ) -> None:
         super().__init__(**settings)
         self.key_prefix = key_prefix
@@ -190,8 +190,7 @@ class ProjectWorker(Worker):
     def stop_jobs(self) -> None:
         """Running jobs are (about to be) cancelled to stop: the wrapper then reports a
         cancelled try as interrupted (it runs again) rather than as arq's timeout."""
-        if self.runner is not None:
-            self.runner.stopping = True
+        self.runner.stopping = True
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim due jobs with one Lua call instead of arq's WATCH/EXISTS/ZSCORE/MULTI per job.

@@ -476,7 +476,13 @@ async def stylesheet(request: web.Request, args: dict[str, Any]) -> web.StreamRe
 
 
 _NOTE_PATTERN = r"^[A-Za-z0-9._:-]+$"
-_HTML_PAGE = Response("HTML page", media_type=HTML, schema={"type": "string"})
+
+
+def _html(description: str) -> Response:
+    return Response(description, media_type=HTML, schema={"type": "string"})
+
+
+_HTML_PAGE = _html("HTML page")
 _TO_STATUS = Response("Back to the status page", media_type=None, headers={"Location": "/"})
 
 ROUTES = [
@@ -518,7 +524,7 @@ ROUTES = [
         uses_redis=False,
         responses={
             200: _HTML_PAGE,
-            403: Response("No token is configured", media_type=HTML, schema={"type": "string"}),
+            403: _html("No token is configured"),
         },
     ),
     Route(
@@ -536,14 +542,8 @@ ROUTES = [
         description="Same-origin form posts only (Origin or Referer must match the Host).",
         responses={
             303: _TO_STATUS,
-            401: Response(
-                "Wrong token: the form again", media_type=HTML, schema={"type": "string"}
-            ),
-            403: Response(
-                "No token configured, or a cross-site post",
-                media_type=HTML,
-                schema={"type": "string"},
-            ),
+            401: _html("Wrong token: the form again"),
+            403: _html("No token configured, or a cross-site post"),
         },
     ),
     Route(
@@ -558,7 +558,7 @@ ROUTES = [
         uses_redis=False,
         responses={
             303: _TO_STATUS,
-            403: Response("A cross-site post", media_type=HTML, schema={"type": "string"}),
+            403: _html("A cross-site post"),
         },
     ),
     Route(
