@@ -1,0 +1,366 @@
+"""Every table and key of the configuration, with its default, and the rules types cannot express.
+
+The schema is a tree of msgspec Structs rooted at ``Config``: keyword-only, and an unknown key is
+an error. ``problems`` lists the values that have the right type but are out of range or
+inconsistent (a schedule minute of 60, an alert naming a sink that does not exist), each as the
+dotted key and the reason; ``loading`` turns the first one into a ``ConfigError`` naming where
+the key came from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config table: keyword-only, and unknown keys are errors."""
+
+
+class RedisConfig(_Section):
+    # Empty: the CLI and the worker start and own a private redis-server under the state dir.
+    url: str = ""
+    password_file: str = ""
+    queue_name: str = "arq:queue"
+    # Prefix of every key the project stores (catalogue, changes, failed jobs, ...).
+    key_prefix: str = "vs"
+
+
+class VultrConfig(_Section):
+    base_url: str = "https://api.vultr.com/v2"
+    # The catalogue endpoints need no key; one is only sent where an endpoint requires it.
+    api_key_file: str = ""
+    per_page: int = 500
+    availability_concurrency: int = 4
+
+
+class ClientConfig(_Section):
+    """Outgoing HTTP: timeouts, pacing and the one retry policy every caller shares."""
+
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    rate_limit: float = 5.0  # requests per second per session; 0 disables pacing
+    connection_limit: int = 20
+    max_attempts: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 120.0
+
+
+class HttpConfig(_Section):
+    """The worker's own HTTP server: API, status page and metrics."""
+
+    listen: str = "127.0.0.1:8080"  # empty disables the server
+    token_file: str = ""  # bearer token for write endpoints
+    protect_reads: bool = False
+    catalog_max_age: float = 3600.0  # /healthz turns 503 when the last good scrape is older
+    price_metrics: bool = False  # per-plan price series (high cardinality) on /metrics
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """A parsed ``[http] listen``: a TCP host and port, or a unix socket path."""
+
+    host: str | None = None  # None: every interface
+    port: int = 0  # 0: any free port
+    path: str | None = None  # a unix socket
+
+
+_LISTEN_FORMS = "HOST:PORT (e.g. 127.0.0.1:8080), [IPv6]:PORT, :PORT, unix:/path or empty"
+
+
+def parse_listen(value: str) -> ListenAddress | None:
+    """The address from ``[http] listen``; None when it is empty (the server is disabled).
+
+    The one parser of the key: the config loader validates with it and the HTTP server binds
+    what it returns. Raises ValueError with a reason (no key name) when the value is invalid.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path:
+            raise ValueError(f"a unix socket needs a path (unix:/path), got {value!r}")
+        return ListenAddress(path=path)
+    host, separator, port_text = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2
+    if (
+        not separator
+        or not port_text.isdigit()
+        or not 0 <= int(port_text) <= 65535
+        or ("[" in host or "]" in host) != bracketed
+        or (":" in host and not bracketed)
+    ):
+        raise ValueError(f"expected {_LISTEN_FORMS}, got {value!r}")
+    if bracketed:
+        host = host[1:-1]
+    return ListenAddress(host=host or None, port=int(port_text))
+
+
+class CatalogConfig(_Section):
+    max_count_drop: float = 0.2  # quarantine when the item count falls by more than this share
+    max_price_ratio: float = 1.5  # quarantine when a price rises above old * ratio
+    min_price_ratio: float = 0.5  # quarantine when a price falls below old * ratio
+    archive_retention_days: int = 30
+    include_os: bool = True
+
+
+class ScheduleConfig(_Section):
+    enabled: bool = True
+    # Cron fields in UTC; an empty list means "every".
+    minute: list[int] = msgspec.field(default_factory=list)
+    hour: list[int] = msgspec.field(default_factory=list)
+    timeout: float = 300.0
+
+
+def _schedule(minute: list[int], hour: list[int] | None = None, timeout: float = 300.0) -> Any:
+    return msgspec.field(
+        default_factory=lambda: ScheduleConfig(minute=minute, hour=hour or [], timeout=timeout)
+    )
+
+
+class SchedulesConfig(_Section):
+    scrape_catalog: ScheduleConfig = _schedule([0, 15, 30, 45], timeout=600.0)
+    scrape_availability: ScheduleConfig = _schedule(list(range(0, 60, 5)), timeout=300.0)
+    check_health: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
+    dispatch_alerts: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
+    prune: ScheduleConfig = _schedule([7], hour=[3], timeout=600.0)
+
+
+class WorkerConfig(_Section):
+    max_tries: int = 3
+    max_jobs: int = 10
+    job_completion_wait: float = 30.0
+    health_check_interval: float = 30.0
+    poll_delay: float = 0.5
+    keep_result: float = 3600.0
+    retry_backoff_base: float = 5.0
+    retry_backoff_cap: float = 300.0
+    # How long Redis may be unreachable before the worker gives up and exits non-zero.
+    redis_outage_budget: float = 30.0
+
+
+class EndpointConfig(_Section):
+    name: str
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    timeout: float = 10.0
+    interval: float = 60.0
+    status: list[int] = msgspec.field(default_factory=lambda: [200])
+    max_latency_ms: float | None = None
+    body_contains: str | None = None
+    body_regex: str | None = None
+    json_path: str | None = None
+    json_equals: Any = None
+    cert_min_days: int | None = None
+    tls_verify: bool = True  # false: accept any certificate (cert_min_days still applies)
+    ca_file: str = ""  # PEM file of the only CAs to trust for this endpoint
+    # Per-endpoint overrides of the [health] thresholds.
+    failure_threshold: int | None = None
+    success_threshold: int | None = None
+
+
+class HealthConfig(_Section):
+    check_vultr_api: bool = True
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    concurrency: int = 20
+    keep_results: int = 100
+    rollup_days: int = 30  # hourly uptime rollups older than this are pruned
+    endpoints: list[EndpointConfig] = msgspec.field(default_factory=list)
+
+
+# The event kinds an [[alerts]] table may watch (see docs/health-and-alerts.md). Each maps to a
+# change-event kind, some with a condition on the event's values.
+ALERT_KINDS = (
+    "new_plan",
+    "plan_retired",
+    "price_changed",
+    "price_dropped",
+    "price_increased",
+    "back_in_stock",
+    "out_of_stock",
+    "stock_changed",
+    "spec_changed",
+    "region_added",
+    "region_removed",
+    "schema_drift",
+    "endpoint_down",
+    "endpoint_up",
+)
+
+
+class AlertConfig(_Section):
+    """A saved search: which change events to watch and which plans / endpoints they concern."""
+
+    name: str
+    kinds: list[str] = msgspec.field(default_factory=list)  # from ALERT_KINDS, at least one
+    sinks: list[str] = msgspec.field(default_factory=list)
+    plan_type: str | None = None  # e.g. "vcg"
+    plan: str | None = None  # plan id or glob, e.g. "vcg-*"
+    min_vcpu: int | None = None
+    min_ram_mb: int | None = None
+    min_gpu_vram_gb: int | None = None
+    gpu_type: str | None = None  # case-insensitive substring: "nvidia", "A100"
+    regions: list[str] = msgspec.field(default_factory=list)  # empty: any region
+    # USD, exact: a TOML number is read as written (0.15 -> Decimal("0.15")), and a string
+    # ("0.0075") is accepted too, so money never passes through float arithmetic.
+    max_monthly: Decimal | None = None
+    max_hourly: Decimal | None = None
+    in_stock: bool | None = None  # true: in stock in one of ``regions`` (any if empty)
+    endpoint: str | None = None  # endpoint name or glob for endpoint_down / endpoint_up
+
+
+class SinkConfig(_Section):
+    name: str
+    # webhook: JSON + HMAC signature; slack / discord: chat message; ntfy: plain-text POST.
+    kind: Literal["webhook", "slack", "discord", "ntfy"] = "webhook"
+    url: str = ""
+    # webhook: the HMAC-SHA256 key; ntfy: a bearer token; slack / discord: the webhook URL
+    # itself (used when ``url`` is empty, since those URLs are credentials).
+    secret_file: str = ""
+    timeout: float = 10.0
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class LogConfig(_Section):
+    level: str = "INFO"
+
+
+class PathsConfig(_Section):
+    # Empty: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/vultr-scraper.
+    state_dir: str = ""
+
+
+class Config(_Section):
+    redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
+    vultr: VultrConfig = msgspec.field(default_factory=VultrConfig)
+    client: ClientConfig = msgspec.field(default_factory=ClientConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    catalog: CatalogConfig = msgspec.field(default_factory=CatalogConfig)
+    worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
+    schedules: SchedulesConfig = msgspec.field(default_factory=SchedulesConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    alerts: list[AlertConfig] = msgspec.field(default_factory=list)
+    sinks: list[SinkConfig] = msgspec.field(default_factory=list)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    paths: PathsConfig = msgspec.field(default_factory=PathsConfig)
+
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def problems(config: Config) -> list[tuple[str, str]]:
+    """Range and consistency checks that types alone cannot express: ``(dotted key, reason)``
+    pairs, in the order of the reference (docs/configuration.md); empty when all is well."""
+    found: list[tuple[str, str]] = []
+
+    def at_least(key: str, value: float, minimum: float) -> None:
+        if value < minimum:
+            found.append((key, f"must be at least {minimum}, got {value}"))
+
+    def positive(key: str, value: float) -> None:
+        if not value > 0:
+            found.append((key, f"must be greater than 0, got {value}"))
+
+    at_least("worker.max_tries", config.worker.max_tries, 1)
+    at_least("worker.max_jobs", config.worker.max_jobs, 1)
+    at_least("client.max_attempts", config.client.max_attempts, 1)
+    positive("client.timeout", config.client.timeout)
+    positive("client.connect_timeout", config.client.connect_timeout)
+    at_least("client.rate_limit", config.client.rate_limit, 0)
+    at_least("client.connection_limit", config.client.connection_limit, 0)
+    at_least("client.backoff_base", config.client.backoff_base, 0)
+    at_least("client.backoff_cap", config.client.backoff_cap, 0)
+    at_least("vultr.availability_concurrency", config.vultr.availability_concurrency, 1)
+    if not 1 <= config.vultr.per_page <= 500:
+        found.append(("vultr.per_page", f"must be between 1 and 500, got {config.vultr.per_page}"))
+    if not 0 < config.catalog.max_count_drop < 1:
+        found.append(("catalog.max_count_drop", "must be between 0 and 1"))
+    at_least("health.failure_threshold", config.health.failure_threshold, 1)
+    at_least("health.success_threshold", config.health.success_threshold, 1)
+    if config.log.level.upper() not in LOG_LEVELS:
+        found.append(("log.level", f"must be one of {', '.join(LOG_LEVELS)}"))
+    for name in SchedulesConfig.__struct_fields__:
+        schedule: ScheduleConfig = getattr(config.schedules, name)
+        for field, values, top in (("minute", schedule.minute, 59), ("hour", schedule.hour, 23)):
+            bad = [value for value in values if not 0 <= value <= top]
+            if bad:
+                found.append((f"schedules.{name}.{field}", f"values must be 0-{top}, got {bad[0]}"))
+    names = [endpoint.name for endpoint in config.health.endpoints]
+    if len(names) != len(set(names)):
+        found.append(("health.endpoints", "names must be unique"))
+    sink_names = {sink.name for sink in config.sinks}
+    for index, alert in enumerate(config.alerts):
+        missing = [name for name in alert.sinks if name not in sink_names]
+        if missing:
+            found.append((f"alerts[{index}].sinks", f"unknown sink {', '.join(missing)}"))
+    found.extend(_alerting_problems(config))
+    try:
+        parse_listen(config.http.listen)
+    except ValueError as error:
+        found.append(("http.listen", str(error)))
+    if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        found.append(("redis.url", "must start with redis://, rediss:// or unix://"))
+    return found
+
+
+def _alerting_problems(config: Config) -> list[tuple[str, str]]:
+    """Health endpoints, alerts and sinks: what types alone cannot check."""
+    found: list[tuple[str, str]] = []
+    health = config.health
+    if health.concurrency < 1:
+        found.append(("health.concurrency", "must be at least 1"))
+    if health.keep_results < 1:
+        found.append(("health.keep_results", "must be at least 1"))
+    if health.rollup_days < 1:
+        found.append(("health.rollup_days", "must be at least 1"))
+    for index, endpoint in enumerate(health.endpoints):
+        key = f"health.endpoints[{index}]"
+        if not endpoint.url.lower().startswith(("http://", "https://")):
+            found.append((f"{key}.url", "must start with http:// or https://"))
+        if not endpoint.timeout > 0 or not endpoint.interval > 0:
+            found.append((key, "timeout and interval must be greater than 0"))
+        for name in ("failure_threshold", "success_threshold"):
+            value = getattr(endpoint, name)
+            if value is not None and value < 1:
+                found.append((f"{key}.{name}", "must be at least 1"))
+        if endpoint.body_regex is not None:
+            try:
+                re.compile(endpoint.body_regex)
+            except re.error as exc:
+                found.append((f"{key}.body_regex", f"invalid regular expression: {exc}"))
+        if endpoint.json_path is not None and not re.fullmatch(
+            r"\$?\.?([^.\[\]]+|\[-?\d+\])(\.?([^.\[\]]+|\[-?\d+\]))*", endpoint.json_path
+        ):
+            found.append((f"{key}.json_path", "invalid path (e.g. meta.total, items[0].id)"))
+    for index, alert in enumerate(config.alerts):
+        unknown = [kind for kind in alert.kinds if kind not in ALERT_KINDS]
+        if not alert.kinds:
+            found.append((f"alerts[{index}].kinds", "must name at least one event kind"))
+        elif unknown:
+            found.append(
+                (
+                    f"alerts[{index}].kinds",
+                    f"unknown kind {unknown[0]!r}; known: {', '.join(ALERT_KINDS)}",
+                )
+            )
+    names = [alert.name for alert in config.alerts]
+    if len(names) != len(set(names)):
+        found.append(("alerts", "names must be unique"))
+    sink_names = [sink.name for sink in config.sinks]
+    if len(sink_names) != len(set(sink_names)):
+        found.append(("sinks", "names must be unique"))
+    for index, sink in enumerate(config.sinks):
+        chat_url_in_secret = sink.kind in ("slack", "discord") and sink.secret_file
+        if not sink.url and not chat_url_in_secret:
+            found.append((f"sinks[{index}].url", "required (or secret_file for slack/discord)"))
+        elif sink.url and not sink.url.lower().startswith(("http://", "https://")):
+            found.append((f"sinks[{index}].url", "must start with http:// or https://"))
+    return found
