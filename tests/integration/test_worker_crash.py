@@ -16,7 +16,7 @@ from tests.worker.processes import WorkerProcess, eventually, queue_for, worker_
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.records.runs import JobHistory
 
 pytestmark = pytest.mark.slow
 CATALOG_JOBS = "tests.worker.catalog_jobs"

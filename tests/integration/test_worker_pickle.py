@@ -11,8 +11,8 @@ import pytest
 
 from tests.worker.processes import WorkerProcess, cli, eventually, queue_for, worker_env, workers
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.failures import FailedJobs
-from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.records.failed import FailedJobs
+from vultr_scraper_worker.records.runs import JobHistory
 
 pytestmark = pytest.mark.slow
 

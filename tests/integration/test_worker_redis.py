@@ -19,7 +19,7 @@ from tests.worker.processes import (
 )
 from vultr_scraper_core.embedded_redis import EmbeddedRedis
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.records.runs import JobHistory
 
 pytestmark = pytest.mark.slow
 

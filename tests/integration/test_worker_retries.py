@@ -17,8 +17,8 @@ from tests.worker.processes import (
     workers,
 )
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.failures import FailedJobs
-from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.records.failed import FailedJobs
+from vultr_scraper_worker.records.runs import JobHistory
 
 pytestmark = pytest.mark.slow
 PREFIX = "vs"

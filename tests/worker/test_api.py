@@ -30,7 +30,7 @@ from tests.worker.api_harness import (
 from vultr_scraper_core.config import EndpointConfig, HealthConfig
 from vultr_scraper_core.models import CloudPlan
 from vultr_scraper_worker.api.server import start_http_server
-from vultr_scraper_worker.failures import FailedJobs
+from vultr_scraper_worker.records.failed import FailedJobs
 from vultr_scraper_worker.serialization import deserialize
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -25,7 +25,7 @@ from tests.worker.api_harness import (
 )
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.health import HealthStore, ProbeResult
-from vultr_scraper_worker.api.jobstats import BUCKETS, bucket_of, parse_stats
+from vultr_scraper_worker.records.stats import BUCKETS, bucket_of, parse_stats
 
 NOW = datetime.now(UTC)
 
@@ -100,7 +100,7 @@ async def test_job_counters_and_duration_histogram(redis_url: str, redis: Redis)
 
 
 async def test_counters_only_grow_beyond_the_bounded_history(redis_url: str, redis: Redis) -> None:
-    from vultr_scraper_worker.history import RUNS_PER_JOB
+    from vultr_scraper_worker.records.runs import RUNS_PER_JOB
 
     for _ in range(RUNS_PER_JOB + 5):
         await record_run(redis, "check-health", "success", 0.01)

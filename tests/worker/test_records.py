@@ -8,8 +8,8 @@ import pytest
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 
-from vultr_scraper_worker.failures import AlreadyRetried, FailedJob, FailedJobs, RetryRefused
-from vultr_scraper_worker.history import JobHistory, RunRecord, summarise
+from vultr_scraper_worker.records.failed import AlreadyRetried, FailedJob, FailedJobs, RetryRefused
+from vultr_scraper_worker.records.runs import JobHistory, RunRecord, summarise
 from vultr_scraper_worker.serialization import deserialize
 
 PREFIX = "t"

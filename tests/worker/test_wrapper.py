@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from vultr_scraper_core.http import Backoff, PermanentHttpError, TransientHttpError
 from vultr_scraper_core.redis import connect
 from vultr_scraper_jobs.registry import JobSpec
-from vultr_scraper_worker.failures import FailedJobs
-from vultr_scraper_worker.history import JobHistory
+from vultr_scraper_worker.records.failed import FailedJobs
+from vultr_scraper_worker.records.runs import JobHistory
 from vultr_scraper_worker.wrapper import JobRunner, JobTimeout, run_inline
 
 PREFIX = "t"

@@ -3,8 +3,8 @@
 arq pickles by default, so anyone able to write to Redis could run code in the worker. These
 functions replace pickle everywhere: a payload that is not msgpack (a pickle planted in Redis, a
 job from a producer still using pickle) is refused with ``RefusedPayload``; arq then fails that
-job without running it, and the worker records the refusal (see ``failures``). Nothing here ever
-calls ``pickle``.
+job without running it, and the worker records the refusal (see ``records.failed``). Nothing
+here ever calls ``pickle``.
 
 Results that msgpack cannot carry are made plain instead of being lost: an exception becomes
 ``{"error_type": ..., "error": ...}`` (arq stores a failed job's exception as its result), sets

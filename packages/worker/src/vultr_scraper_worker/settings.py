@@ -32,7 +32,7 @@ from vultr_scraper_core.config import Config, LoadedConfig, ScheduleConfig
 from vultr_scraper_core.http import Backoff
 from vultr_scraper_jobs.registry import JobSpec, all_jobs
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.history import HistoryBuffer
+from vultr_scraper_worker.records.runs import HistoryBuffer
 from vultr_scraper_worker.serialization import deserialize, serialize
 from vultr_scraper_worker.wrapper import JobRunner
 

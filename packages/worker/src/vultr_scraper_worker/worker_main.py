@@ -46,8 +46,8 @@ from vultr_scraper_core.config import LoadedConfig, mask_url
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
-from vultr_scraper_worker.failures import FailedJob, FailedJobs
-from vultr_scraper_worker.history import HistoryBuffer, JobHistory, RunRecord
+from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
+from vultr_scraper_worker.records.runs import HistoryBuffer, JobHistory, RunRecord
 from vultr_scraper_worker.runtime import job_context, redis_url
 from vultr_scraper_worker.serialization import describe_payload
 from vultr_scraper_worker.settings import (

@@ -37,8 +37,8 @@ from redis.asyncio import Redis
 from vultr_scraper_core.http import Backoff, is_transient, retry_after_of
 from vultr_scraper_core.logs import log_line
 from vultr_scraper_jobs.registry import JobSpec
-from vultr_scraper_worker.failures import FailedJob, FailedJobs
-from vultr_scraper_worker.history import HistoryBuffer, JobHistory, RunRecord, summarise
+from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
+from vultr_scraper_worker.records.runs import HistoryBuffer, JobHistory, RunRecord, summarise
 
 _ERROR_TEXT = 500
 _RECORD_TIMEOUT = 5.0  # seconds a best-effort write may take while the job is being cancelled

@@ -10,9 +10,9 @@ startup hook and ``server.stop_http_server`` from its shutdown, on ``[http] list
   ``openapi``: the OpenAPI 3.1 document; ``schemas``: the response schemas in it;
 * ``auth``: bearer token, login cookie and the same-origin check for cookie-authenticated posts;
 * ``routes_catalog``, ``routes_jobs``, ``routes_health``: the JSON endpoints per area;
-  ``metrics``: ``/metrics``; ``jobstats``: the cumulative job counters behind it; ``feed``:
-  ``/feed.atom``; ``page``: ``/``, ``/login``, ``/logout`` and ``/style.css``;
-* ``data`` and ``catalog_data``: the only modules that read the other packages' stores;
+  ``metrics``: ``/metrics`` (its job counters are ``records.stats``); ``feed``: ``/feed.atom``;
+  ``page``: ``/``, ``/login``, ``/logout`` and ``/style.css``;
+* ``reads_jobs`` and ``reads_catalog``: the only modules that read the other packages' stores;
   ``documents``: their records as JSON documents;
 * ``html``: the escaping template helper; ``templates/`` and ``static/``: the page's files.
 

@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 
 from vultr_scraper_core.store.changes import ChangeEvent
-from vultr_scraper_worker.api.data import EndpointHealth
-from vultr_scraper_worker.failures import FailedJob
-from vultr_scraper_worker.history import RunRecord
-from vultr_scraper_worker.overview import JobOverview, QueuedJob
+from vultr_scraper_worker.api.reads_jobs import EndpointHealth
+from vultr_scraper_worker.records.failed import FailedJob
+from vultr_scraper_worker.records.queue import JobOverview, QueuedJob
+from vultr_scraper_worker.records.runs import RunRecord
 
 
 def unix_time(value: float | None) -> datetime | None:

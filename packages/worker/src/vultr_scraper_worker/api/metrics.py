@@ -29,10 +29,10 @@ from prometheus_client.core import (
 from redis.exceptions import RedisError
 
 from vultr_scraper_core import __version__
-from vultr_scraper_worker.api import catalog_data, data
+from vultr_scraper_worker.api import reads_catalog, reads_jobs
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
-from vultr_scraper_worker.history import OUTCOMES
+from vultr_scraper_worker.records.runs import OUTCOMES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 NS = "vultr_scraper"
@@ -51,8 +51,8 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily
 
 
 async def _job_families(state: ApiState) -> list[Metric]:
-    stats = await data.job_stats(state)
-    jobs = await data.scheduled_jobs(state)
+    stats = await reads_jobs.job_stats(state)
+    jobs = await reads_jobs.scheduled_jobs(state)
     names = sorted({job.name for job in jobs} | {name for name, _ in stats.runs})
     runs = CounterMetricFamily(
         f"{NS}_job_runs", "Job tries that ended, by job and outcome", labels=["job", "outcome"]
@@ -85,20 +85,20 @@ async def _job_families(state: ApiState) -> list[Metric]:
             last_ok.add_metric([job.name], job.last_success.timestamp())
         if job.next_run is not None:
             next_run.add_metric([job.name], job.next_run.timestamp())
-    queue = await data.queue_status(state, limit=1000)
+    queue = await reads_jobs.queue_status(state, limit=1000)
     depth = _gauge("queue_jobs", "Jobs in the queue by state", ["state"])
     for kind in ("queued", "deferred", "running"):
         depth.add_metric([kind], sum(job.state == kind for job in queue.jobs))
     total = _gauge("queue_length", "Every job id in the queue, running ones included")
     total.add_metric([], queue.total)
-    failed_count, _ = await data.failed_jobs(state, 0)
+    failed_count, _ = await reads_jobs.failed_jobs(state, 0)
     failed = _gauge("failed_jobs", "Failed-job records held (retry them from the status page)")
     failed.add_metric([], failed_count)
     return [runs, durations, last_run, last_ok, last_outcome, next_run, depth, total, failed]
 
 
 async def _health_families(state: ApiState) -> list[Metric]:
-    endpoints = await data.endpoint_health(state)
+    endpoints = await reads_jobs.endpoint_health(state)
     up = _gauge(
         "endpoint_up", "1 when the endpoint is up, 0 when down (absent: unknown)", ["endpoint"]
     )
@@ -126,7 +126,7 @@ async def _health_families(state: ApiState) -> list[Metric]:
 
 
 async def _catalog_families(state: ApiState) -> list[Metric]:
-    summary = await catalog_data.summary(state, with_stock=True)
+    summary = await reads_catalog.summary(state, with_stock=True)
     items = _gauge("catalog_items", "Records in the current catalogue", ["collection"])
     for collection, count in sorted(summary.counts.items()):
         items.add_metric([collection], count)
@@ -151,12 +151,12 @@ async def _catalog_families(state: ApiState) -> list[Metric]:
     fresh = _gauge(
         "catalog_fresh", "1 when the last good scrape is younger than [http] catalog_max_age"
     )
-    fresh.add_metric([], float(catalog_data.freshness(state, summary)[0]))
+    fresh.add_metric([], float(reads_catalog.freshness(state, summary)[0]))
     stock = _gauge("stock_pairs", "Plan x region pairs by stock state", ["state"])
     for name, count in sorted(summary.stock.items()):
         stock.add_metric([name], count)
     changes = CounterMetricFamily(f"{NS}_changes", "Events in the change feed (never trimmed)")
-    changes.add_metric([], await data.change_count(state))
+    changes.add_metric([], await reads_jobs.change_count(state))
     families: list[Metric] = [items, last_ok, last_try, quarantined, since, fresh, stock, changes]
     if state.config.http.price_metrics:
         families.extend(await _price_families(state))
@@ -166,7 +166,7 @@ async def _catalog_families(state: ApiState) -> list[Metric]:
 async def _price_families(state: ApiState) -> list[Metric]:
     monthly = _gauge("plan_monthly_cost_dollars", "Published monthly price (USD)", ["plan", "type"])
     hourly = _gauge("plan_hourly_cost_dollars", "Published hourly price (USD)", ["plan", "type"])
-    for plan in await catalog_data.plan_prices(state):
+    for plan in await reads_catalog.plan_prices(state):
         if plan.monthly is not None:
             monthly.add_metric([plan.id, plan.type], float(plan.monthly))
         if plan.hourly is not None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from vultr_scraper_core import __version__
 from vultr_scraper_core.describe import describe_event, plural
 from vultr_scraper_core.store.changes import ChangeEvent
-from vultr_scraper_worker.api import catalog_data, data
+from vultr_scraper_worker.api import reads_catalog, reads_jobs
 from vultr_scraper_worker.api.auth import (
     check_same_origin,
     clear_session_cookie,
@@ -28,8 +28,8 @@ from vultr_scraper_worker.api.html import Markup, join, render, static_file, tem
 from vultr_scraper_worker.api.params import text
 from vultr_scraper_worker.api.routing import Access, Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
-from vultr_scraper_worker.failures import FailedJob
-from vultr_scraper_worker.overview import JobOverview, QueueSnapshot
+from vultr_scraper_worker.records.failed import FailedJob
+from vultr_scraper_worker.records.queue import JobOverview, QueueSnapshot
 from vultr_scraper_worker.settings import JobPlan, describe_schedule
 
 HTML = "text/html"
@@ -159,7 +159,7 @@ def _jobs_table(
     jobs: Sequence[JobOverview], plans: Sequence[JobPlan], now: datetime, can_write: bool
 ) -> Markup:
     schedules = {plan.name: plan.schedule for plan in plans}
-    takes_arguments = {plan.name for plan in plans if data.needs_arguments(plan)}
+    takes_arguments = {plan.name for plan in plans if reads_jobs.needs_arguments(plan)}
     rows: list[list[Cell]] = []
     for job in jobs:
         last = job.last_run
@@ -261,7 +261,7 @@ def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
     return table(["When", "Kind", "Subject", "Region", "Change"], rows)
 
 
-def _cheapest_table(cheapest: Sequence[catalog_data.RegionCheapest]) -> Markup:
+def _cheapest_table(cheapest: Sequence[reads_catalog.RegionCheapest]) -> Markup:
     if not cheapest:
         return empty("No in-stock plan known yet (stock is checked by scrape-availability).")
     rows: list[list[Cell]] = [
@@ -285,7 +285,7 @@ def _cheapest_table(cheapest: Sequence[catalog_data.RegionCheapest]) -> Markup:
     return table(["Region", "Plan", "$/month", "vCPU", "RAM", "Type"], rows)
 
 
-def _health_table(endpoints: Sequence[data.EndpointHealth], now: datetime) -> Markup:
+def _health_table(endpoints: Sequence[reads_jobs.EndpointHealth], now: datetime) -> Markup:
     if not endpoints:
         return empty("No endpoints are checked ([[health.endpoints]] in the configuration).")
     rows: list[list[Cell]] = []
@@ -316,7 +316,7 @@ def _health_table(endpoints: Sequence[data.EndpointHealth], now: datetime) -> Ma
 
 
 def _notices(
-    request: web.Request, args: Mapping[str, Any], summary: catalog_data.CatalogSummary
+    request: web.Request, args: Mapping[str, Any], summary: reads_catalog.CatalogSummary
 ) -> Markup:
     notices: list[Markup] = []
     if args.get("retried"):
@@ -365,14 +365,14 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     state = state_of(request)
     now = datetime.now(UTC)
     can_write = state.auth.configured and state.auth.authenticated(request)
-    summary = await catalog_data.summary(state)
-    fresh, reason = catalog_data.freshness(state, summary, now)
-    jobs = await data.scheduled_jobs(state, now)
-    queue = await data.queue_status(state)
-    failed_count, failed = await data.failed_jobs(state, FAILED_ON_PAGE)
-    changes = await data.latest_changes(state, CHANGES_ON_PAGE, [])
-    cheapest = await catalog_data.cheapest_in_stock(state)
-    endpoints = await data.endpoint_health(state, now)
+    summary = await reads_catalog.summary(state)
+    fresh, reason = reads_catalog.freshness(state, summary, now)
+    jobs = await reads_jobs.scheduled_jobs(state, now)
+    queue = await reads_jobs.queue_status(state)
+    failed_count, failed = await reads_jobs.failed_jobs(state, FAILED_ON_PAGE)
+    changes = await reads_jobs.latest_changes(state, CHANGES_ON_PAGE, [])
+    cheapest = await reads_catalog.cheapest_in_stock(state)
+    endpoints = await reads_jobs.endpoint_health(state, now)
     if not state.auth.configured:
         hint = Markup(
             '<p class="muted">Retry and run-now buttons appear once an API token is configured '

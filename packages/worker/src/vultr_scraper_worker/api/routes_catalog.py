@@ -13,7 +13,7 @@ from aiohttp import web
 
 from vultr_scraper_core.store.changes import EventKind
 from vultr_scraper_core.store.queries import PlanFilter
-from vultr_scraper_worker.api import catalog_data, data, schemas
+from vultr_scraper_worker.api import reads_catalog, reads_jobs, schemas
 from vultr_scraper_worker.api.documents import event_doc
 from vultr_scraper_worker.api.params import (
     boolean,
@@ -49,7 +49,7 @@ async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamRe
         max_hourly=args["max_hourly"],
         in_stock=args["in_stock"],
     )
-    rows = await catalog_data.plans(state, flt, args["at"])
+    rows = await reads_catalog.plans(state, flt, args["at"])
     limit = args["limit"]
     return json_response(
         {
@@ -62,7 +62,7 @@ async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamRe
 
 
 async def availability(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
-    rows = await catalog_data.stock_rows(state_of(request), args["plan"], args["region"])
+    rows = await reads_catalog.stock_rows(state_of(request), args["plan"], args["region"])
     if args["in_stock"] is not None:
         rows = [row for row in rows if row.in_stock is args["in_stock"]]
     return json_response({"availability": [_plain(row) for row in rows], "count": len(rows)})
@@ -72,7 +72,7 @@ async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
     state = state_of(request)
     limit = args["limit"]
     # One more than asked tells whether another page exists.
-    events = await data.read_changes(
+    events = await reads_jobs.read_changes(
         state,
         after=args["after"],
         since=args["since"],
@@ -101,8 +101,8 @@ async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 
 async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
-    found = await catalog_data.summary(state, with_stock=True)
-    fresh, reason = catalog_data.freshness(state, found)
+    found = await reads_catalog.summary(state, with_stock=True)
+    fresh, reason = reads_catalog.freshness(state, found)
     return json_response(
         {
             "counts": found.counts,

@@ -9,7 +9,7 @@ from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
-from vultr_scraper_worker.api import catalog_data, data, schemas
+from vultr_scraper_worker.api import reads_catalog, reads_jobs, schemas
 from vultr_scraper_worker.api.documents import endpoint_doc
 from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
@@ -25,7 +25,7 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
     document: dict[str, Any]
     try:
         await state.redis.ping()
-        summary = await catalog_data.summary(state)
+        summary = await reads_catalog.summary(state)
     except (RedisError, OSError) as error:
         logger.warning("healthz: Redis unavailable: {}", error)
         checks["redis"] = {"ok": False}
@@ -37,7 +37,7 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
             "checks": checks,
         }
         return json_response(document, status=503)
-    fresh, reason = catalog_data.freshness(state, summary, now)
+    fresh, reason = reads_catalog.freshness(state, summary, now)
     checks["redis"] = {"ok": True}
     checks["catalog"] = {
         "ok": fresh,
@@ -56,7 +56,7 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 
 
 async def health(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
-    endpoints = await data.endpoint_health(state_of(request))
+    endpoints = await reads_jobs.endpoint_health(state_of(request))
     return json_response({"endpoints": [endpoint_doc(endpoint) for endpoint in endpoints]})
 
 

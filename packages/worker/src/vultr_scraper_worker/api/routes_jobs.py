@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from vultr_scraper_worker.api import data, schemas
+from vultr_scraper_worker.api import reads_jobs, schemas
 from vultr_scraper_worker.api.documents import failed_doc, queued_doc, run_doc, scheduled_doc
 from vultr_scraper_worker.api.params import integer, text
 from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
@@ -20,10 +20,10 @@ JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 async def list_jobs(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     limit = args["limit"]
-    jobs = await data.scheduled_jobs(state)
-    queue = await data.queue_status(state, limit)
-    failed_count, failed = await data.failed_jobs(state, limit)
-    recent = await data.recent_runs(state, limit)
+    jobs = await reads_jobs.scheduled_jobs(state)
+    queue = await reads_jobs.queue_status(state, limit)
+    failed_count, failed = await reads_jobs.failed_jobs(state, limit)
+    recent = await reads_jobs.recent_runs(state, limit)
     return json_response(
         {
             "jobs": [scheduled_doc(job) for job in jobs],
@@ -41,7 +41,7 @@ async def list_jobs(request: web.Request, args: dict[str, Any]) -> web.StreamRes
 async def retry_job(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     job_id = args["job_id"]
-    new_id = await data.retry_failed(state, job_id)
+    new_id = await reads_jobs.retry_failed(state, job_id)
     logger.bind(job_id=job_id, retried_as=new_id).info("failed job {} retried over HTTP", job_id)
     return _accepted(request, {"job_id": job_id, "retried_as": new_id}, f"retried={new_id}")
 
@@ -49,7 +49,7 @@ async def retry_job(request: web.Request, args: dict[str, Any]) -> web.StreamRes
 async def enqueue_job(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     name = args["name"]
-    job_id = await data.enqueue(state, name)
+    job_id = await reads_jobs.enqueue(state, name)
     logger.bind(job_id=job_id, function=name).info("{} enqueued over HTTP", name)
     return _accepted(request, {"job_id": job_id, "job": name}, f"enqueued={job_id}")
 

@@ -28,9 +28,9 @@ from vultr_scraper_worker.cli.common import (
     print_table,
 )
 from vultr_scraper_worker.enqueue import enqueue_job, open_queue
-from vultr_scraper_worker.failures import FailedJobs, RetryRefused
-from vultr_scraper_worker.history import JobHistory
-from vultr_scraper_worker.overview import job_overview, queue_snapshot
+from vultr_scraper_worker.records.failed import FailedJobs, RetryRefused
+from vultr_scraper_worker.records.queue import job_overview, queue_snapshot
+from vultr_scraper_worker.records.runs import JobHistory
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET
 from vultr_scraper_worker.settings import JobPlan, describe_schedule, load_job_set, plan_jobs
 from vultr_scraper_worker.worker_main import HeartbeatKeys, decode_worker_info, run_worker

@@ -3,7 +3,7 @@
 Handlers, the status page, the feed and the metrics all go through these functions, so each
 piece of state is read one way: the change feed (``store.changes``), the catalogue queries
 (``store.queries``), endpoint health (``store.health``), job history, failed jobs and the
-schedule (``history``, ``failures``, ``settings``) and arq's own queue keys.
+schedule (``records``, ``settings``) and arq's own queue keys.
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.health import EndpointState, HealthStore, Uptime
 from vultr_scraper_jobs.health import configured_endpoints
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.jobstats import JobStats, parse_stats, stats_key
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.failures import FailedJob, FailedJobs, RetryRefused
-from vultr_scraper_worker.history import JobHistory, RunRecord
-from vultr_scraper_worker.overview import JobOverview, QueueSnapshot, job_overview, queue_snapshot
+from vultr_scraper_worker.records.failed import FailedJob, FailedJobs, RetryRefused
+from vultr_scraper_worker.records.queue import (
+    JobOverview,
+    QueueSnapshot,
+    job_overview,
+    queue_snapshot,
+)
+from vultr_scraper_worker.records.runs import JobHistory, RunRecord
+from vultr_scraper_worker.records.stats import JobStats, parse_stats, stats_key
 from vultr_scraper_worker.settings import JobPlan
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 No ``KEYS``: the queue is one sorted set read with ``ZRANGE`` (bounded), per-job details come
 from the job, in-progress and retry keys of those ids, and everything else from the project's
-own records (``history``, ``failures``).
+own records (``records.runs``, ``records.failed``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from redis.asyncio import Redis
 
 from vultr_scraper_core.store.codec import text
-from vultr_scraper_worker.history import JobHistory, RunRecord
+from vultr_scraper_worker.records.runs import JobHistory, RunRecord
 from vultr_scraper_worker.serialization import RefusedPayload, deserialize
 from vultr_scraper_worker.settings import CRON_PREFIX, JobPlan
 

@@ -24,7 +24,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_core.store.codec import text
-from vultr_scraper_worker.api.jobstats import add_runs
+from vultr_scraper_worker.records.stats import add_runs
 
 OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted")
 RUNS_PER_JOB = 100
