@@ -19,6 +19,7 @@
   hypothesis,
   schemathesis,
   selenium,
+  moto,
   redis-server,
   ...
 }:
@@ -64,6 +65,7 @@ buildPythonPackage (
       hypothesis
       schemathesis
       selenium
+      moto
       redis-server
     ];
     enabledTestPaths = source.testPaths;

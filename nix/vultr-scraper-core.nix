@@ -8,6 +8,7 @@
   aiohttp,
   loguru,
   msgspec,
+  pyarrow,
   redis,
   # check inputs (used by python-package.nix)
   pytestCheckHook,
@@ -16,6 +17,7 @@
   hypothesis,
   schemathesis,
   selenium,
+  moto,
   redis-server,
 }@inputs:
 
@@ -27,6 +29,7 @@ import ./python-package.nix inputs {
     aiohttp
     loguru
     msgspec
+    pyarrow
     redis
   ];
 

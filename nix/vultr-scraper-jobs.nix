@@ -17,6 +17,7 @@
   hypothesis,
   schemathesis,
   selenium,
+  moto,
   redis-server,
 }@inputs:
 

@@ -26,6 +26,7 @@
   hypothesis,
   schemathesis,
   selenium,
+  moto,
 }@inputs:
 
 import ./python-package.nix inputs {

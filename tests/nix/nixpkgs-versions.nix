@@ -12,5 +12,6 @@
   loguru = "0.7.3";
   msgspec = "0.19.0";
   prometheus-client = "0.22.1";
+  pyarrow = "21.0.0";
   redis = "6.2.0";
 }

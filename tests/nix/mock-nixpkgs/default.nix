@@ -150,6 +150,7 @@ let
           hypothesis = fakePackage "hypothesis" "6.136.9" { };
           schemathesis = fakePackage "schemathesis" "4.1.4" { };
           selenium = fakePackage "selenium" "4.34.2" { };
+          moto = fakePackage "moto" "5.1.8" { };
         }
         // builtins.mapAttrs (
           name: version:

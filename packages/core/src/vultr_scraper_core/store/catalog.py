@@ -8,7 +8,11 @@ Keys (``p`` = the key prefix):
   ``committed_at``, ``last_success_at``, ``last_attempt_at``, ``last_status``, ``last_reason``.
 * ``p:catalog:versions``: sorted set, score = observation time (ms); one member per record
   version of plans, metal plans and regions (``record`` null = retired / removed). Replaying it
-  up to a time gives the catalogue as it was then (``catalogue_at``).
+  up to a time gives the catalogue as it was then (``catalogue_at``). Only the recent window
+  is kept here: the history job folds older versions into ``p:catalog:base`` and moves them
+  to the on-disk archive.
+* ``p:catalog:base``: compressed CatalogueBase, the last version (before the window's
+  boundary) of every record alive at the boundary; absent until the first move.
 * ``p:schema``: hash, endpoint path -> the accepted JSON shape (field -> kinds) for drift checks.
 * ``p:catalog:quarantine``: hash with ``info`` (JSON) and ``snapshot`` (compressed JSON).
 
@@ -20,7 +24,7 @@ and a concurrent commit makes EXEC fail so the caller re-reads and re-diffs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -86,32 +90,71 @@ class PendingSnapshot(msgspec.Struct, kw_only=True):
 _NULL = msgspec.Raw(b"null")
 
 
-class _Version(msgspec.Struct, kw_only=True, omit_defaults=True):
-    collection: str
-    id: str
-    at: datetime
-    commit: int
-    record: msgspec.Raw = _NULL  # the record's JSON; null when retired / removed
-
-
 def _text(value: bytes | str | None) -> str | None:
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _replay(members: list[bytes]) -> Catalogue:
-    """The last version of every record among ``members``; only those are decoded in full."""
-    entries = sorted(
-        (decode(member, _Version) for member in members),
-        key=lambda entry: (entry.at, entry.commit),
-    )
-    latest = {(entry.collection, entry.id): entry.record for entry in entries}
+class RecordVersion(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One version of a plan, metal plan or region, as ``p:catalog:versions`` holds it."""
+
+    collection: str
+    id: str
+    at: datetime
+    commit: int
+    record: msgspec.Raw = _NULL  # the record's JSON; null when retired / removed
+
+    @property
+    def retired(self) -> bool:
+        return bytes(self.record) == b"null"
+
+
+class CatalogueBase(msgspec.Struct, kw_only=True):
+    """Where the window starts: the last version of every record alive at ``at``."""
+
+    at: datetime
+    versions: list[RecordVersion] = []
+
+
+def latest_versions(versions: Iterable[RecordVersion]) -> dict[tuple[str, str], RecordVersion]:
+    """(collection, id) -> the last of ``versions`` for that record, retired ones included."""
+    ordered = sorted(versions, key=lambda entry: (entry.at, entry.commit))
+    return {(entry.collection, entry.id): entry for entry in ordered}
+
+
+def catalogue_of(versions: Iterable[RecordVersion]) -> Catalogue:
+    """The catalogue that ``versions`` leave: the last version of each record, unless retired;
+    only those are decoded in full."""
     state: dict[str, dict[str, Any]] = {name: {} for name in HISTORY_COLLECTIONS}
-    for (collection, record_id), record in latest.items():
-        if bytes(record) != b"null":
-            state[collection][record_id] = decode(record, COLLECTIONS[collection])
+    for (collection, record_id), entry in latest_versions(versions).items():
+        if not entry.retired:
+            state[collection][record_id] = decode(entry.record, COLLECTIONS[collection])
     return Catalogue(**state)
+
+
+def _replay(base: CatalogueBase | None, members: list[bytes]) -> Catalogue:
+    versions = [decode(member, RecordVersion) for member in members]
+    return catalogue_of([*(base.versions if base else []), *versions])
+
+
+def fold_base(
+    base: CatalogueBase | None, versions: Iterable[RecordVersion], at: datetime
+) -> CatalogueBase:
+    """``base`` advanced to ``at`` by ``versions`` (all older than ``at``): retired records go."""
+    latest = latest_versions([*(base.versions if base else []), *versions])
+    alive = [entry for entry in latest.values() if not entry.retired]
+    return CatalogueBase(
+        at=at, versions=sorted(alive, key=lambda entry: (entry.collection, entry.id))
+    )
+
+
+def encode_base(base: CatalogueBase) -> bytes:
+    return compress(encode(base))
+
+
+def decode_base(raw: bytes) -> CatalogueBase:
+    return decode(decompress(raw), CatalogueBase)
 
 
 class CatalogueKeys:
@@ -120,6 +163,7 @@ class CatalogueKeys:
         self.collections = {name: f"{prefix}:catalog:{name}" for name in COLLECTIONS}
         self.meta = f"{prefix}:catalog:meta"
         self.versions = f"{prefix}:catalog:versions"
+        self.base = f"{prefix}:catalog:base"
         self.schema = f"{prefix}:schema"
         self.quarantine = f"{prefix}:catalog:quarantine"
 
@@ -174,7 +218,7 @@ class CatalogueTx:
                 pipe.hdel(key, *removed)
             if name in HISTORY_COLLECTIONS:
                 versions = [
-                    _Version(
+                    RecordVersion(
                         collection=name,
                         id=record_id,
                         at=fetched_at,
@@ -189,7 +233,7 @@ class CatalogueTx:
                 if versions:
                     score = to_ms(fetched_at)
                     pipe.zadd(keys.versions, {encode(entry): score for entry in versions})
-        ChangeFeed(self.store.redis, keys.prefix).add_to(pipe, events)
+        ChangeFeed(self.store.redis, keys.prefix, self.store.id_clock).add_to(pipe, events)
         if shapes:
             pipe.hset(keys.schema, mapping={path: encode(shape) for path, shape in shapes.items()})
         stamp = committed_at.isoformat()
@@ -239,9 +283,12 @@ class CatalogueTx:
 
 
 class CatalogueStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, id_clock: Callable[[], int] | None = None
+    ) -> None:
         self.redis = redis
         self.keys = CatalogueKeys(prefix)
+        self.id_clock = id_clock  # see ChangeFeed
 
     async def load(self) -> CommittedCatalogue:
         """The current snapshot, read in one MULTI (never half of a commit)."""
@@ -288,9 +335,16 @@ class CatalogueStore:
 
     async def catalogue_at(self, at: datetime) -> Catalogue:
         """Plans, metal plans and regions as they were at ``at`` (the OS list is not kept)."""
-        raw = await self.redis.zrangebyscore(self.keys.versions, "-inf", to_ms(at))
-        # Decoding every version can take a while on a long history: keep it off the loop.
-        return await asyncio.to_thread(_replay, raw)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.keys.base)
+            pipe.zrangebyscore(self.keys.versions, "-inf", to_ms(at))
+            raw_base, raw = await pipe.execute()
+        # Decoding the base and the window can take a while: keep it off the loop.
+        return await asyncio.to_thread(_replay, decode_base(raw_base) if raw_base else None, raw)
+
+    async def base(self) -> CatalogueBase | None:
+        raw = await self.redis.get(self.keys.base)
+        return decode_base(raw) if raw else None
 
     def _queue_reads(self, pipe: Pipeline) -> None:
         for key in self.keys.collections.values():

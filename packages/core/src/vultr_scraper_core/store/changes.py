@@ -57,9 +57,16 @@ def _field(fields: dict[Any, Any], name: str) -> Any:
 
 
 class ChangeFeed:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """``id_clock`` (ms since the epoch), when given, sets the time part of appended ids
+    instead of Redis' clock: for simulations and tests that replay history at its own times
+    (ids must still grow)."""
+
+    def __init__(
+        self, redis: Redis, prefix: str, id_clock: Callable[[], int] | None = None
+    ) -> None:
         self.redis = redis
         self.key = f"{prefix}:changes"
+        self.id_clock = id_clock
 
     def add_to(self, pipe: Pipeline, events: Sequence[ChangeEvent]) -> None:
         """Queue one XADD per event on ``pipe`` (a MULTI pipeline: atomic with the rest)."""
@@ -68,6 +75,7 @@ class ChangeFeed:
             pipe.xadd(
                 self.key,
                 {"kind": str(event.kind), "subject": event.subject, "event": encode(stored)},
+                id=f"{self.id_clock()}-*" if self.id_clock is not None else "*",
             )
 
     async def append(self, events: Sequence[ChangeEvent]) -> list[str]:

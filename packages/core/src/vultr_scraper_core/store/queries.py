@@ -19,14 +19,25 @@ import asyncio
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
 from vultr_scraper_core.models import Catalogue, CloudPlan, MetalPlan, Plan
 from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
-from vultr_scraper_core.store.codec import as_utc
-from vultr_scraper_core.store.stock import StockStore, StockView, pair_key, split_pair
+from vultr_scraper_core.store.codec import as_utc, from_ms, to_ms
+from vultr_scraper_core.store.stock import (
+    Interval,
+    RegionCheck,
+    StockCheckpoint,
+    StockStore,
+    StockView,
+    apply_flips,
+    interval_flips,
+    pair_key,
+    split_pair,
+)
 
 METAL_TYPE = "vbm"
 
@@ -211,37 +222,81 @@ def _current_stock(view: StockView) -> StockLookup:
     return lookup
 
 
-async def _stock_at(redis: Redis, prefix: str, at: datetime) -> StockLookup:
-    store = StockStore(redis, prefix)
-    checks = await store.region_checks()
-    intervals = await store.intervals()
+def points_lookup(
+    points: StockCheckpoint, checks: dict[str, RegionCheck], at: datetime
+) -> StockLookup:
+    """Stock at ``at`` from every pair's state then: in stock since the interval began; out of
+    stock since it ended (or since the region's first check); unknown before that check."""
 
     def lookup(plan: str, region: str) -> tuple[bool | None, datetime | None]:
         check = checks.get(region)
         if check is None or check.first_checked > at:
             return None, None
-        since: datetime = check.first_checked
-        for interval in intervals.get(pair_key(plan, region), []):
-            if interval.covers(at):
-                return True, interval.start
-            if interval.end is not None and interval.end <= at:
-                since = max(since, interval.end)
-        return False, since
+        point = points.get(pair_key(plan, region))
+        if point is None:
+            return False, check.first_checked
+        since = from_ms(point.since_ms)
+        if point.in_stock:
+            return True, since
+        return False, max(check.first_checked, since)
 
     return lookup
 
 
+def intervals_lookup(
+    intervals: dict[str, list[Interval]], checks: dict[str, RegionCheck], at: datetime
+) -> StockLookup:
+    """The same answer from whole interval lists (before the history job indexed them)."""
+    points: StockCheckpoint = {}
+    for pair, listed in intervals.items():
+        apply_flips(points, sorted(f for f in interval_flips(pair, listed) if f.at_ms <= to_ms(at)))
+    return points_lookup(points, checks, at)
+
+
+class PastSource(Protocol):
+    """Where "as of" answers come from: the Redis window alone (``RedisPast``), or the window
+    and the archive (``vultr_scraper_core.history.query.History``)."""
+
+    async def catalogue_at(self, at: datetime) -> Catalogue: ...
+
+    async def stock_at(self, at: datetime) -> StockLookup: ...
+
+
+class RedisPast:
+    """ "As of" from Redis alone: right for any time inside the window."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.catalogue = CatalogueStore(redis, prefix)
+        self.stock = StockStore(redis, prefix)
+
+    async def catalogue_at(self, at: datetime) -> Catalogue:
+        return await self.catalogue.catalogue_at(at)
+
+    async def stock_at(self, at: datetime) -> StockLookup:
+        checks = await self.stock.region_checks()
+        points = await self.stock.points_at(to_ms(at))
+        if points is None:  # no checkpoint yet: read the intervals themselves
+            return intervals_lookup(await self.stock.intervals(), checks, at)
+        return points_lookup(points, checks, at)
+
+
 async def find_plans(
-    redis: Redis, prefix: str, flt: PlanFilter, at: datetime | None = None
+    redis: Redis,
+    prefix: str,
+    flt: PlanFilter,
+    at: datetime | None = None,
+    past: PastSource | None = None,
 ) -> list[PlanRow]:
-    """Matching rows sorted by monthly price (then hourly price, plan, region)."""
+    """Matching rows sorted by monthly price (then hourly price, plan, region). ``past``
+    answers for ``at`` (default: the Redis window alone)."""
     if at is None:
         catalogue = (await CatalogueStore(redis, prefix).load()).catalogue
         lookup = _current_stock(await StockStore(redis, prefix).load())
     else:
         moment = as_utc(at)
-        catalogue = await CatalogueStore(redis, prefix).catalogue_at(moment)
-        lookup = await _stock_at(redis, prefix, moment)
+        source = past if past is not None else RedisPast(redis, prefix)
+        catalogue = await source.catalogue_at(moment)
+        lookup = await source.stock_at(moment)
     # Thousands of rows on a full catalogue: build and sort them off the event loop.
     return await asyncio.to_thread(_select, catalogue, lookup, flt)
 

@@ -4,7 +4,13 @@ Keys (``p`` = the key prefix; a pair is written ``"<plan>@<region>"``):
 
 * ``p:stock:state``: hash, pair -> StockState (current state, since when, last seen in stock);
 * ``p:stock:intervals``: hash, pair -> list of [start, end) intervals in stock (end null: open);
-* ``p:stock:regions``: hash, region -> RegionCheck (first and last successful check).
+* ``p:stock:regions``: hash, region -> RegionCheck (first and last successful check);
+* ``p:stock:flips``: sorted set, score = time (ms), one member ``"<ms>|<pair>|<0 or 1>"`` per
+  interval start (1) and end (0): the same history as the intervals, indexed by time;
+* ``p:stock:checkpoints`` (hash, day start in ms -> compressed StockCheckpoint) and
+  ``p:stock:checkpoint_times`` (sorted set of those times): the state of every pair ever seen
+  at the start of a day, written by the history job. "In stock at T" is the latest checkpoint
+  before T plus the flips between, so its cost does not grow with the length of history.
 
 Only transitions are written (plus the region check times), never one row per poll. A pair
 with no state in a region that has been checked was never seen in stock there.
@@ -12,7 +18,7 @@ with no state in a region that has been checked was never seen in stock there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -23,7 +29,7 @@ from redis.asyncio.client import Pipeline
 
 from vultr_scraper_core.models import Shape
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
-from vultr_scraper_core.store.codec import decode, encode, text
+from vultr_scraper_core.store.codec import compress, decode, decompress, encode, text, to_ms
 from vultr_scraper_core.store.watched import execute_staged
 
 
@@ -40,6 +46,49 @@ class Interval(msgspec.Struct, array_like=True):
 
     def covers(self, moment: datetime) -> bool:
         return self.start <= moment and (self.end is None or moment < self.end)
+
+
+class StockPoint(msgspec.Struct, array_like=True, frozen=True):
+    """A pair's state from ``since_ms`` on (in stock, or out of stock after an interval)."""
+
+    in_stock: bool
+    since_ms: int
+
+
+StockCheckpoint = dict[str, StockPoint]  # pair -> state, for every pair ever seen in stock
+
+
+class Flip(msgspec.Struct, frozen=True, order=True):
+    at_ms: int
+    pair: str
+    in_stock: bool
+
+
+def flip_member(flip: Flip) -> str:
+    # Zero-padded time first: members of one score sort by pair, then off (0) before on (1),
+    # so an interval that ends and another that starts at the same instant leave it in stock.
+    return f"{flip.at_ms:015d}|{flip.pair}|{int(flip.in_stock)}"
+
+
+def parse_flip(member: bytes | str) -> Flip:
+    at, _, rest = text(member).partition("|")
+    pair, _, bit = rest.rpartition("|")
+    return Flip(at_ms=int(at), pair=pair, in_stock=bit == "1")
+
+
+def interval_flips(pair: str, intervals: Iterable[Interval]) -> list[Flip]:
+    flips: list[Flip] = []
+    for interval in intervals:
+        flips.append(Flip(at_ms=to_ms(interval.start), pair=pair, in_stock=True))
+        if interval.end is not None:
+            flips.append(Flip(at_ms=to_ms(interval.end), pair=pair, in_stock=False))
+    return flips
+
+
+def apply_flips(state: StockCheckpoint, flips: Iterable[Flip]) -> None:
+    """Advance ``state`` by ``flips`` (in time order)."""
+    for flip in flips:
+        state[flip.pair] = StockPoint(in_stock=flip.in_stock, since_ms=flip.at_ms)
 
 
 class RegionCheck(msgspec.Struct, kw_only=True):
@@ -68,6 +117,9 @@ class StockKeys:
         self.intervals = f"{prefix}:stock:intervals"
         self.regions = f"{prefix}:stock:regions"
         self.schema = f"{prefix}:schema"
+        self.flips = f"{prefix}:stock:flips"
+        self.checkpoints = f"{prefix}:stock:checkpoints"
+        self.checkpoint_times = f"{prefix}:stock:checkpoint_times"
 
 
 def _decode_view(states: dict[Any, Any], regions: dict[Any, Any]) -> StockView:
@@ -111,20 +163,32 @@ class StockTx:
             self.pipe.hset(keys.state, mapping={p: encode(s) for p, s in states.items()})
         if intervals:
             self.pipe.hset(keys.intervals, mapping={p: encode(i) for p, i in intervals.items()})
+            # Every start and end again: re-adding a known flip changes nothing, and the
+            # time index can never disagree with the intervals.
+            flips = {
+                flip_member(flip): flip.at_ms
+                for pair, listed in intervals.items()
+                for flip in interval_flips(pair, listed)
+            }
+            if flips:
+                self.pipe.zadd(keys.flips, flips)
         if regions:
             self.pipe.hset(keys.regions, mapping={r: encode(c) for r, c in regions.items()})
         if shapes:
             self.pipe.hset(keys.schema, mapping={path: encode(s) for path, s in shapes.items()})
-        ChangeFeed(self.store.redis, keys.prefix).add_to(self.pipe, events)
+        ChangeFeed(self.store.redis, keys.prefix, self.store.id_clock).add_to(self.pipe, events)
 
     async def execute(self) -> bool:
         return await execute_staged(self.pipe, self.staged)
 
 
 class StockStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, id_clock: Callable[[], int] | None = None
+    ) -> None:
         self.redis = redis
         self.keys = StockKeys(prefix)
+        self.id_clock = id_clock  # see ChangeFeed
 
     async def load(self) -> StockView:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -161,3 +225,49 @@ class StockStore:
             if (plan is None or pair_plan == plan) and (region is None or pair_region == region):
                 found[pair] = decode(value, list[Interval])
         return found
+
+    async def flips(self, after_ms: int | None, until_ms: int) -> list[Flip]:
+        """Flips with ``after_ms < time <= until_ms`` (no lower bound when None), in order."""
+        low = f"({after_ms}" if after_ms is not None else "-inf"
+        raw = await self.redis.zrangebyscore(self.keys.flips, low, until_ms)
+        return [parse_flip(member) for member in raw]
+
+    async def has_checkpoints(self) -> bool:
+        return bool(await self.redis.zcard(self.keys.checkpoint_times))
+
+    async def checkpoint_before(self, at_ms: int) -> tuple[int, StockCheckpoint] | None:
+        """The latest checkpoint taken at or before ``at_ms``: (its time, the state from the
+        flips before that time)."""
+        found = await self.redis.zrevrangebyscore(
+            self.keys.checkpoint_times, at_ms, "-inf", start=0, num=1, withscores=True
+        )
+        if not found:
+            return None
+        taken = int(found[0][1])
+        raw = await self.redis.hget(self.keys.checkpoints, str(taken))  # type: ignore[misc]
+        if raw is None:
+            return None
+        return taken, decode_checkpoint(raw)
+
+    async def points_at(self, at_ms: int) -> StockCheckpoint | None:
+        """Every pair's state at ``at_ms`` from the latest checkpoint and the flips since;
+        None when no checkpoint exists yet (the history job has not run)."""
+        if not await self.has_checkpoints():
+            return None
+        return await self.state_before(at_ms + 1)
+
+    async def state_before(self, end_ms: int) -> StockCheckpoint:
+        """Every pair's state from the flips before ``end_ms`` (exclusive)."""
+        found = await self.checkpoint_before(end_ms)
+        taken, state = found if found is not None else (None, {})
+        after = taken - 1 if taken is not None else None  # flips at the checkpoint's time count
+        apply_flips(state, await self.flips(after, end_ms - 1))
+        return state
+
+
+def encode_checkpoint(state: StockCheckpoint) -> bytes:
+    return compress(encode(state))
+
+
+def decode_checkpoint(raw: bytes) -> StockCheckpoint:
+    return decode(decompress(raw), StockCheckpoint)
