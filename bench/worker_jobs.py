@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from vultr_scraper_jobs.registry import JobSpec, all_jobs
-from vultr_scraper_worker.settings import Schedule
+from vultr_scraper_worker.plans import Schedule
 
 
 async def bench_noop(ctx: dict[Any, Any]) -> dict[str, Any]:

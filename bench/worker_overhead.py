@@ -53,7 +53,7 @@ from vultr_scraper_core.embedded_redis import EmbeddedRedis
 from vultr_scraper_core.logs import setup_logging
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.enqueue import queue_client
-from vultr_scraper_worker.settings import JobSet, Schedule
+from vultr_scraper_worker.plans import JobSet, Schedule
 from vultr_scraper_worker.worker_main import build_worker, quiet_arq_job_lines
 
 TARGET = 1.15

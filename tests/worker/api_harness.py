@@ -29,9 +29,9 @@ from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState
 from vultr_scraper_worker.enqueue import close_client, queue_client
+from vultr_scraper_worker.plans import JobPlan, JobSet, plan_jobs
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.records.runs import JobHistory, RunRecord
-from vultr_scraper_worker.settings import JobPlan, JobSet, plan_jobs
 
 TOKEN = "test-token-5f2c9d1e8a7b4c3d"
 PREFIX = "vs"

@@ -5,7 +5,7 @@ arq holds a killed job's in-progress key for the largest function timeout + 10 s
 """
 
 from vultr_scraper_jobs.registry import get_job
-from vultr_scraper_worker.settings import Schedule
+from vultr_scraper_worker.plans import Schedule
 
 JOBS = [get_job("scrape-catalog")]
 SCHEDULES = {"scrape-catalog": Schedule(timeout=5.0)}

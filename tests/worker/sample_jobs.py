@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from vultr_scraper_core.http import PermanentHttpError, TransientHttpError
 from vultr_scraper_jobs.registry import JobSpec
-from vultr_scraper_worker.settings import Schedule
+from vultr_scraper_worker.plans import Schedule
 
 TICK_KEY = "sample:ticks"
 TICK_SECONDS = frozenset(range(0, 60, 2))

@@ -15,9 +15,10 @@ import redis as sync_redis
 from tests.worker.cli_harness import cli_env, invoke
 from vultr_scraper_core.config import load_config
 from vultr_scraper_worker.enqueue import close_client, queue_client
+from vultr_scraper_worker.plans import load_job_set
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.serialization import deserialize
-from vultr_scraper_worker.settings import build_worker_settings, load_job_set, make_runner
+from vultr_scraper_worker.settings import build_worker_settings, make_runner
 from vultr_scraper_worker.worker_main import ProjectWorker
 
 QUIET = "tests.worker.sample_quiet"

@@ -11,10 +11,10 @@ from arq.utils import timestamp_ms
 
 from vultr_scraper_core.config import LoadedConfig, load_config
 from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.plans import JobSet, Schedule, load_job_set
 from vultr_scraper_worker.records.failed import FailedJobs
 from vultr_scraper_worker.records.queue import queue_snapshot
 from vultr_scraper_worker.records.runs import JobHistory
-from vultr_scraper_worker.settings import JobSet, Schedule, load_job_set
 from vultr_scraper_worker.worker_main import ProjectWorker, build_worker, serve
 
 

@@ -14,16 +14,16 @@ from tests.worker import sample_jobs
 from vultr_scraper_core.config import LoadedConfig, load_config
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.enqueue import queue_client
-from vultr_scraper_worker.serialization import deserialize, serialize
-from vultr_scraper_worker.settings import (
+from vultr_scraper_worker.plans import (
     JobSet,
     Schedule,
-    build_worker_settings,
     describe_schedule,
     load_job_set,
     next_runs,
     plan_jobs,
 )
+from vultr_scraper_worker.serialization import deserialize, serialize
+from vultr_scraper_worker.settings import build_worker_settings
 
 WORKER_PARAMETERS = set(inspect.signature(Worker).parameters)
 

@@ -16,9 +16,9 @@ from arq.connections import ArqRedis
 from vultr_scraper_core.config import LoadedConfig, load_config
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.plans import JobSet, Schedule
 from vultr_scraper_worker.records.failed import FailedJobs
 from vultr_scraper_worker.records.runs import JobHistory
-from vultr_scraper_worker.settings import JobSet, Schedule
 from vultr_scraper_worker.worker_main import build_worker
 
 STARTED = "sleepy:started"

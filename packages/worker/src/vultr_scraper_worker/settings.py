@@ -1,4 +1,4 @@
-"""arq ``Worker`` settings built from the configuration, for every job in the registry.
+"""arq ``Worker`` settings built from the configuration and the job plans (``plans``).
 
 Each job is registered under its public name (``scrape-catalog``) with its own timeout,
 ``max_tries`` and ``keep_result``. A scheduled job also gets a cron entry ``cron:<name>`` in UTC
@@ -16,170 +16,27 @@ rather than a setting arq silently drops (and a test checks every key against th
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from itertools import pairwise
+from collections.abc import Awaitable, Callable
+from datetime import UTC
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.cron import CronJob, cron, next_cron
+from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from loguru import logger
 
-from vultr_scraper_core.config import Config, LoadedConfig, ScheduleConfig
+from vultr_scraper_core.config import LoadedConfig
 from vultr_scraper_core.http import Backoff
-from vultr_scraper_jobs.registry import JobSpec, all_jobs
 from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.plans import CRON_MICROSECOND, JobPlan, JobSet, plan_jobs
+from vultr_scraper_worker.records.queue import CRON_PREFIX
 from vultr_scraper_worker.records.runs import HistoryBuffer
 from vultr_scraper_worker.serialization import deserialize, serialize
 from vultr_scraper_worker.wrapper import JobRunner
 
-DEFAULT_TIMEOUT = 300.0  # jobs without a [schedules.*] table
-CRON_MICROSECOND = 123_456  # arq's default offset from the top of the second
 TRAMPOLINE_TIMEOUT = 30.0
-CRON_PREFIX = "cron:"
 
 Hook = Callable[[dict[Any, Any]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When a job runs by itself (UTC cron fields; None = every) and how long it may take."""
-
-    enabled: bool = False
-    minute: frozenset[int] | None = None
-    hour: frozenset[int] | None = None
-    second: frozenset[int] = frozenset({0})
-    timeout: float = DEFAULT_TIMEOUT
-
-    @classmethod
-    def from_config(cls, table: ScheduleConfig) -> Schedule:
-        return cls(
-            enabled=table.enabled,
-            minute=frozenset(table.minute) or None,
-            hour=frozenset(table.hour) or None,
-            timeout=table.timeout,
-        )
-
-    def describe(self) -> str:
-        if not self.enabled:
-            return "off"
-
-        def part(values: frozenset[int] | None, unit: str) -> str:
-            return (
-                f"{unit} *" if values is None else f"{unit} " + ",".join(map(str, sorted(values)))
-            )
-
-        fields = [part(self.hour, "hour"), part(self.minute, "minute")]
-        if self.second != frozenset({0}):
-            fields.append(part(self.second, "second"))
-        return " ".join(fields) + " UTC"
-
-    def next_run(self, after: datetime) -> datetime | None:
-        """The next tick strictly after ``after`` (aware, UTC), as arq computes it."""
-        if not self.enabled:
-            return None
-        return next_cron(
-            after.astimezone(UTC),
-            hour=set(self.hour) if self.hour is not None else None,
-            minute=set(self.minute) if self.minute is not None else None,
-            second=set(self.second),
-            microsecond=CRON_MICROSECOND,
-        )
-
-
-def _spread(values: frozenset[int]) -> int | None:
-    """The step of values evenly spread over 0..59 (``{0, 15, 30, 45}`` -> 15), else None."""
-    ordered = sorted(values)
-    if len(ordered) < 2:
-        return None
-    step = ordered[1] - ordered[0]
-    if all(b - a == step for a, b in pairwise(ordered)) and step * len(ordered) == 60:
-        return step
-    return None
-
-
-def _minutes(values: frozenset[int]) -> str:
-    ordered = sorted(values)
-    if len(ordered) == 60:
-        return "every minute"
-    step = _spread(values)
-    if step is not None:
-        start = f" from :{ordered[0]:02d}" if ordered[0] else ""
-        return f"every {step} min{start}"
-    return "at " + ", ".join(f":{minute:02d}" for minute in ordered)
-
-
-def describe_schedule(schedule: Schedule) -> str:
-    """``every 15 min``, ``daily at 03:07 UTC``, ``on demand``: for people (all times UTC).
-
-    The one readable form of a schedule: the worker's startup log, ``vultr-scraper jobs`` and
-    the status page all use it (``Schedule.describe`` is the cron-like form of the JSON API).
-    """
-    if not schedule.enabled:
-        return "on demand"
-    minutes = schedule.minute if schedule.minute is not None else frozenset(range(60))
-    if schedule.second != frozenset({0}):
-        step = _spread(schedule.second)
-        if step is not None and len(minutes) == 60 and schedule.hour is None:
-            return f"every {step} s"
-        seconds = ", ".join(str(second) for second in sorted(schedule.second))
-        return f"{describe_schedule(replace(schedule, second=frozenset({0})))} at seconds {seconds}"
-    if schedule.hour is None:
-        text = _minutes(minutes)
-        return "hourly " + text if text.startswith("at ") else text
-    hours = sorted(schedule.hour)
-    if len(hours) == 1 and len(minutes) == 1:
-        return f"daily at {hours[0]:02d}:{min(minutes):02d} UTC"
-    return f"{_minutes(minutes)} in hours {', '.join(f'{hour:02d}' for hour in hours)} UTC"
-
-
-@dataclass(frozen=True)
-class JobPlan:
-    spec: JobSpec
-    schedule: Schedule
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True)
-class JobSet:
-    """The jobs a worker serves, with their schedules (usually the registry's)."""
-
-    specs: Sequence[JobSpec]
-    schedules: Mapping[str, Schedule] = field(default_factory=dict)
-
-
-def plan_jobs(config: Config, jobs: JobSet | None = None) -> list[JobPlan]:
-    """Each job with its schedule: explicit ones first, else its ``[schedules.*]`` table."""
-    chosen = jobs if jobs is not None else JobSet(list(all_jobs().values()))
-    plans: list[JobPlan] = []
-    for spec in chosen.specs:
-        schedule = chosen.schedules.get(spec.name)
-        if schedule is None and spec.schedule:
-            table = getattr(config.schedules, spec.schedule, None)
-            if not isinstance(table, ScheduleConfig):
-                raise KeyError(f"job {spec.name}: no [schedules.{spec.schedule}] table")
-            schedule = Schedule.from_config(table)
-        plans.append(JobPlan(spec, schedule or Schedule()))
-    return plans
-
-
-def load_job_set(module_name: str | None) -> JobSet | None:
-    """The jobs of ``module_name`` (``JOBS`` list, optional ``SCHEDULES`` mapping), or None.
-
-    A hidden CLI option uses this to serve other jobs than the registry's, e.g. test jobs.
-    """
-    if not module_name:
-        return None
-    module = importlib.import_module(module_name)
-    specs = list(module.JOBS)
-    schedules = dict(getattr(module, "SCHEDULES", {}))
-    return JobSet(specs, schedules)
 
 
 def make_backoff(loaded: LoadedConfig) -> Backoff:
@@ -300,9 +157,3 @@ def build_worker_settings(
         "log_results": False,  # the wrapper logs outcomes; arq's repr of results is noise
     }
     return settings
-
-
-def next_runs(plans: Sequence[JobPlan], now: datetime | None = None) -> dict[str, datetime | None]:
-    """Job name -> its next scheduled tick (None when it has no schedule)."""
-    current = now or datetime.now(UTC)
-    return {plan.name: plan.schedule.next_run(current) for plan in plans}

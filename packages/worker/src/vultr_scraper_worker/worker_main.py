@@ -11,8 +11,8 @@
 * Early failures that arq handles without calling any job code (a payload that is not msgpack,
   an unknown function, an expired job, tries used up by crashes or shutdowns) are logged and
   recorded as failed jobs too.
-* Heartbeat: every ``worker.health_check_interval`` the worker stamps ``<prefix>:workers``
-  with Redis' own clock (no skew between hosts); ``vultr-scraper check`` reads it.
+* Heartbeat: every ``worker.health_check_interval`` the worker writes its heartbeat
+  (``records.heartbeats``); ``vultr-scraper check`` reads it.
 * Claiming jobs: one Lua script per poll takes every due, free job (arq's own rule: no
   in-progress key, score due; then the key is set), instead of arq's four round trips per job.
 """
@@ -25,13 +25,11 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Collection
 from contextlib import AsyncExitStack, suppress
 from signal import Signals
 from typing import Any
 
-import msgspec
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.utils import timestamp_ms
@@ -46,20 +44,14 @@ from vultr_scraper_core.config import LoadedConfig, mask_url
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
+from vultr_scraper_worker.plans import JobPlan, JobSet, describe_schedule, next_runs, plan_jobs
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
+from vultr_scraper_worker.records.heartbeats import Heartbeats, WorkerInfo, new_worker_id
+from vultr_scraper_worker.records.queue import CRON_PREFIX
 from vultr_scraper_worker.records.runs import HistoryBuffer, JobHistory, RunRecord
 from vultr_scraper_worker.runtime import job_context, redis_url
 from vultr_scraper_worker.serialization import describe_payload
-from vultr_scraper_worker.settings import (
-    CRON_PREFIX,
-    JobPlan,
-    JobSet,
-    build_worker_settings,
-    describe_schedule,
-    make_runner,
-    next_runs,
-    plan_jobs,
-)
+from vultr_scraper_worker.settings import build_worker_settings, make_runner
 from vultr_scraper_worker.wrapper import JobRunner
 
 EX_OK = 0
@@ -92,53 +84,6 @@ end
 return claimed
 """
 
-_HEARTBEAT_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400)
-return tostring(now)
-"""
-
-
-class WorkerInfo(msgspec.Struct, kw_only=True):
-    """What a worker publishes with each heartbeat."""
-
-    id: str
-    host: str
-    pid: int
-    version: str
-    queue: str
-    started: float
-    health_check_interval: float
-    jobs_complete: int = 0
-    jobs_failed: int = 0
-    jobs_retried: int = 0
-    jobs_ongoing: int = 0
-
-
-class HeartbeatKeys:
-    def __init__(self, prefix: str) -> None:
-        self.index = f"{prefix}:workers"
-        self.prefix = f"{prefix}:worker:"
-
-    def info(self, worker_id: str) -> str:
-        return self.prefix + worker_id
-
-
-def decode_worker_info(raw: bytes | None) -> WorkerInfo | None:
-    if raw is None:
-        return None
-    try:
-        return msgspec.msgpack.decode(raw, type=WorkerInfo)
-    except msgspec.DecodeError:
-        return None
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
 
 class ProjectWorker(Worker):
     """arq's ``Worker`` with the project's records, heartbeat and connection-drop handling.
@@ -157,7 +102,7 @@ class ProjectWorker(Worker):
         self.started_at = time.time()
         self.stop_signal: Signals | None = None
         self.on_stop = self._note_stop
-        self._heartbeat_keys = HeartbeatKeys(key_prefix)
+        self.heartbeats = Heartbeats(self.pool, key_prefix)
         self._claim = self.pool.register_script(_CLAIM_SCRIPT)
 
     def _note_stop(self, signum: Signals) -> None:
@@ -227,37 +172,24 @@ class ProjectWorker(Worker):
             await self.beat()
 
     async def beat(self) -> None:
-        info = WorkerInfo(
-            id=self.worker_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            version=__version__,
-            queue=self.queue_name,
-            started=self.started_at,
-            health_check_interval=float(self.health_check_interval),
-            jobs_complete=self.jobs_complete,
-            jobs_failed=self.jobs_failed,
-            jobs_retried=self.jobs_retried,
-            jobs_ongoing=sum(not task.done() for task in self.tasks.values()),
-        )
-        ttl_ms = int(max(3 * self.health_check_interval, 10) * 1000)
-        keys = self._heartbeat_keys
-        await self.pool.eval(  # type: ignore[misc]
-            _HEARTBEAT_SCRIPT,
-            2,
-            keys.index,
-            keys.info(self.worker_id),
-            self.worker_id,
-            msgspec.msgpack.encode(info),  # type: ignore[arg-type]
-            str(ttl_ms),
+        await self.heartbeats.beat(
+            WorkerInfo(
+                id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                version=__version__,
+                queue=self.queue_name,
+                started=self.started_at,
+                health_check_interval=float(self.health_check_interval),
+                jobs_complete=self.jobs_complete,
+                jobs_failed=self.jobs_failed,
+                jobs_retried=self.jobs_retried,
+                jobs_ongoing=sum(not task.done() for task in self.tasks.values()),
+            )
         )
 
     async def forget_heartbeat(self) -> None:
-        keys = self._heartbeat_keys
-        async with self.pool.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.index, self.worker_id)
-            pipe.delete(keys.info(self.worker_id))
-            await pipe.execute()
+        await self.heartbeats.forget(self.worker_id)
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
         """arq's path for jobs that fail before any job code runs: record them too."""

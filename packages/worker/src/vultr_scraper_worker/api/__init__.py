@@ -8,12 +8,13 @@ startup hook and ``server.stop_http_server`` from its shutdown, on ``[http] list
 * ``routing``: the ``Route`` table type that both the router and the OpenAPI document are built
   from; ``params``: typed query and path parameters (parsing, 400 messages, JSON Schema);
   ``openapi``: the OpenAPI 3.1 document; ``schemas``: the response schemas in it;
-* ``auth``: bearer token, login cookie and the same-origin check for cookie-authenticated posts;
-* ``routes_catalog``, ``routes_jobs``, ``routes_health``: the JSON endpoints per area;
-  ``metrics``: ``/metrics`` (its job counters are ``records.stats``); ``feed``: ``/feed.atom``;
+* ``auth``: who may call what (``Access``): bearer token, login cookie and the same-origin
+  check for cookie-authenticated posts;
+* ``routes_catalog``, ``routes_jobs``, ``routes_health``: the JSON endpoints per area, each with
+  the JSON documents it answers with; ``metrics``: ``/metrics``; ``feed``: ``/feed.atom``;
   ``page``: ``/``, ``/login``, ``/logout`` and ``/style.css``;
-* ``reads_jobs`` and ``reads_catalog``: the only modules that read the other packages' stores;
-  ``documents``: their records as JSON documents;
+* ``reads_catalog``, ``reads_jobs`` and ``reads_health``: the only modules that read the other
+  packages' stores (and, for retry and enqueue, write the queue);
 * ``html``: the escaping template helper; ``templates/`` and ``static/``: the page's files.
 
 See docs/http-api.md.

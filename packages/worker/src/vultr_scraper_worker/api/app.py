@@ -9,6 +9,7 @@ from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
+from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.feed import ROUTES as FEED_ROUTES
 from vultr_scraper_worker.api.metrics import ROUTES as METRICS_ROUTES
@@ -18,7 +19,7 @@ from vultr_scraper_worker.api.page import error_page
 from vultr_scraper_worker.api.routes_catalog import ROUTES as CATALOG_ROUTES
 from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
 from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
-from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
+from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState, state_of
 
 OPENAPI_PATH = "/api/v1/openapi.json"

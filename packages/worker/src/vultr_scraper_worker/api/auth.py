@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.routing import Access
 
 SESSION_COOKIE = "vs_session"
 SESSION_MAX_AGE = 30 * 24 * 3600
@@ -31,6 +31,14 @@ NO_TOKEN_MESSAGE = (
     "a file only the worker can read (e.g. `openssl rand -hex 32 > /etc/vultr-scraper/token`), "
     "set [http] token_file to its path (or VULTR_SCRAPER__HTTP__TOKEN_FILE) and restart"
 )
+
+
+class Access(StrEnum):
+    """Who may call an endpoint; each ``Route`` declares one."""
+
+    OPEN = "open"  # never needs the token (health check, OpenAPI document, login form)
+    READ = "read"  # open unless [http] protect_reads
+    WRITE = "write"  # always needs the token
 
 
 class Authenticator:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
-from vultr_scraper_worker.api import reads_jobs
+from vultr_scraper_worker.api import reads_catalog
 from vultr_scraper_worker.api.params import choice, integer
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import state_of
@@ -108,7 +108,7 @@ def _stamp(moment: datetime) -> str:
 
 async def atom_feed(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
-    events = await reads_jobs.latest_changes(state, args["limit"], args["kind"])
+    events = await reads_catalog.latest_changes(state, args["limit"], args["kind"])
     site = f"{request.scheme}://{request.host}/"
     # Built from the parts: request.url trips over the port on older aiohttp/yarl.
     self_url = f"{request.scheme}://{request.host}{request.rel_url}"

@@ -29,7 +29,7 @@ from prometheus_client.core import (
 from redis.exceptions import RedisError
 
 from vultr_scraper_core import __version__
-from vultr_scraper_worker.api import reads_catalog, reads_jobs
+from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
 from vultr_scraper_worker.records.runs import OUTCOMES
@@ -98,7 +98,7 @@ async def _job_families(state: ApiState) -> list[Metric]:
 
 
 async def _health_families(state: ApiState) -> list[Metric]:
-    endpoints = await reads_jobs.endpoint_health(state)
+    endpoints = await reads_health.endpoint_health(state)
     up = _gauge(
         "endpoint_up", "1 when the endpoint is up, 0 when down (absent: unknown)", ["endpoint"]
     )
@@ -156,7 +156,7 @@ async def _catalog_families(state: ApiState) -> list[Metric]:
     for name, count in sorted(summary.stock.items()):
         stock.add_metric([name], count)
     changes = CounterMetricFamily(f"{NS}_changes", "Events in the change feed (never trimmed)")
-    changes.add_metric([], await reads_jobs.change_count(state))
+    changes.add_metric([], await reads_catalog.change_count(state))
     families: list[Metric] = [items, last_ok, last_try, quarantined, since, fresh, stock, changes]
     if state.config.http.price_metrics:
         families.extend(await _price_families(state))

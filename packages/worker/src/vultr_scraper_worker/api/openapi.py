@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from vultr_scraper_core import __version__
-from vultr_scraper_worker.api.routing import Access, Response, Route
+from vultr_scraper_worker.api.auth import Access
+from vultr_scraper_worker.api.routing import Response, Route
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

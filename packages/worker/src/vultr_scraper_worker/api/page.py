@@ -17,8 +17,9 @@ from aiohttp import web
 from vultr_scraper_core import __version__
 from vultr_scraper_core.describe import describe_event, plural
 from vultr_scraper_core.store.changes import ChangeEvent
-from vultr_scraper_worker.api import reads_catalog, reads_jobs
+from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.auth import (
+    Access,
     check_same_origin,
     clear_session_cookie,
     set_session_cookie,
@@ -26,11 +27,11 @@ from vultr_scraper_worker.api.auth import (
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.html import Markup, join, render, static_file, template
 from vultr_scraper_worker.api.params import text
-from vultr_scraper_worker.api.routing import Access, Response, Route
+from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
+from vultr_scraper_worker.plans import JobOverview, JobPlan, describe_schedule
 from vultr_scraper_worker.records.failed import FailedJob
-from vultr_scraper_worker.records.queue import JobOverview, QueueSnapshot
-from vultr_scraper_worker.settings import JobPlan, describe_schedule
+from vultr_scraper_worker.records.queue import QueueSnapshot
 
 HTML = "text/html"
 CHANGES_ON_PAGE = 15
@@ -285,7 +286,7 @@ def _cheapest_table(cheapest: Sequence[reads_catalog.RegionCheapest]) -> Markup:
     return table(["Region", "Plan", "$/month", "vCPU", "RAM", "Type"], rows)
 
 
-def _health_table(endpoints: Sequence[reads_jobs.EndpointHealth], now: datetime) -> Markup:
+def _health_table(endpoints: Sequence[reads_health.EndpointHealth], now: datetime) -> Markup:
     if not endpoints:
         return empty("No endpoints are checked ([[health.endpoints]] in the configuration).")
     rows: list[list[Cell]] = []
@@ -370,9 +371,9 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     jobs = await reads_jobs.scheduled_jobs(state, now)
     queue = await reads_jobs.queue_status(state)
     failed_count, failed = await reads_jobs.failed_jobs(state, FAILED_ON_PAGE)
-    changes = await reads_jobs.latest_changes(state, CHANGES_ON_PAGE, [])
+    changes = await reads_catalog.latest_changes(state, CHANGES_ON_PAGE, [])
     cheapest = await reads_catalog.cheapest_in_stock(state)
-    endpoints = await reads_jobs.endpoint_health(state, now)
+    endpoints = await reads_health.endpoint_health(state, now)
     if not state.auth.configured:
         hint = Markup(
             '<p class="muted">Retry and run-now buttons appear once an API token is configured '

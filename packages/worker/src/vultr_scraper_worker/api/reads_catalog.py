@@ -1,5 +1,6 @@
-"""Catalogue reads for the API, the page and the metrics, through ``store.queries`` (the same
-queries the ``plans``, ``changes`` and ``availability`` commands use)."""
+"""The catalogue, its stock and its change feed as the API, the page and the metrics see them,
+through ``store.queries`` and ``store.changes`` (the same reads as the ``plans``, ``changes``
+and ``availability`` commands)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from vultr_scraper_core.store.catalog import QuarantineInfo
+from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.queries import (
     PlanFilter,
     PlanRow,
@@ -139,3 +141,34 @@ async def cheapest_in_stock(state: ApiState) -> list[RegionCheapest]:
         for region, row in sorted(cheapest.items())
         if row.monthly_cost is not None
     ]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def read_changes(
+    state: ApiState,
+    *,
+    after: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    kinds: list[str],
+    subject: str | None,
+    limit: int,
+) -> list[ChangeEvent]:
+    if until is not None and until <= EPOCH:
+        return []  # nothing was recorded before 1970; Redis refuses negative ids
+    if since is not None and since <= EPOCH:
+        since = None
+    feed = ChangeFeed(state.redis, state.prefix)
+    return await feed.read(
+        after=after, since=since, until=until, kinds=kinds or None, subject=subject, limit=limit
+    )
+
+
+async def latest_changes(state: ApiState, limit: int, kinds: list[str]) -> list[ChangeEvent]:
+    return await ChangeFeed(state.redis, state.prefix).latest(limit=limit, kinds=kinds or None)
+
+
+async def change_count(state: ApiState) -> int:
+    return await ChangeFeed(state.redis, state.prefix).count()

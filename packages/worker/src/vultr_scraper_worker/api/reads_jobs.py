@@ -1,40 +1,25 @@
-"""The one module that reads (and, for retry and enqueue, writes) the other packages' stores.
+"""Jobs as the API, the status page and the metrics see them: plans, records, queue; retry and
+enqueue (the only writes the HTTP server makes).
 
-Handlers, the status page, the feed and the metrics all go through these functions, so each
-piece of state is read one way: the change feed (``store.changes``), the catalogue queries
-(``store.queries``), endpoint health (``store.health``), job history, failed jobs and the
-schedule (``records``, ``settings``) and arq's own queue keys.
+With ``reads_catalog`` and ``reads_health``, the only modules of the API that read the other
+packages' stores, so each piece of state is read one way.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from vultr_scraper_core.config import mask_url
-from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
-from vultr_scraper_core.store.health import EndpointState, HealthStore, Uptime
-from vultr_scraper_jobs.health import configured_endpoints
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.plans import JobOverview, JobPlan, job_overview
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs, RetryRefused
-from vultr_scraper_worker.records.queue import (
-    JobOverview,
-    QueueSnapshot,
-    job_overview,
-    queue_snapshot,
-)
+from vultr_scraper_worker.records.queue import QueueSnapshot, queue_snapshot
 from vultr_scraper_worker.records.runs import JobHistory, RunRecord
-from vultr_scraper_worker.records.stats import JobStats, parse_stats, stats_key
-from vultr_scraper_worker.settings import JobPlan
+from vultr_scraper_worker.records.stats import JobStats, read_stats
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUEUE_LIST_LIMIT = 100
-
-
-# -- jobs -----------------------------------------------------------------------------------
 
 
 def job_plans(state: ApiState) -> list[JobPlan]:
@@ -105,72 +90,4 @@ async def enqueue(state: ApiState, name: str) -> str:
 
 
 async def job_stats(state: ApiState) -> JobStats:
-    raw = await state.redis.hgetall(stats_key(state.prefix))  # type: ignore[misc]
-    return parse_stats(raw)
-
-
-# -- changes --------------------------------------------------------------------------------
-
-
-async def read_changes(
-    state: ApiState,
-    *,
-    after: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    kinds: list[str],
-    subject: str | None,
-    limit: int,
-) -> list[ChangeEvent]:
-    if until is not None and until <= EPOCH:
-        return []  # nothing was recorded before 1970; Redis refuses negative ids
-    if since is not None and since <= EPOCH:
-        since = None
-    feed = ChangeFeed(state.redis, state.prefix)
-    return await feed.read(
-        after=after, since=since, until=until, kinds=kinds or None, subject=subject, limit=limit
-    )
-
-
-async def latest_changes(state: ApiState, limit: int, kinds: list[str]) -> list[ChangeEvent]:
-    return await ChangeFeed(state.redis, state.prefix).latest(limit=limit, kinds=kinds or None)
-
-
-async def change_count(state: ApiState) -> int:
-    return await ChangeFeed(state.redis, state.prefix).count()
-
-
-# -- endpoint health ------------------------------------------------------------------------
-
-UPTIME_WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
-
-
-@dataclass
-class EndpointHealth:
-    name: str
-    url: str | None  # credentials masked; None: no longer configured, still in the store
-    state: EndpointState
-    uptime: dict[str, Uptime]  # window ("24h", "7d", "30d") -> uptime
-
-
-async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[EndpointHealth]:
-    """Every endpoint the health job probes (the built-in ``vultr-api`` one included) and every
-    one still in the store, with its state and uptime windows."""
-    store = HealthStore(state.redis, state.prefix)
-    configured = {
-        endpoint.name: mask_url(endpoint.url) for endpoint in configured_endpoints(state.config)
-    }
-    names = sorted(set(configured) | set(await store.known()))
-    states = await store.states(names)
-    windows = {
-        label: await store.uptime(names, hours, now) for label, hours in UPTIME_WINDOWS.items()
-    }
-    return [
-        EndpointHealth(
-            name=name,
-            url=configured.get(name),
-            state=states[name],
-            uptime={label: found[name] for label, found in windows.items()},
-        )
-        for name in names
-    ]
+    return await read_stats(state.redis, state.prefix)

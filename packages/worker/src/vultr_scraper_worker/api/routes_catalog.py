@@ -11,10 +11,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from vultr_scraper_core.store.changes import EventKind
+from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_core.store.queries import PlanFilter
-from vultr_scraper_worker.api import reads_catalog, reads_jobs, schemas
-from vultr_scraper_worker.api.documents import event_doc
+from vultr_scraper_worker.api import reads_catalog, schemas
 from vultr_scraper_worker.api.params import (
     boolean,
     choice,
@@ -33,6 +32,12 @@ _GPU = r"^[A-Za-z0-9 ._-]+$"
 
 def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+def event_doc(event: ChangeEvent) -> dict[str, Any]:
+    document: dict[str, Any] = msgspec.to_builtins(event)
+    document["kind"] = str(event.kind)
+    return document
 
 
 async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -72,7 +77,7 @@ async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
     state = state_of(request)
     limit = args["limit"]
     # One more than asked tells whether another page exists.
-    events = await reads_jobs.read_changes(
+    events = await reads_catalog.read_changes(
         state,
         after=args["after"],
         since=args["since"],

@@ -5,14 +5,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
-from vultr_scraper_worker.api import reads_catalog, reads_jobs, schemas
-from vultr_scraper_worker.api.documents import endpoint_doc
-from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
+from vultr_scraper_worker.api import reads_catalog, reads_health, schemas
+from vultr_scraper_worker.api.auth import Access
+from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
+
+
+def endpoint_doc(endpoint: reads_health.EndpointHealth) -> dict[str, Any]:
+    state = endpoint.state
+    return {
+        "name": endpoint.name,
+        "url": endpoint.url,
+        "state": state.state,
+        "since": state.since,
+        "checks": state.checks,
+        "failures": state.failures,
+        "successes": state.successes,
+        "last": msgspec.to_builtins(state.last) if state.last else None,
+        "uptime": {
+            label: {
+                "probes": uptime.probes,
+                "successes": uptime.successes,
+                "ratio": uptime.ratio,
+                "avg_latency_ms": uptime.avg_latency_ms,
+            }
+            for label, uptime in endpoint.uptime.items()
+        },
+    }
 
 
 async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -56,7 +80,7 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 
 
 async def health(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
-    endpoints = await reads_jobs.endpoint_health(state_of(request))
+    endpoints = await reads_health.endpoint_health(state_of(request))
     return json_response({"endpoints": [endpoint_doc(endpoint) for endpoint in endpoints]})
 
 

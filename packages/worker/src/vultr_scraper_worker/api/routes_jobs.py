@@ -2,19 +2,95 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
 from vultr_scraper_worker.api import reads_jobs, schemas
-from vultr_scraper_worker.api.documents import failed_doc, queued_doc, run_doc, scheduled_doc
+from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.params import integer, text
-from vultr_scraper_worker.api.routing import Access, Response, Route, json_response
+from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
+from vultr_scraper_worker.plans import JobOverview
+from vultr_scraper_worker.records.failed import FailedJob
+from vultr_scraper_worker.records.queue import QueuedJob
+from vultr_scraper_worker.records.runs import RunRecord
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+# The JSON documents of this area: times as RFC 3339.
+
+
+def unix_time(value: float | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def run_doc(run: RunRecord) -> dict[str, Any]:
+    return {
+        "function": run.function,
+        "job_id": run.job_id,
+        "job_try": run.job_try,
+        "start": unix_time(run.start),
+        "end": unix_time(run.end),
+        "duration": run.duration,
+        "outcome": run.outcome,
+        "error": run.error,
+        "error_type": run.error_type,
+        "summary": run.summary,
+    }
+
+
+def scheduled_doc(job: JobOverview) -> dict[str, Any]:
+    return {
+        "name": job.name,
+        "description": job.description,
+        "schedule": job.schedule,
+        "enabled": job.enabled,
+        "timeout": job.timeout,
+        "next_run": job.next_run,
+        "last_run": run_doc(job.last_run) if job.last_run else None,
+        "last_success": job.last_success,
+    }
+
+
+def queued_doc(job: QueuedJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "function": job.function,
+        "state": job.state,
+        "due_at": unix_time(job.due_at),
+        "enqueued_at": unix_time(job.enqueued_at),
+        "tries": job.tries,
+        "args": job.args,
+        "kwargs": job.kwargs,
+    }
+
+
+def failed_doc(job: FailedJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "function": job.function,
+        "args": job.args,
+        "kwargs": job.kwargs,
+        "error": job.error,
+        "error_type": job.error_type,
+        "tries": job.tries,
+        "enqueued_at": unix_time(job.enqueued_at),
+        "started_at": unix_time(job.started_at),
+        "failed_at": unix_time(job.failed_at),
+        "retryable": job.retryable,
+        "retried_as": job.retried_as,
+        "retried_at": unix_time(job.retried_at),
+    }
 
 
 async def list_jobs(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.params import Param, parse_params
 from vultr_scraper_worker.api.state import state_of
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
-
-
-class Access(StrEnum):
-    OPEN = "open"  # never needs the token (health check, OpenAPI document, login form)
-    READ = "read"  # open unless [http] protect_reads
-    WRITE = "write"  # always needs the token
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from vultr_scraper_core.config import ListenAddress, parse_listen
 from vultr_scraper_worker.api.app import create_app
 from vultr_scraper_worker.api.auth import Authenticator
 from vultr_scraper_worker.api.state import ApiState
+from vultr_scraper_worker.plans import plan_jobs
 from vultr_scraper_worker.serialization import deserialize, serialize
-from vultr_scraper_worker.settings import plan_jobs
 
 
 @dataclass

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from arq.connections import ArqRedis
 
 from vultr_scraper_core.config import Config, Secrets
-from vultr_scraper_worker.settings import JobPlan
-
-if TYPE_CHECKING:
-    from vultr_scraper_worker.api.auth import Authenticator
+from vultr_scraper_worker.api.auth import Authenticator
+from vultr_scraper_worker.plans import JobPlan
 
 
 @dataclass

@@ -28,12 +28,19 @@ from vultr_scraper_worker.cli.common import (
     print_table,
 )
 from vultr_scraper_worker.enqueue import enqueue_job, open_queue
+from vultr_scraper_worker.plans import (
+    JobPlan,
+    describe_schedule,
+    job_overview,
+    load_job_set,
+    plan_jobs,
+)
 from vultr_scraper_worker.records.failed import FailedJobs, RetryRefused
-from vultr_scraper_worker.records.queue import job_overview, queue_snapshot
+from vultr_scraper_worker.records.heartbeats import Heartbeat, Heartbeats
+from vultr_scraper_worker.records.queue import queue_snapshot
 from vultr_scraper_worker.records.runs import JobHistory
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET
-from vultr_scraper_worker.settings import JobPlan, describe_schedule, load_job_set, plan_jobs
-from vultr_scraper_worker.worker_main import HeartbeatKeys, decode_worker_info, run_worker
+from vultr_scraper_worker.worker_main import run_worker
 
 T = TypeVar("T")
 
@@ -388,28 +395,18 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
             report(False, f"no worker running: the embedded Redis at {server.socket} is down", [])
             return
 
-    async def action(queue: ArqRedis) -> tuple[float, list[tuple[str, float, bytes | None]]]:
-        keys = HeartbeatKeys(config.redis.key_prefix)
-        seconds, micros = await queue.time()
-        now = seconds + micros / 1_000_000
-        entries = await queue.zrevrange(keys.index, 0, 49, withscores=True)
-        ids = [raw.decode() for raw, _ in entries]
-        infos = await queue.mget([keys.info(worker_id) for worker_id in ids]) if ids else []
-        return now, [
-            (worker_id, float(score), info)
-            for worker_id, (_, score), info in zip(ids, entries, infos, strict=True)
-        ]
+    async def action(queue: ArqRedis) -> tuple[float, list[Heartbeat]]:
+        return await Heartbeats(queue, config.redis.key_prefix).latest()
 
-    now, entries = _with_queue(loaded, action)
+    now, beats = _with_queue(loaded, action)
     workers: list[dict[str, Any]] = []
-    for worker_id, beat, raw in entries:
-        info = decode_worker_info(raw)
-        age = max(0.0, now - beat)
-        row: dict[str, Any] = {"id": worker_id, "age": round(age, 1), "fresh": age <= limit}
-        row["last_heartbeat"] = iso(beat)
-        if info is not None:
-            row.update(msgspec.to_builtins(info))
-            row["id"] = worker_id
+    for beat in beats:
+        age = max(0.0, now - beat.at)
+        row: dict[str, Any] = {"id": beat.worker_id, "age": round(age, 1), "fresh": age <= limit}
+        row["last_heartbeat"] = iso(beat.at)
+        if beat.info is not None:
+            row.update(msgspec.to_builtins(beat.info))
+            row["id"] = beat.worker_id
         workers.append(row)
     fresh = [row for row in workers if row["fresh"]]
     if fresh:

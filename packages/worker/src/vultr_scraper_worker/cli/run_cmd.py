@@ -32,8 +32,9 @@ from vultr_scraper_worker.cli.common import (
 )
 from vultr_scraper_worker.cli.queue_cmd import check_arguments, jobs_module_option, parse_arg
 from vultr_scraper_worker.enqueue import make_enqueue, open_queue
+from vultr_scraper_worker.plans import load_job_set, plan_jobs
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, job_context
-from vultr_scraper_worker.settings import load_job_set, make_runner, plan_jobs
+from vultr_scraper_worker.settings import make_runner
 from vultr_scraper_worker.wrapper import run_inline
 
 __all__ = ["EX_QUARANTINED", "run"]

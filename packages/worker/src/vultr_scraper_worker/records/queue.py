@@ -1,15 +1,12 @@
-"""Read-only views of the queue and of each job, for ``vultr-scraper jobs`` and the status page.
+"""What is queued and running, read from arq's own keys (``vultr-scraper jobs``, the API).
 
-No ``KEYS``: the queue is one sorted set read with ``ZRANGE`` (bounded), per-job details come
-from the job, in-progress and retry keys of those ids, and everything else from the project's
-own records (``records.runs``, ``records.failed``).
+No ``KEYS``: the queue is one sorted set read with ``ZRANGE`` (bounded); per-job details come
+from the job, in-progress and retry keys of those ids.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -17,9 +14,11 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from redis.asyncio import Redis
 
 from vultr_scraper_core.store.codec import text
-from vultr_scraper_worker.records.runs import JobHistory, RunRecord
 from vultr_scraper_worker.serialization import RefusedPayload, deserialize
-from vultr_scraper_worker.settings import CRON_PREFIX, JobPlan
+
+# A schedule's tick is the arq cron job ``cron:<job>`` (see ``settings``); it only enqueues
+# the job itself.
+CRON_PREFIX = "cron:"
 
 
 class QueuedJob(msgspec.Struct, kw_only=True):
@@ -96,46 +95,3 @@ async def queue_snapshot(redis: Redis, queue_name: str, limit: int = 100) -> Que
                 job.enqueued_at = float(enqueued) / 1000 if enqueued else None
         jobs.append(job)
     return QueueSnapshot(total=int(total), jobs=jobs)
-
-
-class JobOverview(msgspec.Struct, kw_only=True):
-    """One job for the status page: its schedule, last run, last success and next run."""
-
-    name: str
-    description: str
-    schedule: str  # e.g. "hour * minute 0,15,30,45 UTC", or "off"
-    enabled: bool
-    timeout: float
-    next_run: datetime | None = None
-    last_run: RunRecord | None = None
-    last_success: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        document: dict[str, Any] = msgspec.to_builtins(self)
-        return document
-
-
-async def job_overview(
-    redis: Redis, key_prefix: str, plans: Sequence[JobPlan], now: datetime | None = None
-) -> list[JobOverview]:
-    """Every job the worker serves (``settings.plan_jobs(config)``), with its latest records."""
-    history = JobHistory(redis, key_prefix)
-    last_runs = await history.last_runs()
-    last_success = await history.last_success()
-    current = now or datetime.now(UTC)
-    overview: list[JobOverview] = []
-    for plan in plans:
-        success = last_success.get(plan.name)
-        overview.append(
-            JobOverview(
-                name=plan.name,
-                description=plan.spec.description,
-                schedule=plan.schedule.describe(),
-                enabled=plan.schedule.enabled,
-                timeout=plan.schedule.timeout,
-                next_run=plan.schedule.next_run(current),
-                last_run=last_runs.get(plan.name),
-                last_success=datetime.fromtimestamp(success, UTC) if success else None,
-            )
-        )
-    return overview

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
+
 # Seconds. A catalogue scrape takes seconds to minutes; a health check under a second.
 BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, math.inf)
 
@@ -99,3 +101,8 @@ def parse_stats(raw: Mapping[bytes | str, bytes | str]) -> JobStats:
         except ValueError:
             continue  # a field this version does not understand
     return stats
+
+
+async def read_stats(redis: Redis, prefix: str) -> JobStats:
+    raw = await redis.hgetall(stats_key(prefix))  # type: ignore[misc]
+    return parse_stats(raw)

@@ -1,0 +1,44 @@
+"""Endpoint health as the API, the status page and the metrics see it (``store.health``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from vultr_scraper_core.config import mask_url
+from vultr_scraper_core.store.health import EndpointState, HealthStore, Uptime
+from vultr_scraper_jobs.health import configured_endpoints
+from vultr_scraper_worker.api.state import ApiState
+
+UPTIME_WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+
+
+@dataclass
+class EndpointHealth:
+    name: str
+    url: str | None  # credentials masked; None: no longer configured, still in the store
+    state: EndpointState
+    uptime: dict[str, Uptime]  # window ("24h", "7d", "30d") -> uptime
+
+
+async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[EndpointHealth]:
+    """Every endpoint the health job probes (the built-in ``vultr-api`` one included) and every
+    one still in the store, with its state and uptime windows."""
+    store = HealthStore(state.redis, state.prefix)
+    configured = {
+        endpoint.name: mask_url(endpoint.url) for endpoint in configured_endpoints(state.config)
+    }
+    names = sorted(set(configured) | set(await store.known()))
+    states = await store.states(names)
+    windows = {
+        label: await store.uptime(names, hours, now) for label, hours in UPTIME_WINDOWS.items()
+    }
+    return [
+        EndpointHealth(
+            name=name,
+            url=configured.get(name),
+            state=states[name],
+            uptime={label: found[name] for label, found in windows.items()},
+        )
+        for name in names
+    ]
