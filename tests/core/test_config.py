@@ -328,7 +328,17 @@ def test_file_error_is_not_blamed_on_an_unrelated_variable(write: WriteFile) -> 
         ("[schedules.prune]\nhour = [24]\n", "schedules.prune.hour: values must be 0-23, got 24"),
         ("[client]\ntimeout = 0\n", "client.timeout: must be greater than 0, got 0.0"),
         ("[vultr]\nper_page = 501\n", "vultr.per_page: must be between 1 and 500, got 501"),
-        ("[catalog]\nmax_count_drop = 1.5\n", "catalog.max_count_drop: must be between 0 and 1"),
+        (
+            "[catalog.gate]\nmax_count_drop = 1.5\n",
+            "catalog.gate.max_count_drop: must be between 0 and 1",
+        ),
+        (
+            "[catalog]\nmax_count_drop = 0.3\n",
+            "catalog.max_count_drop: unknown key (moved to catalog.gate.max_count_drop)",
+        ),
+        ("[catalog.gate]\nmax_turnover = 0\n", "catalog.gate.max_turnover: must be greater"),
+        ("[catalog.gate]\nmin_price_ratio = 1.2\n", "catalog.gate: min_price_ratio must be"),
+        ("[vultr]\nmax_response_bytes = 10\n", "vultr.max_response_bytes: must be at least 1024"),
         ('[redis]\nurl = "http://x"\n', "redis.url: must start with redis://"),
         (
             '[[health.endpoints]]\nname = "a"\nurl = "u"\n[[health.endpoints]]\nname = "a"\n'

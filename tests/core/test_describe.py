@@ -87,6 +87,16 @@ def test_prices_with_unit_and_change() -> None:
             make(EventKind.SCHEMA_DRIFT, "/v2/plans", field="gpu_count", old="int", new="str"),
             "schema drift at /v2/plans: gpu_count int -> str",
         ),
+        (
+            make(
+                EventKind.SCHEMA_DRIFT,
+                "/v2/plans",
+                field="gpu_brand",
+                new=["string"],
+                detail={"change": "new_field", "kinds": ["string"], "records": 239, "of": 239},
+            ),
+            "schema drift at /v2/plans: new field gpu_brand (string) on 239 of 239 records",
+        ),
     ],
 )
 def test_every_kind_reads_as_a_sentence(event: ChangeEvent, expected: str) -> None:

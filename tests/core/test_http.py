@@ -627,6 +627,18 @@ async def test_real_404_and_400_bodies(api: FakeVultrAPI) -> None:
     assert sleeps.delays == []
 
 
+async def test_a_huge_error_body_is_read_only_far_enough_to_describe_it(
+    api: FakeVultrAPI,
+) -> None:
+    page = b"<html><body><h1>Down for maintenance</h1>" + b"<p>x</p>" * 1_000_000 + b"</body>"
+    api.fail("/v2/plans", 404, body=page, html=True)
+    async with make_client() as (client, _):
+        with pytest.raises(PermanentHttpError) as caught:
+            await client.request_once("GET", f"{api.base_url}/plans")
+    assert caught.value.reason.startswith("Down for maintenance x x")
+    assert len(caught.value.reason) <= 200
+
+
 async def test_the_status_is_not_repeated_in_the_reason(api: FakeVultrAPI) -> None:
     url = f"{api.base_url}/plans"
     async with make_client() as (client, _):

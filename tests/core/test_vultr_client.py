@@ -14,6 +14,7 @@ from vultr_scraper_core.config import ClientConfig, VultrConfig
 from vultr_scraper_core.http import (
     HttpClient,
     PermanentHttpError,
+    ResponseTooLarge,
     TransientHttpError,
     create_session,
 )
@@ -210,3 +211,89 @@ async def test_spec_container_name_is_accepted_for_metal(api: FakeVultrAPI) -> N
 async def test_concurrent_listings_share_one_client(client: VultrClient) -> None:
     plans, regions = await asyncio.gather(client.plans(), client.regions())
     assert plans.complete and regions.complete
+
+
+# -- byte caps -------------------------------------------------------------------------------
+
+
+def capped_client(
+    http: HttpClient,
+    api: FakeVultrAPI,
+    *,
+    max_response_bytes: int = 4 * 1024 * 1024,
+    max_availability_bytes: int = 256 * 1024,
+) -> VultrClient:
+    config = VultrConfig(
+        base_url=api.base_url,
+        max_response_bytes=max_response_bytes,
+        max_availability_bytes=max_availability_bytes,
+    )
+    return VultrClient(http, config)
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["content-length", "chunked"])
+async def test_a_first_page_over_the_cap_fails_at_once_without_retry(
+    api: FakeVultrAPI, announce: bool
+) -> None:
+    api.flood("/v2/plans", 3_000_000, announce=announce, times=None)
+    async with create_session(CLIENT) as session:
+        http = HttpClient(session, CLIENT, sleep=_no_sleep)
+        client = capped_client(http, api, max_response_bytes=1_000_000)
+        with pytest.raises(ResponseTooLarge) as caught:
+            await client.plans()
+    assert api.count("/v2/plans") == 1  # permanent: the same flood would come again
+    message = str(caught.value)
+    assert "larger than the cap of 1000000 bytes (vultr.max_response_bytes)" in message
+    assert ("announced" in message) is announce
+
+
+async def test_a_page_under_the_cap_is_read_whole(api: FakeVultrAPI) -> None:
+    api.flood("/v2/plans", 200_000, announce=False)
+    async with create_session(CLIENT) as session:
+        http = HttpClient(session, CLIENT, sleep=_no_sleep)
+        listing = await capped_client(http, api, max_response_bytes=1_000_000).plans()
+    assert listing.complete and len(listing.items) == listing.total
+    assert len({item["id"] for item in listing.items}) > 100
+
+
+async def test_pages_together_are_held_to_the_cap(api: FakeVultrAPI) -> None:
+    api.max_per_page = 2  # three pages of the normal catalogue
+    async with create_session(CLIENT) as session:
+        http = HttpClient(session, CLIENT, sleep=_no_sleep)
+        whole = await capped_client(http, api).plans()
+        page_sizes = [len(response.body) for response in whole.responses]
+        # Room for the first two pages but not the third.
+        limit = page_sizes[0] + page_sizes[1] + page_sizes[2] // 2
+        listing = await capped_client(http, api, max_response_bytes=limit).plans()
+    assert not listing.complete and len(listing.items) == 4
+    assert listing.problem is not None
+    assert "page 3 of /v2/plans failed" in listing.problem
+    assert f"what 2 page(s) left of vultr.max_response_bytes = {limit}" in listing.problem
+
+
+async def test_an_availability_answer_over_its_cap_fails_that_region_only(
+    api: FakeVultrAPI,
+) -> None:
+    api.flood("/v2/regions/fra/availability", 300_000, container="available_plans")
+    async with create_session(CLIENT) as session:
+        http = HttpClient(session, CLIENT, sleep=_no_sleep)
+        client = capped_client(http, api, max_availability_bytes=100_000)
+        results = {r.region: r for r in await client.availability_all(["ewr", "fra"])}
+    assert results["ewr"].error is None
+    assert isinstance(results["fra"].error, ResponseTooLarge)
+    assert "vultr.max_availability_bytes" in str(results["fra"].error)
+
+
+async def test_an_id_twice_with_different_content_makes_the_listing_incomplete(
+    api: FakeVultrAPI, client: VultrClient
+) -> None:
+    api.catalogue.plans.append(make_plan("vc2-1c-1gb", monthly_cost=6))
+    listing = await client.plans()
+    assert not listing.complete
+    assert listing.problem == (
+        "/v2/plans: 1 id(s) listed twice with different content (vc2-1c-1gb)"
+    )
+    # An exact repeat (overlapping cursor pages) is harmless.
+    api.catalogue.plans[-1] = make_plan("vc2-1c-1gb")
+    api.catalogue.plans.append(make_plan("vc2-1c-1gb"))
+    assert (await client.plans()).problem == "/v2/plans: got 6 of meta.total 8 items"

@@ -3,8 +3,9 @@
 It serves ``/v2/plans``, ``/v2/plans-metal``, ``/v2/regions``, ``/v2/os`` with Vultr's cursor
 pagination (base64 ``next__<last id>`` cursors, empty string at the end, ``meta.total``) and
 ``/v2/regions/{id}/availability``. Faults are queued per request matcher: a status with a JSON or
-HTML body and optional ``Retry-After``, latency, truncated JSON, a short body, or a dropped
-connection. Test data here is written from the documented schema, not copied from captures.
+HTML body and optional ``Retry-After``, latency, truncated JSON, a short body, a dropped
+connection, or a flood (a huge, valid JSON body streamed in chunks). Test data here is written
+from the documented schema, not copied from captures.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,7 +179,7 @@ class FakeCatalogue:
 
 @dataclass
 class Fault:
-    kind: str  # "status", "delay", "truncate", "short", "drop"
+    kind: str  # "status", "delay", "truncate", "short", "drop", "flood"
     matcher: Matcher
     times: int | None  # None: forever
     status: int = 500
@@ -185,6 +187,8 @@ class Fault:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    size: int = 0  # flood: bytes to send
+    announce: bool = True  # flood: send Content-Length (else chunked transfer encoding)
 
 
 @dataclass
@@ -269,6 +273,29 @@ class FakeVultrAPI:
     def drop(self, matcher: Matcher | str, *, times: int | None = 1) -> None:
         """Close the connection without any response."""
         self.faults.append(Fault(kind="drop", matcher=_matcher(matcher), times=times))
+
+    def flood(
+        self,
+        matcher: Matcher | str,
+        size: int,
+        *,
+        container: str = "plans",
+        announce: bool = True,
+        times: int | None = 1,
+    ) -> None:
+        """A 200 with a valid JSON document of about ``size`` bytes: ``container`` holds junk
+        plans (a single page, ``meta.total`` matching). Streamed, never built in memory whole;
+        with ``announce=False`` no Content-Length is sent (chunked transfer encoding)."""
+        self.faults.append(
+            Fault(
+                kind="flood",
+                matcher=_matcher(matcher),
+                times=times,
+                size=size,
+                announce=announce,
+                body=container.encode(),
+            )
+        )
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -411,6 +438,8 @@ class FakeVultrAPI:
                 if transport is not None:
                     transport.abort()
                 return web.Response(status=500)
+            if fault.kind == "flood":
+                return await _flood(request, fault)
             return web.Response(
                 status=fault.status,
                 body=fault.body,
@@ -420,8 +449,6 @@ class FakeVultrAPI:
         return None
 
     async def _send(self, request: web.Request, document: JSON) -> web.StreamResponse:
-        import json
-
         body = json.dumps(document, ensure_ascii=False).encode()
         for fault in list(self.faults):
             if fault.kind not in {"truncate", "short"} or not fault.matcher(request):
@@ -449,6 +476,40 @@ class FakeVultrAPI:
         fault.times -= 1
         if fault.times <= 0:
             self.faults.remove(fault)
+
+
+def flood_body(size: int, container: str = "plans") -> tuple[bytes, bytes, bytes, int]:
+    """Head, an item template (``%07d`` for a distinct id) and tail of a junk listing of about
+    ``size`` bytes, and how many items it holds."""
+    plan = make_plan("junk-%07d", monthly_cost=1, hourly_cost=0.001)
+    template = json.dumps(plan).encode()
+    item_size = len(template % 0)
+    count = max(1, (size - 80) // (item_size + 1))
+    head = b'{"%s": [' % container.encode()
+    tail = b'], "meta": {"total": %d, "links": {"next": "", "prev": ""}}}' % count
+    return head, template, tail, count
+
+
+async def _flood(request: web.Request, fault: Fault) -> web.StreamResponse:
+    head, template, tail, count = flood_body(fault.size, fault.body.decode())
+    item_size = len(template % 0)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    if fault.announce:
+        response.content_length = len(head) + count * (item_size + 1) - 1 + len(tail)
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(head)
+    batch = 256
+    try:
+        for start in range(0, count, batch):
+            chunk = b",".join(template % n for n in range(start, min(count, start + batch)))
+            await response.write(chunk if start == 0 else b"," + chunk)
+        await response.write(tail)
+        await response.write_eof()
+    except (ConnectionResetError, RuntimeError):
+        pass  # the client stopped reading at its cap and closed the connection
+    return response
 
 
 def _matcher(matcher: Matcher | str) -> Matcher:

@@ -192,20 +192,46 @@ async def test_a_new_field_is_one_drift_event_and_no_crash(redis: Redis) -> None
         events = (await env.events())[baseline:]
         await env.scrape()
         assert len(await env.events()) == baseline + len(events)  # reported once
-    drift = [event for event in events if event.kind == EventKind.SCHEMA_DRIFT]
-    assert len(drift) == 1
-    assert (drift[0].subject, drift[0].field, drift[0].old) == (PLANS, "carbon_grams", None)
-    assert drift[0].new == ["integer", "number"]
-    assert drift[0].detail["change"] == "new_field"
-    # The value is kept on the record (and its appearance is a spec change of those plans).
-    assert result["status"] == "success"
+        # Now that plans carry it, the field is data like any other.
+        env.catalogue.plan("vc2-2c-4gb")["carbon_grams"] = 31
+        env.catalogue.plan("vhp-2c-4gb-amd")["carbon_grams"] = 40
+        await env.scrape()
+        later = (await env.events())[baseline + len(events) :]
+    (drift,) = events  # one event for the field, none per plan
+    assert (drift.kind, drift.subject, drift.field, drift.old) == (
+        EventKind.SCHEMA_DRIFT,
+        PLANS,
+        "carbon_grams",
+        None,
+    )
+    assert drift.new == ["integer", "number"]
+    assert drift.detail["change"] == "new_field"
+    assert (drift.detail["records"], drift.detail["of"]) == (2, 6)
+    # The values are stored with the records all the same.
+    assert result["status"] == "success" and result["spec_changes"] == 0
     plans = (await CatalogueStore(redis, "vs").load()).catalogue.plans
     assert plans["vc2-1c-1gb"].extra == {"carbon_grams": "12.5"}
-    spec = [event for event in events if event.kind == EventKind.SPEC_CHANGED]
-    assert sorted((event.subject, event.new) for event in spec) == [
-        ("vc2-1c-1gb", "12.5"),
-        ("vc2-2c-4gb", 30),
+    assert plans["vc2-2c-4gb"].extra == {"carbon_grams": 31}
+    assert sorted((event.kind, event.subject, event.old, event.new) for event in later) == [
+        (EventKind.SPEC_CHANGED, "vc2-2c-4gb", 30, 31),
+        (EventKind.SPEC_CHANGED, "vhp-2c-4gb-amd", None, 40),
     ]
+
+
+async def test_a_field_on_every_plan_at_once_is_one_event(redis: Redis) -> None:
+    async with scrape_env(redis) as env:
+        await env.scrape()
+        baseline = len(await env.events())
+        for plan in env.catalogue.plans:
+            plan["carbon_grams"] = 10
+        result = await env.scrape()
+        events = (await env.events())[baseline:]
+    assert result["status"] == "success" and result["events"] == 1
+    (drift,) = events
+    assert (drift.kind, drift.field) == (EventKind.SCHEMA_DRIFT, "carbon_grams")
+    assert (drift.detail["records"], drift.detail["of"]) == (6, 6)
+    stored = (await CatalogueStore(redis, "vs").load()).catalogue.plans
+    assert all(plan.extra.get("carbon_grams") == 10 for plan in stored.values())
 
 
 async def test_a_number_turned_into_a_string_is_drift_too(redis: Redis) -> None:

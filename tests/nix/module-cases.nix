@@ -19,7 +19,7 @@
         worker.job_completion_wait = 45.5;
         log.level = "DEBUG";
         vultr.base_url = "http://127.0.0.1:8001/v2";
-        catalog.max_count_drop = 0.3;
+        catalog.gate.max_count_drop = 0.3;
         health.endpoints = [
           {
             name = "site";
@@ -47,7 +47,7 @@
         };
         worker.job_completion_wait = 30;
         log.level = "INFO";
-        catalog.max_count_drop = 0.2;
+        catalog.gate.max_count_drop = 0.2;
         schedules.scrape_catalog.minute = [
           0
           30

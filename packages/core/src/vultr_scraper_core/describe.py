@@ -46,8 +46,7 @@ def describe_event(event: ChangeEvent) -> str:
     if kind == EventKind.REGION_REMOVED:
         return f"region {subject} removed{_place(_record(event))}"
     if kind == EventKind.SCHEMA_DRIFT:
-        field = f" {event.field}" if event.field else ""
-        return f"schema drift at {subject}:{field} {_short(event.old)} -> {_short(event.new)}"
+        return _drift(event)
     if kind == EventKind.ENDPOINT_DOWN:
         error = event.detail.get("error") or "failing"
         return f"endpoint {subject} is DOWN: {error}"
@@ -57,6 +56,18 @@ def describe_event(event: ChangeEvent) -> str:
         return f"endpoint {subject} is UP again{after}"
     changed = f": {_short(event.old)} -> {_short(event.new)}" if event.old or event.new else ""
     return f"{kind} {subject}{where}{changed}"
+
+
+def _drift(event: ChangeEvent) -> str:
+    records, total = event.detail.get("records"), event.detail.get("of")
+    carried = f" on {records} of {total} records" if records is not None and total else ""
+    if event.detail.get("change") == "new_field" and event.field:
+        kinds = ", ".join(str(kind) for kind in event.detail.get("kinds") or [])
+        typed = f" ({kinds})" if kinds else ""
+        return f"schema drift at {event.subject}: new field {event.field}{typed}{carried}"
+    field = f" {event.field}" if event.field else ""
+    changed = f"{_short(event.old)} -> {_short(event.new)}"
+    return f"schema drift at {event.subject}:{field} {changed}{carried}"
 
 
 def _price(event: ChangeEvent, where: str) -> str:

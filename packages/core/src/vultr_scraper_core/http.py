@@ -74,6 +74,30 @@ class PermanentHttpError(HttpError):
     """Retrying will not help: a client error or data we cannot use."""
 
 
+class ByteCap(msgspec.Struct, frozen=True, kw_only=True):
+    """The most body bytes a caller reads from one response, and the setting that says so
+    (named in the error, so the operator knows what to raise)."""
+
+    limit: int
+    setting: str = ""
+
+
+class ResponseTooLarge(PermanentHttpError):
+    """The body was larger than the caller's ``ByteCap``: reading stopped at the cap.
+
+    Permanent: the same request would send the same flood again."""
+
+    def __init__(self, cap: ByteCap, *, url: str, status: int | None, announced: int | None):
+        self.cap = cap
+        setting = f" ({cap.setting})" if cap.setting else ""
+        seen = f"announced {announced} bytes" if announced is not None else "stopped reading"
+        super().__init__(
+            f"response body larger than the cap of {cap.limit} bytes{setting}; {seen}",
+            url=url,
+            status=status,
+        )
+
+
 def is_transient(error: BaseException) -> bool:
     """The one classifier every retry decision uses.
 
@@ -229,6 +253,38 @@ def create_session(
     return aiohttp.ClientSession(timeout=timeout, connector=connector, headers=merged)
 
 
+_ERROR_BODY_LIMIT = 64 * 1024  # enough to describe any error page; the rest is not read
+_CHUNK = 64 * 1024
+
+
+async def read_capped(response: aiohttp.ClientResponse, cap: ByteCap | None) -> bytes:
+    """The body, streamed, never more than ``cap.limit`` bytes held (after decompression).
+
+    A ``Content-Length`` above the cap fails before reading anything."""
+    if cap is None:
+        return await response.read()
+    url = str(response.url)
+    announced = response.content_length
+    if announced is not None and announced > cap.limit:
+        raise ResponseTooLarge(cap, url=url, status=response.status, announced=announced)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > cap.limit:
+            raise ResponseTooLarge(cap, url=url, status=response.status, announced=None)
+    return bytes(body)
+
+
+async def _read_error_body(response: aiohttp.ClientResponse) -> bytes:
+    """At most ``_ERROR_BODY_LIMIT`` bytes of an error body (for its reason, nothing more)."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk[: _ERROR_BODY_LIMIT - len(body)]
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    return bytes(body)
+
+
 _TAGS = re.compile(r"<[^>]+>")
 _HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"\s+")
@@ -305,8 +361,10 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         timeout: float | None = None,
+        cap: ByteCap | None = None,
     ) -> Response:
-        """One attempt. Non-2xx statuses raise Transient/PermanentHttpError."""
+        """One attempt. Non-2xx statuses raise Transient/PermanentHttpError; a body larger than
+        ``cap`` raises ResponseTooLarge (an error body is only read far enough to describe it)."""
         await self.limiter.acquire()
         started = time.perf_counter()
         options: dict[str, Any] = {}
@@ -330,9 +388,12 @@ class HttpClient:
                 allow_redirects=True,
                 **options,
             ) as response:
-                body = await response.read()
-                final_url = str(response.url)
                 status = response.status
+                if status >= 400:
+                    body = await _read_error_body(response)
+                else:
+                    body = await read_capped(response, cap)
+                final_url = str(response.url)
                 response_headers = {key: value for key, value in response.headers.items()}
                 content_type = response.headers.get("Content-Type", "")
                 retry_after = response.headers.get("Retry-After")

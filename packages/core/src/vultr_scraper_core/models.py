@@ -382,6 +382,24 @@ def observe_fields(items: Iterable[Any]) -> Observation:
     return seen
 
 
+class FieldCensus(msgspec.Struct, kw_only=True):
+    """How many of an answer's items carry each field (for "on 239 of 239 records")."""
+
+    items: int = 0
+    fields: dict[str, int] = {}
+
+
+def field_census(items: Iterable[Any]) -> FieldCensus:
+    census = FieldCensus(fields={})
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        census.items += 1
+        for key in item:
+            census.fields[str(key)] = census.fields.get(str(key), 0) + 1
+    return census
+
+
 def shape_of(observation: Observation) -> Shape:
     return {key: sorted(kinds) for key, kinds in sorted(observation.items())}
 

@@ -12,6 +12,13 @@ with ``meta.total``. Failures while walking:
 * a later page fails, the cursor loops, or fewer items than ``meta.total`` arrive: the listing
   comes back with ``complete=False`` and a ``problem``, so the caller can quarantine the run
   instead of retiring what it did not see.
+
+Reads are byte-capped and streamed: one endpoint's answer (all its pages together) may be at
+most ``vultr.max_response_bytes``, one region's availability at most
+``vultr.max_availability_bytes``. Past the cap the request fails with ``ResponseTooLarge``
+(permanent, not retried) and no more of the body is held, so a flood from upstream costs at most
+the cap in memory. The same id twice in one listing with different content makes the listing
+incomplete: which copy is right cannot be told.
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ from urllib.parse import quote
 import msgspec
 
 from vultr_scraper_core.config import VultrConfig
-from vultr_scraper_core.http import HttpClient, HttpError, PermanentHttpError, TransientHttpError
+from vultr_scraper_core.http import (
+    ByteCap,
+    HttpClient,
+    HttpError,
+    PermanentHttpError,
+    TransientHttpError,
+)
 from vultr_scraper_core.models import decode_json
 from vultr_scraper_core.store.archive import RawResponse
 from vultr_scraper_core.store.codec import utcnow
@@ -72,6 +85,10 @@ class VultrClient:
         self.base_url = config.base_url.rstrip("/")
         self.per_page = max(1, min(config.per_page, 500))
         self.concurrency = max(1, config.availability_concurrency)
+        self.listing_bytes = config.max_response_bytes
+        self.availability_cap = ByteCap(
+            limit=config.max_availability_bytes, setting="vultr.max_availability_bytes"
+        )
         self.clock = clock
 
     async def plans(self) -> Listing:
@@ -89,13 +106,13 @@ class VultrClient:
         return await self.listing("/os", OS, "os", {})
 
     async def get(
-        self, path: str, params: Mapping[str, str | int] | None = None
+        self, path: str, params: Mapping[str, str | int] | None = None, *, cap: ByteCap
     ) -> tuple[Any, RawResponse]:
-        """GET ``path`` with the shared retry policy; decode exactly."""
+        """GET ``path`` with the shared retry policy, reading at most ``cap``; decode exactly."""
         url = self.base_url + path
 
         async def attempt() -> tuple[Any, RawResponse]:
-            response = await self.http.request_once("GET", url, params=params)
+            response = await self.http.request_once("GET", url, params=params, cap=cap)
             try:
                 document = decode_json(response.body)
             except msgspec.DecodeError as exc:
@@ -125,7 +142,9 @@ class VultrClient:
         fallback: str | None = None,
     ) -> Listing:
         items: dict[str, Any] = {}
+        conflicting: list[str] = []  # ids seen twice with different content
         responses: list[RawResponse] = []
+        budget = self.listing_bytes  # what the pages still to come may use together
         total: int | None = None
         cursor = ""
         seen_cursors: set[str] = set()
@@ -149,13 +168,18 @@ class VultrClient:
             query: dict[str, str | int] = {**params, "per_page": self.per_page}
             if cursor:
                 query["cursor"] = cursor
+            setting = "vultr.max_response_bytes"
+            if page > 1:
+                setting = f"what {page - 1} page(s) left of {setting} = {self.listing_bytes}"
+            cap = ByteCap(limit=max(0, budget), setting=setting)
             try:
-                document, response = await self.get(path, query)
+                document, response = await self.get(path, query, cap=cap)
             except HttpError as error:
                 if page == 1:
                     raise
                 return partial(f"page {page} of {endpoint} failed after retries: {error}")
             responses.append(response)
+            budget -= len(response.body)
             batch, found_under = _container(document, container, fallback)
             if batch is None:
                 message = f"{endpoint} response has no {container!r} list"
@@ -164,7 +188,11 @@ class VultrClient:
                 return partial(f"page {page}: {message}")
             for item in batch:
                 key = str(item.get("id")) if isinstance(item, Mapping) else repr(item)
-                items.setdefault(key, item)
+                known = items.setdefault(key, item)
+                # An exact repeat is harmless (cursor pages can overlap); a different record
+                # under the same id is a malformed answer.
+                if known is not item and known != item:
+                    conflicting.append(key)
             meta = document.get("meta") if isinstance(document, Mapping) else None
             total = _total(meta)
             cursor = _next_cursor(meta)
@@ -183,7 +211,14 @@ class VultrClient:
             complete=True,
             container=found_under,
         )
-        if total is None:
+        if conflicting:
+            listing.complete = False
+            shown = ", ".join(sorted(set(conflicting))[:3])
+            listing.problem = (
+                f"{endpoint}: {len(set(conflicting))} id(s) listed twice with different "
+                f"content ({shown})"
+            )
+        elif total is None:
             listing.complete = False
             listing.problem = f"{endpoint}: meta.total missing, completeness unknown"
         elif len(listing.items) < total:
@@ -193,7 +228,8 @@ class VultrClient:
 
     async def availability(self, region: str) -> tuple[Any, RawResponse]:
         # No type filter: the id prefix does not tell the type, a wrong guess hides stock.
-        return await self.get(f"/regions/{quote(region, safe='')}/availability")
+        path = f"/regions/{quote(region, safe='')}/availability"
+        return await self.get(path, cap=self.availability_cap)
 
     async def availability_all(self, regions: Sequence[str]) -> list[AvailabilityResult]:
         """Every region's availability with bounded concurrency; failures are per region."""

@@ -37,6 +37,7 @@ from vultr_scraper_core.models import (
     Catalogue,
     Shape,
     documented_shape,
+    field_census,
     observe_fields,
     parse_records,
 )
@@ -51,7 +52,13 @@ from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_core.store.codec import utcnow
 from vultr_scraper_core.vultr import METAL, OS, PLANS, REGIONS, Listing, VultrClient
 from vultr_scraper_jobs.context import deps
-from vultr_scraper_jobs.diff import diff_catalogues, keep_missing, schema_drift
+from vultr_scraper_jobs.diff import (
+    diff_catalogues,
+    fold_new_fields,
+    keep_missing,
+    keep_readable_prices,
+    schema_drift,
+)
 from vultr_scraper_jobs.gate import evaluate
 
 ENDPOINTS = {"plans": PLANS, "metal": METAL, "regions": REGIONS, "os": OS}
@@ -111,6 +118,7 @@ def build_snapshot(listings: Mapping[str, Listing], fetched_at: datetime) -> Fet
         observations={
             listing.endpoint: observe_fields(listing.items) for listing in listings.values()
         },
+        census={listing.endpoint: field_census(listing.items) for listing in listings.values()},
         totals={name: listing.total for name, listing in listings.items()},
         requests=sum(len(listing.responses) for listing in listings.values()),
     )
@@ -132,22 +140,21 @@ async def settle(
             if last is not None and snapshot.fetched_at <= last:
                 # A newer snapshot was committed meanwhile; ours must not overwrite it.
                 return {**_empty_result("success", snapshot), "superseded": True}
-            fetched = snapshot.catalogue
-            if "os" not in snapshot.checked:
-                fetched = msgspec.structs.replace(fetched, os=dict(current.catalogue.os))
+            fetched = fetched_catalogue(current.catalogue, snapshot)
             if not accept:
                 verdict = evaluate(
                     current.catalogue,
                     fetched,
                     problems=list(snapshot.incomplete.values()),
                     checked=snapshot.checked,
-                    config=config,
+                    config=config.gate,
                 )
                 if not verdict.accepted:
                     info = QuarantineInfo(
                         fetched_at=snapshot.fetched_at,
                         quarantined_at=clock(),
                         reasons=verdict.reasons,
+                        checks=verdict.checks,
                         complete=not snapshot.incomplete,
                         counts=fetched.counts(),
                         totals=snapshot.totals,
@@ -158,12 +165,13 @@ async def settle(
                             **_empty_result("quarantined", snapshot),
                             "reason": info.reason,
                             "reasons": info.reasons,
+                            "checks": info.checks,
                             "complete": info.complete,
                         }
                     continue
-            new = keep_missing(current.catalogue, fetched, snapshot.incomplete)
+            new = commit_candidate(current.catalogue, snapshot)
             events = await asyncio.to_thread(
-                diff_catalogues, current.catalogue, new, at=snapshot.fetched_at
+                catalogue_changes, current.catalogue, new, at=snapshot.fetched_at
             )
             drift, shapes = drift_events(current.shapes, snapshot)
             all_events = [*drift, *events]
@@ -182,6 +190,26 @@ async def settle(
     raise RuntimeError(f"the catalogue changed concurrently {MAX_TX_ATTEMPTS} times; giving up")
 
 
+def fetched_catalogue(current: Catalogue, snapshot: FetchedSnapshot) -> Catalogue:
+    """What the run saw; the OS list carried over from ``current`` when it was not fetched."""
+    if "os" in snapshot.checked:
+        return snapshot.catalogue
+    return msgspec.structs.replace(snapshot.catalogue, os=dict(current.os))
+
+
+def commit_candidate(current: Catalogue, snapshot: FetchedSnapshot) -> Catalogue:
+    """The catalogue committing ``snapshot`` makes current: nothing retired from incomplete
+    collections, and no unreadable price in place of a readable one."""
+    fetched = fetched_catalogue(current, snapshot)
+    return keep_readable_prices(current, keep_missing(current, fetched, snapshot.incomplete))
+
+
+def catalogue_changes(current: Catalogue, new: Catalogue, *, at: datetime) -> list[ChangeEvent]:
+    """The change events of committing ``new`` (CPU work: call it in a thread); a field new to
+    a whole collection is left to its schema-drift event."""
+    return fold_new_fields(diff_catalogues(current, new, at=at), current)
+
+
 def drift_events(
     accepted: Mapping[str, Shape], snapshot: FetchedSnapshot
 ) -> tuple[list[ChangeEvent], dict[str, Shape]]:
@@ -191,7 +219,13 @@ def drift_events(
     for endpoint, observation in sorted(snapshot.observations.items()):
         record_type = COLLECTIONS[COLLECTION_OF[endpoint]]
         known = accepted.get(endpoint) or documented_shape(record_type)
-        found, merged = schema_drift(endpoint, known, observation, at=snapshot.fetched_at)
+        found, merged = schema_drift(
+            endpoint,
+            known,
+            observation,
+            at=snapshot.fetched_at,
+            census=snapshot.census.get(endpoint),
+        )
         events.extend(found)
         shapes[endpoint] = merged
     return events, shapes

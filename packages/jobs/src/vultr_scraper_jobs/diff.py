@@ -21,10 +21,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from vultr_scraper_core.models import (
     COLLECTIONS,
     PRICE_KINDS,
     Catalogue,
+    FieldCensus,
     Observation,
     Record,
     Shape,
@@ -186,6 +189,51 @@ def _set_regional_price(view: dict[str, Any], region: str, kind: str, value: Any
         view.pop("location_cost")
 
 
+def keep_readable_prices(current: Catalogue, fetched: Catalogue) -> Catalogue:
+    """``fetched`` with every price it could not read replaced by the committed one.
+
+    A price the model kept in ``extra`` (``"N/A"``, a malformed ``location_cost``) is not a
+    price, so it must never become a ``price_changed`` event: the plan keeps its last
+    readable value (none for a new plan). The text as received stays in the raw archive."""
+    collections: dict[str, Any] = {}
+    for name in ("plans", "metal"):
+        before: Mapping[str, Any] = getattr(current, name)
+        records = dict(getattr(fetched, name))
+        for record_id, record in records.items():
+            unreadable = [key for key in (*PRICE_KINDS, "location_cost") if key in record.extra]
+            if not unreadable:
+                continue
+            old = before.get(record_id)
+            extra = {key: value for key, value in record.extra.items() if key not in unreadable}
+            kept = {key: getattr(old, key) if old is not None else None for key in unreadable}
+            records[record_id] = msgspec.structs.replace(record, extra=extra, **kept)
+        collections[name] = records
+    return msgspec.structs.replace(fetched, **collections)
+
+
+def fold_new_fields(events: Iterable[ChangeEvent], current: Catalogue) -> list[ChangeEvent]:
+    """``events`` without the ``spec_changed`` of a field that no record of its collection had.
+
+    A field appearing on every plan at once is one ``schema_drift`` event (per endpoint), not
+    one ``spec_changed`` per plan; the values are still stored with the records. A field that
+    some record already had is ordinary data: its appearance elsewhere is a spec change."""
+    known: dict[str, set[str]] = {}
+    for name in DIFFED:
+        fields: set[str] = set()
+        for record in getattr(current, name).values():
+            fields.update(record_fields(record))
+        known[name] = fields
+    return [
+        event
+        for event in events
+        if not (
+            event.kind == EventKind.SPEC_CHANGED
+            and event.old is None
+            and event.field not in known.get(str(event.detail.get("collection")), {event.field})
+        )
+    ]
+
+
 def keep_missing(current: Catalogue, fetched: Catalogue, collections: Iterable[str]) -> Catalogue:
     """``fetched`` plus the records of ``current`` it lacks in ``collections`` (retire nothing)."""
     merged = {name: dict(getattr(fetched, name)) for name in COLLECTIONS}
@@ -204,11 +252,13 @@ def schema_drift(
     observation: Observation,
     *,
     at: datetime,
+    census: FieldCensus | None = None,
 ) -> tuple[list[ChangeEvent], Shape]:
     """Events for fields or JSON kinds ``known`` lacks; returns them and the merged shape.
 
-    Fields that stop appearing are not drift (fields come and go between plans); kinds only
-    accumulate, so each new field or kind is reported once.
+    One event per field, however many records carry it: with ``census`` its detail says how
+    many (``records`` of ``of``). Fields that stop appearing are not drift (fields come and go
+    between plans); kinds only accumulate, so each new field or kind is reported once.
     """
     events: list[ChangeEvent] = []
     merged: dict[str, set[str]] = {key: set(kinds) for key, kinds in known.items()}
@@ -218,6 +268,14 @@ def schema_drift(
         new_kinds = sorted(set(seen) - (expected or set()))
         if not new_kinds:
             continue
+        detail: dict[str, Any] = {
+            "change": "new_field" if expected is None else "type_changed",
+            "kinds": new_kinds,
+            "example": seen[new_kinds[0]],
+        }
+        if census is not None:
+            detail["records"] = census.fields.get(field, 0)
+            detail["of"] = census.items
         events.append(
             ChangeEvent(
                 kind=EventKind.SCHEMA_DRIFT,
@@ -226,11 +284,7 @@ def schema_drift(
                 field=field,
                 old=sorted(expected) if expected is not None else None,
                 new=sorted(set(seen) | (expected or set())),
-                detail={
-                    "change": "new_field" if expected is None else "type_changed",
-                    "kinds": new_kinds,
-                    "example": seen[new_kinds[0]],
-                },
+                detail=detail,
             )
         )
         merged.setdefault(field, set()).update(seen)

@@ -211,6 +211,12 @@ def _copy_tables(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Keys that moved: an old file names them, the error says where they live now.
+MOVED_KEYS = {
+    f"catalog.{name}": f"catalog.gate.{name}"
+    for name in ("max_count_drop", "max_price_ratio", "min_price_ratio")
+}
+
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`")
 _MISSING_RE = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
@@ -226,6 +232,8 @@ def _describe_validation_error(exc: msgspec.ValidationError, origins: _Origins) 
         if found:
             key = f"{key}.{found.group('field')}" if key else found.group("field")
             detail = reason
+    if detail == "unknown key" and key in MOVED_KEYS:
+        detail = f"unknown key (moved to {MOVED_KEYS[key]})"
     # TOML words, not JSON ones: a table is what msgspec calls an object.
     detail = detail.replace("`object`", "`table`")
     return f"{origins.of(key)}: {key or '(top level)'}: {detail}"

@@ -36,6 +36,11 @@ class VultrConfig(_Section):
     api_key_file: str = ""
     per_page: int = 500
     availability_concurrency: int = 4
+    # Byte caps on what is read from Vultr (streamed; past the cap the request fails): one list
+    # endpoint's answer, all pages together (the full plan list is ~0.1 MB), and one region's
+    # availability answer (a few KB).
+    max_response_bytes: int = 4 * 1024 * 1024
+    max_availability_bytes: int = 256 * 1024
 
 
 class ClientConfig(_Section):
@@ -102,10 +107,21 @@ def parse_listen(value: str) -> ListenAddress | None:
     return ListenAddress(host=host or None, port=int(port_text))
 
 
+class CatalogGateConfig(_Section):
+    """The plausibility gate: a scraped catalogue is quarantined when one of these trips."""
+
+    max_count_drop: float = 0.2  # a collection's item count falls by more than this share
+    max_count_growth: float = 0.5  # ... or grows by more than this share
+    max_turnover: float = 0.25  # share of a collection's ids replaced by others in one run
+    max_price_ratio: float = 1.5  # a price rises above old * ratio
+    min_price_ratio: float = 0.5  # a price falls below old * ratio
+    max_lost_prices: int = 0  # published prices that may vanish or turn unreadable in one run
+    # Fields every plan must carry ("price": at least one of the four published prices).
+    required_plan_fields: list[str] = msgspec.field(default_factory=lambda: ["locations", "price"])
+
+
 class CatalogConfig(_Section):
-    max_count_drop: float = 0.2  # quarantine when the item count falls by more than this share
-    max_price_ratio: float = 1.5  # quarantine when a price rises above old * ratio
-    min_price_ratio: float = 0.5  # quarantine when a price falls below old * ratio
+    gate: CatalogGateConfig = msgspec.field(default_factory=CatalogGateConfig)
     archive_retention_days: int = 30
     include_os: bool = True
 
@@ -281,8 +297,21 @@ def problems(config: Config) -> list[tuple[str, str]]:
     at_least("vultr.availability_concurrency", config.vultr.availability_concurrency, 1)
     if not 1 <= config.vultr.per_page <= 500:
         found.append(("vultr.per_page", f"must be between 1 and 500, got {config.vultr.per_page}"))
-    if not 0 < config.catalog.max_count_drop < 1:
-        found.append(("catalog.max_count_drop", "must be between 0 and 1"))
+    at_least("vultr.max_response_bytes", config.vultr.max_response_bytes, 1024)
+    at_least("vultr.max_availability_bytes", config.vultr.max_availability_bytes, 1024)
+    gate = config.catalog.gate
+    if not 0 < gate.max_count_drop < 1:
+        found.append(("catalog.gate.max_count_drop", "must be between 0 and 1"))
+    positive("catalog.gate.max_count_growth", gate.max_count_growth)
+    if not 0 < gate.max_turnover <= 1:
+        found.append(("catalog.gate.max_turnover", "must be greater than 0 and at most 1"))
+    if not gate.min_price_ratio < 1 < gate.max_price_ratio:
+        found.append(
+            ("catalog.gate", "min_price_ratio must be below 1 and max_price_ratio above 1")
+        )
+    at_least("catalog.gate.max_lost_prices", gate.max_lost_prices, 0)
+    if not all(name.strip() for name in gate.required_plan_fields):
+        found.append(("catalog.gate.required_plan_fields", "names must not be empty"))
     at_least("health.failure_threshold", config.health.failure_threshold, 1)
     at_least("health.success_threshold", config.health.success_threshold, 1)
     if config.log.level.upper() not in LOG_LEVELS:

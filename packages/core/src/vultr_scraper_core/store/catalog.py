@@ -33,7 +33,14 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from vultr_scraper_core.models import COLLECTIONS, Catalogue, Observation, Shape, same_record
+from vultr_scraper_core.models import (
+    COLLECTIONS,
+    Catalogue,
+    FieldCensus,
+    Observation,
+    Shape,
+    same_record,
+)
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.codec import compress, decode, decompress, encode, to_ms
 from vultr_scraper_core.store.watched import execute_staged
@@ -64,6 +71,7 @@ class QuarantineInfo(msgspec.Struct, kw_only=True):
     complete: bool  # False: some data is missing, so accepting it retires nothing
     counts: dict[str, int] = {}
     totals: dict[str, int | None] = {}  # meta.total per endpoint
+    checks: list[str] = []  # the gate checks that held it back (turnover, lost_prices, ...)
 
     @property
     def reason(self) -> str:
@@ -78,6 +86,7 @@ class FetchedSnapshot(msgspec.Struct, kw_only=True):
     checked: list[str]  # collections fetched by this run
     incomplete: dict[str, str] = {}  # collection -> why it may lack items
     observations: dict[str, Observation] = {}  # endpoint path -> raw JSON shape seen
+    census: dict[str, FieldCensus] = {}  # endpoint path -> how many items carry each field
     totals: dict[str, int | None] = {}  # collection -> meta.total
     requests: int = 0
 
