@@ -26,6 +26,7 @@ def all_jobs() -> dict[str, JobSpec]:
     from vultr_scraper_jobs.availability import scrape_vultr_availability
     from vultr_scraper_jobs.catalog import scrape_vultr_pricing
     from vultr_scraper_jobs.health import check_endpoint_health
+    from vultr_scraper_jobs.history import move_history
     from vultr_scraper_jobs.notify import deliver_notification
     from vultr_scraper_jobs.prune import prune
 
@@ -64,6 +65,12 @@ def all_jobs() -> dict[str, JobSpec]:
             function=prune,
             description="Apply retention settings (raw response archive, ...)",
             schedule="prune",
+        ),
+        JobSpec(
+            name="move-history",
+            function=move_history,
+            description="Move history older than [history] window_days from Redis to the archive",
+            schedule="move_history",
         ),
     ]
     return {spec.name: spec for spec in specs}

@@ -146,6 +146,7 @@ class SchedulesConfig(_Section):
     check_health: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
     dispatch_alerts: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
     prune: ScheduleConfig = _schedule([7], hour=[3], timeout=600.0)
+    move_history: ScheduleConfig = _schedule([37], timeout=1800.0)
 
 
 class WorkerConfig(_Section):
@@ -249,6 +250,20 @@ class LogConfig(_Section):
     level: str = "INFO"
 
 
+class HistoryConfig(_Section):
+    """The Redis window and the on-disk archive (see docs/operations.md)."""
+
+    # Days of versions, stock intervals and change events kept in Redis; older ones are moved.
+    window_days: int = 90
+    # Where older history goes: a directory (empty: <state_dir>/archive) or s3://bucket/prefix.
+    archive: str = ""
+    s3_endpoint_url: str = ""  # e.g. https://ewr1.vultrobjects.com; empty: AWS
+    s3_region: str = ""
+    s3_access_key_file: str = ""
+    s3_secret_key_file: str = ""
+    max_days_per_run: int = 31  # a long backlog is moved over several runs
+
+
 class PathsConfig(_Section):
     # Empty: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/vultr-scraper.
     state_dir: str = ""
@@ -267,6 +282,7 @@ class Config(_Section):
     sinks: list[SinkConfig] = msgspec.field(default_factory=list)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     paths: PathsConfig = msgspec.field(default_factory=PathsConfig)
+    history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
 
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
@@ -312,6 +328,10 @@ def problems(config: Config) -> list[tuple[str, str]]:
     at_least("catalog.gate.max_lost_prices", gate.max_lost_prices, 0)
     if not all(name.strip() for name in gate.required_plan_fields):
         found.append(("catalog.gate.required_plan_fields", "names must not be empty"))
+    at_least("history.window_days", config.history.window_days, 1)
+    at_least("history.max_days_per_run", config.history.max_days_per_run, 1)
+    if config.history.archive.startswith("s3://") and not config.history.archive[5:].strip("/"):
+        found.append(("history.archive", "an S3 location needs a bucket: s3://bucket/prefix"))
     at_least("health.failure_threshold", config.health.failure_threshold, 1)
     at_least("health.success_threshold", config.health.success_threshold, 1)
     if config.log.level.upper() not in LOG_LEVELS:

@@ -28,6 +28,8 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     vultr_api_key: str | None = None
     redis_password: str | None = None
     http_token: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
     sink_secrets: dict[str, str] = msgspec.field(default_factory=dict)
     # Secrets written into the TOML itself: URL passwords (``redis://:pw@host``) and the values
     # of credential-like endpoint headers (``Authorization``). Redacted from logs like the rest.
@@ -35,7 +37,13 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
 
     def values(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
-        found = [self.vultr_api_key, self.redis_password, self.http_token]
+        found = [
+            self.vultr_api_key,
+            self.redis_password,
+            self.http_token,
+            self.s3_access_key,
+            self.s3_secret_key,
+        ]
         found.extend(self.sink_secrets.values())
         found.extend(self.inline)
         return [value for value in found if value]
@@ -182,6 +190,8 @@ def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
         vultr_api_key=optional("vultr.api_key_file", config.vultr.api_key_file),
         redis_password=optional("redis.password_file", config.redis.password_file),
         http_token=optional("http.token_file", config.http.token_file),
+        s3_access_key=optional("history.s3_access_key_file", config.history.s3_access_key_file),
+        s3_secret_key=optional("history.s3_secret_key_file", config.history.s3_secret_key_file),
         sink_secrets=sink_secrets,
         inline=inline_secrets(config),
     )

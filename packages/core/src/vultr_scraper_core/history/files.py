@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from vultr_scraper_core.config import Config, Secrets, state_dir
+
 _CACHED_TABLES = 64
 
 
@@ -163,7 +165,7 @@ def open_archive(location: str, s3: S3Options | None = None) -> Archive:
         filesystem = pafs.S3FileSystem(
             access_key=options.access_key,
             secret_key=options.secret_key,
-            region=options.region or None,
+            region=options.region or "us-east-1",
             endpoint_override=endpoint.netloc if endpoint else None,
             scheme=endpoint.scheme if endpoint else "https",
             background_writes=False,
@@ -172,3 +174,17 @@ def open_archive(location: str, s3: S3Options | None = None) -> Archive:
         return Archive(filesystem, root, local=False)
     path = Path(location).expanduser().absolute()
     return Archive(pafs.LocalFileSystem(), str(path), local=True)
+
+
+def archive_from_config(config: Config, secrets: Secrets) -> Archive:
+    """The archive ``[history] archive`` names: a directory (default: ``<state_dir>/archive``)
+    or an S3-compatible bucket with the keys read from the ``s3_*_file`` secret files."""
+    settings = config.history
+    location = settings.archive or str(state_dir(config) / "archive")
+    options = S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key=secrets.s3_access_key,
+        secret_key=secrets.s3_secret_key,
+    )
+    return open_archive(location, options)
