@@ -19,7 +19,14 @@ import aiohttp
 from aiohttp import ClientResponse
 from redis.asyncio import Redis
 
-from vultr_scraper_core.config import Config, HealthConfig, HttpConfig, RedisConfig, Secrets
+from vultr_scraper_core.config import (
+    Config,
+    HealthConfig,
+    HttpConfig,
+    LoadedConfig,
+    RedisConfig,
+    Secrets,
+)
 from vultr_scraper_core.models import Catalogue, CloudPlan, Region
 from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
@@ -116,13 +123,8 @@ async def running_api(
 ) -> AsyncIterator[Api]:
     config = make_config(redis_url, health, **http)
     queue = queue_client(redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget)
-    ctx = {
-        "config": config,
-        "secrets": Secrets(http_token=token),
-        "redis": queue,
-        "job_plans": make_plans(config),
-    }
-    handle = await start_http_server(ctx)
+    loaded = LoadedConfig(config=config, secrets=Secrets(http_token=token), source="test")
+    handle = await start_http_server(ApiState.create(loaded, queue, make_plans(config)))
     assert handle is not None
     try:
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1 too

@@ -30,6 +30,8 @@ from tests.worker.api_harness import (
 from vultr_scraper_core.config import EndpointConfig, HealthConfig
 from vultr_scraper_core.models import CloudPlan
 from vultr_scraper_worker.api.server import start_http_server
+from vultr_scraper_worker.api.state import ApiState
+from vultr_scraper_worker.enqueue import close_client, queue_client
 from vultr_scraper_worker.records.failed import FailedJobs
 from vultr_scraper_worker.serialization import deserialize
 
@@ -570,16 +572,12 @@ async def test_security_headers(redis_url: str) -> None:
 
 
 async def test_empty_listen_disables_the_server(redis_url: str) -> None:
-    from vultr_scraper_core.config import Config, HttpConfig, Secrets
+    from vultr_scraper_core.config import Config, HttpConfig, LoadedConfig, Secrets
 
-    ctx: dict[str, Any] = {
-        "config": Config(http=HttpConfig(listen="")),
-        "secrets": Secrets(),
-        "redis": Redis.from_url(redis_url),
-        "job_plans": [],
-    }
-    assert await start_http_server(ctx) is None
-    await ctx["redis"].aclose()
+    loaded = LoadedConfig(config=Config(http=HttpConfig(listen="")), secrets=Secrets(), source="")
+    queue = queue_client(redis_url, queue_name="arq:queue")
+    assert await start_http_server(ApiState.create(loaded, queue, [])) is None
+    await close_client(queue)
 
 
 async def test_unix_socket_listen(redis_url: str, tmp_path: Any) -> None:

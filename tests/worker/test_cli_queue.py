@@ -18,8 +18,7 @@ from vultr_scraper_worker.enqueue import close_client, queue_client
 from vultr_scraper_worker.plans import load_job_set
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.serialization import deserialize
-from vultr_scraper_worker.settings import build_worker_settings, make_runner
-from vultr_scraper_worker.worker_main import ProjectWorker
+from vultr_scraper_worker.worker_main import build_worker
 
 QUIET = "tests.worker.sample_quiet"
 
@@ -149,16 +148,12 @@ def _beat(redis_url: str, env: dict[str, str], *, age: float = 0.0) -> None:
         loaded = load_config(None, environ=env)
         client = queue_client(redis_url, queue_name="arq:queue")
         try:
-            runner = make_runner(loaded, timed_by_arq=True)
-            settings = build_worker_settings(
+            worker, _ = build_worker(
                 loaded,
-                redis_pool=client,
+                client,
                 jobs=load_job_set(QUIET),
-                runner=runner,
                 handle_signals=False,
-            )
-            worker = ProjectWorker(
-                key_prefix="vs", worker_id="host:1:abc", runner=runner, **settings
+                worker_id="host:1:abc",
             )
             await worker.beat()
             if age:

@@ -12,10 +12,11 @@ from arq.utils import timestamp_ms
 from vultr_scraper_core.config import LoadedConfig, load_config
 from vultr_scraper_worker.enqueue import enqueue_job
 from vultr_scraper_worker.plans import JobSet, Schedule, load_job_set
+from vultr_scraper_worker.project_worker import ProjectWorker
 from vultr_scraper_worker.records.failed import FailedJobs
 from vultr_scraper_worker.records.queue import queue_snapshot
 from vultr_scraper_worker.records.runs import JobHistory
-from vultr_scraper_worker.worker_main import ProjectWorker, build_worker, serve
+from vultr_scraper_worker.worker_main import build_worker, serve
 
 
 def _loaded(redis_url: str, tmp_path: Path) -> LoadedConfig:

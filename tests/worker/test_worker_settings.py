@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
@@ -24,6 +25,7 @@ from vultr_scraper_worker.plans import (
 )
 from vultr_scraper_worker.serialization import deserialize, serialize
 from vultr_scraper_worker.settings import build_worker_settings
+from vultr_scraper_worker.wrapper import JobRunner
 
 WORKER_PARAMETERS = set(inspect.signature(Worker).parameters)
 
@@ -48,6 +50,20 @@ def _loaded(**env: str) -> LoadedConfig:
     return load_config(None, environ=env)
 
 
+def _settings(
+    loaded: LoadedConfig, pool: ArqRedis, jobs: JobSet | None, *, handle_signals: bool = True
+) -> dict[str, Any]:
+    """The settings as the worker builds them: jobs planned once, a runner timed by arq."""
+    config = loaded.config
+    return build_worker_settings(
+        config,
+        plan_jobs(config, jobs),
+        runner=JobRunner.from_config(config, timed_by_arq=True),
+        redis_pool=pool,
+        handle_signals=handle_signals,
+    )
+
+
 @pytest.fixture
 def pool() -> ArqRedis:
     return queue_client("redis://127.0.0.1:9/0", queue_name="arq:queue")  # never connected
@@ -59,14 +75,12 @@ def _worker(settings: dict[str, object]) -> Worker:
 
 def test_every_key_passed_to_arq_is_a_worker_parameter(pool: ArqRedis) -> None:
     for jobs in (PROJECT_LIKE, load_job_set("tests.worker.sample_jobs")):
-        settings = build_worker_settings(_loaded(), redis_pool=pool, jobs=jobs)
+        settings = _settings(_loaded(), pool, jobs)
         assert set(settings) <= WORKER_PARAMETERS, set(settings) - WORKER_PARAMETERS
 
 
 async def test_a_misspelt_setting_is_an_error_not_a_silent_drop(pool: ArqRedis) -> None:
-    settings = build_worker_settings(
-        _loaded(), redis_pool=pool, jobs=PROJECT_LIKE, handle_signals=False
-    )
+    settings = _settings(_loaded(), pool, PROJECT_LIKE, handle_signals=False)
     with pytest.raises(TypeError, match="retry_delay"):
         _worker({**settings, "retry_delay": 5})
 
@@ -81,9 +95,7 @@ async def test_worker_gets_config_values_and_msgpack(pool: ArqRedis) -> None:
         VULTR_SCRAPER__WORKER__KEEP_RESULT="600",
         VULTR_SCRAPER__REDIS__QUEUE_NAME="vs:queue",
     )
-    settings = build_worker_settings(
-        loaded, redis_pool=pool, jobs=PROJECT_LIKE, handle_signals=False
-    )
+    settings = _settings(loaded, pool, PROJECT_LIKE, handle_signals=False)
     worker = _worker(settings)
     assert worker.max_tries == 4
     assert worker._job_completion_wait == 12
@@ -99,9 +111,7 @@ async def test_worker_gets_config_values_and_msgpack(pool: ArqRedis) -> None:
 
 
 async def test_every_job_registered_with_its_timeout_tries_and_kept_result(pool: ArqRedis) -> None:
-    settings = build_worker_settings(
-        _loaded(), redis_pool=pool, jobs=PROJECT_LIKE, handle_signals=False
-    )
+    settings = _settings(_loaded(), pool, PROJECT_LIKE, handle_signals=False)
     worker = _worker(settings)
     functions = {name: f for name, f in worker.functions.items() if isinstance(f, Function)}
     assert sorted(functions) == sorted(spec.name for spec in PROJECT_LIKE.specs)
@@ -117,9 +127,7 @@ async def test_every_job_registered_with_its_timeout_tries_and_kept_result(pool:
 
 
 async def test_default_schedules_in_utc(pool: ArqRedis) -> None:
-    settings = build_worker_settings(
-        _loaded(), redis_pool=pool, jobs=PROJECT_LIKE, handle_signals=False
-    )
+    settings = _settings(_loaded(), pool, PROJECT_LIKE, handle_signals=False)
     crons = {cron.name: cron for cron in settings["cron_jobs"]}
     assert sorted(crons) == [
         "cron:check-health",
@@ -160,9 +168,7 @@ async def test_schedules_are_configurable_and_can_be_switched_off(pool: ArqRedis
         VULTR_SCRAPER__SCHEDULES__SCRAPE_CATALOG__TIMEOUT="30",
         VULTR_SCRAPER__SCHEDULES__CHECK_HEALTH__ENABLED="false",
     )
-    settings = build_worker_settings(
-        loaded, redis_pool=pool, jobs=PROJECT_LIKE, handle_signals=False
-    )
+    settings = _settings(loaded, pool, PROJECT_LIKE, handle_signals=False)
     crons = {cron.name: cron for cron in settings["cron_jobs"]}
     assert "cron:check-health" not in crons
     assert (crons["cron:scrape-catalog"].minute, crons["cron:scrape-catalog"].hour) == (
@@ -196,7 +202,7 @@ def test_jobs_module_supplies_jobs_and_schedules() -> None:
 
 def test_no_jobs_is_an_error(pool: ArqRedis) -> None:
     with pytest.raises(ValueError, match="no jobs"):
-        build_worker_settings(_loaded(), redis_pool=pool, jobs=JobSet([]))
+        _settings(_loaded(), pool, JobSet([]))
 
 
 def test_one_readable_schedule_for_the_log_the_cli_and_the_page() -> None:

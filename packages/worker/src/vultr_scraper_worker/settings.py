@@ -16,7 +16,7 @@ rather than a setting arq silently drops (and a test checks every key against th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -25,46 +25,16 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from loguru import logger
 
-from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.http import Backoff
+from vultr_scraper_core.config import Config
 from vultr_scraper_worker.enqueue import enqueue_job
-from vultr_scraper_worker.plans import CRON_MICROSECOND, JobPlan, JobSet, plan_jobs
+from vultr_scraper_worker.plans import CRON_MICROSECOND, JobPlan
 from vultr_scraper_worker.records.queue import CRON_PREFIX
-from vultr_scraper_worker.records.runs import HistoryBuffer
 from vultr_scraper_worker.serialization import deserialize, serialize
 from vultr_scraper_worker.wrapper import JobRunner
 
 TRAMPOLINE_TIMEOUT = 30.0
 
 Hook = Callable[[dict[Any, Any]], Awaitable[None]]
-
-
-def make_backoff(loaded: LoadedConfig) -> Backoff:
-    config = loaded.config
-    return Backoff(
-        base=config.worker.retry_backoff_base,
-        cap=config.worker.retry_backoff_cap,
-        max_attempts=config.worker.max_tries,
-        retry_after_cap=max(config.client.retry_after_cap, config.worker.retry_backoff_cap),
-    )
-
-
-def make_runner(
-    loaded: LoadedConfig,
-    worker_id: str | None = None,
-    *,
-    buffer: HistoryBuffer | None = None,
-    timed_by_arq: bool = False,
-) -> JobRunner:
-    """The job runner; ``timed_by_arq`` for the worker, where arq keeps each job's time."""
-    return JobRunner(
-        max_tries=loaded.config.worker.max_tries,
-        backoff=make_backoff(loaded),
-        key_prefix=loaded.config.redis.key_prefix,
-        worker_id=worker_id,
-        buffer=buffer,
-        timed_by_arq=timed_by_arq,
-    )
 
 
 def _trampoline(plan: JobPlan, queue_name: str) -> Callable[..., Awaitable[dict[str, Any]]]:
@@ -86,23 +56,21 @@ def _trampoline(plan: JobPlan, queue_name: str) -> Callable[..., Awaitable[dict[
 
 
 def build_worker_settings(
-    loaded: LoadedConfig,
+    config: Config,
+    plans: Sequence[JobPlan],
     *,
+    runner: JobRunner,
     redis_pool: ArqRedis,
-    jobs: JobSet | None = None,
-    runner: JobRunner | None = None,
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
     burst: bool = False,
     handle_signals: bool = True,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``arq.worker.Worker``; every key is one of its parameters."""
-    config = loaded.config
+    """Keyword arguments for ``arq.worker.Worker`` serving ``plans`` through ``runner`` (which
+    must be ``timed_by_arq``); every key is one of its parameters."""
     worker = config.worker
-    plans = plan_jobs(config, jobs)
     if not plans:
         raise ValueError("no jobs to serve: the job registry is empty")
-    runner = runner or make_runner(loaded, timed_by_arq=True)
     keep_result = worker.keep_result
     functions: list[Function] = [
         func(

@@ -1,20 +1,18 @@
 """``vultr-scraper worker``: one arq worker process, its lifecycle and its exit status.
 
-* Redis: the configured URL, or a private ``redis-server`` (append-only, unix socket, under the
-  state directory) started here and stopped on exit. redis-py retries every command for
-  ``worker.redis_outage_budget`` seconds, so a Redis restart is ridden out; a longer outage
-  ends the process with status 69 and one clear line, for systemd to restart it.
+Start-up reads straight down: ``serve`` finds Redis (the configured URL, or a private
+``redis-server`` started here), ``_serve_on`` checks it answers, ``build_worker`` plans the jobs
+once and builds, in order, the history buffer, the job runner, the ``Lifecycle`` and the arq
+settings, then the ``ProjectWorker`` (``project_worker``) runs until it is told to stop.
+
+* Redis: redis-py retries every command for ``worker.redis_outage_budget`` seconds, so a Redis
+  restart is ridden out; a longer outage ends the process with status 69 and one clear line,
+  for systemd to restart it.
 * Shutdown: SIGTERM or SIGINT stops taking jobs, waits up to ``worker.job_completion_wait``
   for running ones, cancels the rest (they run again on the next worker) and exits 0.
-* Hooks never raise into arq: ``on_startup`` builds the jobs' ``ctx`` (config, secrets, redis,
-  http, enqueue) and ``on_shutdown`` closes it, both inside ``try``.
-* Early failures that arq handles without calling any job code (a payload that is not msgpack,
-  an unknown function, an expired job, tries used up by crashes or shutdowns) are logged and
-  recorded as failed jobs too.
-* Heartbeat: every ``worker.health_check_interval`` the worker writes its heartbeat
-  (``records.heartbeats``); ``vultr-scraper check`` reads it.
-* Claiming jobs: one Lua script per poll takes every due, free job (arq's own rule: no
-  in-progress key, score due; then the key is set), instead of arq's four round trips per job.
+* Hooks never raise into arq: ``Lifecycle.startup`` builds the jobs' ``ctx`` (config, secrets,
+  redis, http, enqueue) and starts the HTTP server; ``Lifecycle.aclose`` closes both, inside
+  ``try``.
 """
 
 from __future__ import annotations
@@ -22,36 +20,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import threading
-import time
-from collections.abc import Collection
 from contextlib import AsyncExitStack, suppress
-from signal import Signals
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix
-from arq.utils import timestamp_ms
-from arq.worker import Worker
 from loguru import logger
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from vultr_scraper_core import __version__
 from vultr_scraper_core.config import LoadedConfig, mask_url
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
+from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
 from vultr_scraper_worker.plans import JobPlan, JobSet, describe_schedule, next_runs, plan_jobs
-from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
-from vultr_scraper_worker.records.heartbeats import Heartbeats, WorkerInfo, new_worker_id
-from vultr_scraper_worker.records.queue import CRON_PREFIX
-from vultr_scraper_worker.records.runs import HistoryBuffer, JobHistory, RunRecord
+from vultr_scraper_worker.project_worker import ProjectWorker
+from vultr_scraper_worker.records.heartbeats import new_worker_id
+from vultr_scraper_worker.records.runs import HistoryBuffer
 from vultr_scraper_worker.runtime import job_context, redis_url
-from vultr_scraper_worker.serialization import describe_payload
-from vultr_scraper_worker.settings import build_worker_settings, make_runner
+from vultr_scraper_worker.settings import build_worker_settings
 from vultr_scraper_worker.wrapper import JobRunner
 
 EX_OK = 0
@@ -62,263 +51,59 @@ _CLOSE_TIMEOUT = 10.0
 # After giving up on Redis: the close above, twice, and a margin; then the process just ends.
 _EXIT_WATCHDOG = 2 * _CLOSE_TIMEOUT + 5.0
 
-# KEYS[1]: the queue. ARGV: now (ms), in-progress TTL (ms), how many to take, job ids in order.
-# Returns the claimed ids with their scores, flattened.
-_CLAIM_SCRIPT = f"""
-local claimed = {{}}
-local room = tonumber(ARGV[3])
-for index = 4, #ARGV do
-  if room <= 0 then break end
-  local id = ARGV[index]
-  local key = '{in_progress_key_prefix}' .. id
-  if redis.call('EXISTS', key) == 0 then
-    local score = redis.call('ZSCORE', KEYS[1], id)
-    if score and tonumber(score) <= tonumber(ARGV[1]) then
-      redis.call('PSETEX', key, ARGV[2], '1')
-      claimed[#claimed + 1] = id
-      claimed[#claimed + 1] = score
-      room = room - 1
-    end
-  end
-end
-return claimed
-"""
-
-
-class ProjectWorker(Worker):
-    """arq's ``Worker`` with the project's records, heartbeat and connection-drop handling.
-
-    Constructed with exactly arq's keyword arguments plus ``key_prefix``, ``worker_id`` and the
-    ``runner`` whose wrapped jobs it runs (told when the worker stops, see ``stop_jobs``).
-    """
-
-    def __init__(
-        self, *, key_prefix: str, worker_id: str, runner: JobRunner, **settings: Any
-    ) -> None:
-        super().__init__(**settings)
-        self.key_prefix = key_prefix
-        self.worker_id = worker_id
-        self.runner = runner
-        self.started_at = time.time()
-        self.stop_signal: Signals | None = None
-        self.on_stop = self._note_stop
-        self.heartbeats = Heartbeats(self.pool, key_prefix)
-        self._claim = self.pool.register_script(_CLAIM_SCRIPT)
-
-    def _note_stop(self, signum: Signals) -> None:
-        """arq's ``on_stop``: called once running jobs are done or have just been cancelled.
-
-        Both of arq's signal paths call it right after their ``cancel()`` calls, before any
-        cancelled job resumes, which is in time for ``stop_jobs``.
-        """
-        self.stop_jobs()
-        self.stop_signal = signum
-        cancelled = sum(not task.done() for task in self.tasks.values())
-        if cancelled:
-            logger.bind(signal=signum.name, cancelled=cancelled).warning(
-                f"{cancelled} running job(s) cancelled; they run again on the next worker"
-            )
-
-    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
-        running = sum(not task.done() for task in self.tasks.values())
-        wait = float(self._job_completion_wait)
-        logger.bind(signal=Signals(signum).name, running=running, wait=wait).info(
-            f"stopping on {Signals(signum).name}: no new jobs; waiting up to {wait:g} s "
-            f"for {running} running job(s)"
-        )
-        super().handle_sig_wait_for_completion(signum)
-
-    def handle_sig(self, signum: Signals) -> None:
-        logger.bind(signal=Signals(signum).name).info(f"stopping on {Signals(signum).name}")
-        super().handle_sig(signum)
-
-    def stop_jobs(self) -> None:
-        """Running jobs are (about to be) cancelled to stop: the wrapper then reports a
-        cancelled try as interrupted (it runs again) rather than as arq's timeout."""
-        self.runner.stopping = True
-
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Claim due jobs with one Lua call instead of arq's WATCH/EXISTS/ZSCORE/MULTI per job.
-
-        Same rule as arq (a job is taken when it has no in-progress key and is due, and the key
-        is then set for ``in_progress_timeout_s``), atomically, in one round trip for the whole
-        poll. No WATCH also means no ``WatchError`` when the connection drops mid-claim.
-        """
-        free = self.max_jobs - self.job_counter
-        if free <= 0 or not job_ids:
-            return
-        claimed = await self._claim(
-            keys=[self.queue_name],
-            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *job_ids],
-        )
-        for raw_id, score in zip(claimed[::2], claimed[1::2], strict=True):
-            await self.sem.acquire()
-            self.job_counter += 1
-            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
-
-    async def heart_beat(self) -> None:
-        try:
-            await super().heart_beat()
-        except WatchError:  # a cron enqueue hit a connection drop; the other workers have it
-            logger.warning("Redis connection dropped while enqueueing a scheduled job")
-
-    async def record_health(self) -> None:
-        due = (time.time() - self._last_health_check) >= self.health_check_interval
-        await super().record_health()
-        if due:
-            await self.beat()
-
-    async def beat(self) -> None:
-        await self.heartbeats.beat(
-            WorkerInfo(
-                id=self.worker_id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                version=__version__,
-                queue=self.queue_name,
-                started=self.started_at,
-                health_check_interval=float(self.health_check_interval),
-                jobs_complete=self.jobs_complete,
-                jobs_failed=self.jobs_failed,
-                jobs_retried=self.jobs_retried,
-                jobs_ongoing=sum(not task.done() for task in self.tasks.values()),
-            )
-        )
-
-    async def forget_heartbeat(self) -> None:
-        await self.heartbeats.forget(self.worker_id)
-
-    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
-        """arq's path for jobs that fail before any job code runs: record them too."""
-        raw: bytes | None = None
-        with suppress(Exception):
-            raw = await self.pool.get(job_key_prefix + job_id)
-        await super().finish_failed_job(job_id, result_data)
-        try:
-            await self._record_early_failure(job_id, result_data, raw)
-        except Exception as error:  # never raise into arq
-            logger.bind(job_id=job_id, error=str(error)).warning(
-                "could not record an early job failure"
-            )
-
-    async def _record_early_failure(
-        self, job_id: str, result_data: bytes | None, raw: bytes | None
-    ) -> None:
-        data: dict[str, Any] = {}
-        if result_data is not None:
-            with suppress(Exception):
-                data = dict(self.job_deserializer(result_data)) if self.job_deserializer else {}
-        result = data.get("r")
-        error = str(result.get("error")) if isinstance(result, dict) else str(result or "")
-        error_type = str(result.get("error_type")) if isinstance(result, dict) else "JobFailed"
-        function = str(data.get("f") or "<unknown>").removeprefix(CRON_PREFIX)
-        retryable = True
-        if error_type in {"DeserializationError", "RefusedPayload"}:
-            error = f"job payload refused, not msgpack ({describe_payload(raw)}); never executed"
-            error_type = "RefusedPayload"
-            retryable = False
-        elif function == "<unknown>":
-            retryable = False
-        now = time.time()
-        job_try = int(data.get("t") or 1)
-        started = float(data.get("st") or now * 1000) / 1000
-        enqueued = data.get("et")
-        record = FailedJob(
-            id=job_id,
-            function=function,
-            args=list(data.get("a") or []),
-            kwargs=dict(data.get("k") or {}),
-            error=error or error_type,
-            error_type=error_type,
-            tries=job_try,
-            enqueued_at=float(enqueued) / 1000 if enqueued else None,
-            started_at=started,
-            failed_at=now,
-            worker=self.worker_id,
-            retryable=retryable,
-        )
-        logger.bind(
-            event="job.end",
-            job_id=job_id,
-            function=function,
-            outcome="failed",
-            error=record.error,
-            error_type=error_type,
-            duration=0.0,
-            **{"try": job_try},
-        ).error(f"{function} failed before it ran: {record.error}")
-        await FailedJobs(self.pool, self.key_prefix).add(record)
-        await JobHistory(self.pool, self.key_prefix).record(
-            RunRecord(
-                function=function,
-                job_id=job_id,
-                job_try=job_try,
-                start=started,
-                end=now,
-                duration=0.0,
-                outcome="failed",
-                error=record.error,
-                error_type=error_type,
-                worker=self.worker_id,
-            )
-        )
-
 
 class Lifecycle:
-    """``on_startup`` / ``on_shutdown``: build and close the jobs' ``ctx``; never raise."""
+    """What the worker runs beside arq's loop: the jobs' ``ctx`` (opened by arq's
+    ``on_startup``) and the HTTP server; ``aclose`` closes them and flushes the run history.
+    Never raises into arq."""
 
-    def __init__(self, loaded: LoadedConfig, known_jobs: Collection[str]) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        plans: list[JobPlan],
+        queue: ArqRedis,
+        *,
+        history: HistoryBuffer,
+        worker_id: str,
+    ) -> None:
         self.loaded = loaded
-        self.known_jobs = known_jobs
-        self.worker: ProjectWorker | None = None
-        self.plans: list[JobPlan] = []
-        self.history: HistoryBuffer | None = None  # flushed before the connections close
+        self.plans = plans
+        self.queue = queue  # the worker's own client: jobs, the API and the records share it
+        self.history: HistoryBuffer | None = history  # flushed before the connections close
+        self.worker_id = worker_id
         self._stack: AsyncExitStack | None = None
         self._http: HttpServerHandle | None = None
 
     async def startup(self, ctx: dict[Any, Any]) -> None:
+        """arq's ``on_startup``: fill ``ctx`` for the jobs, then start the HTTP server."""
         try:
             stack = AsyncExitStack()
-            redis = ctx["redis"]
-            job_ctx = await stack.enter_async_context(
-                job_context(self.loaded, redis, enqueue=make_enqueue(redis, self.known_jobs))
+            enqueue = make_enqueue(self.queue, [plan.name for plan in self.plans])
+            ctx.update(
+                await stack.enter_async_context(
+                    job_context(self.loaded, self.queue, enqueue=enqueue)
+                )
             )
-            ctx.update(job_ctx)
             self._stack = stack
         except Exception as error:
             logger.bind(error=str(error), error_type=type(error).__name__).critical(
                 "could not build the job context; jobs will fail until the worker restarts"
             )
-        await self._start_http(ctx)
-        worker_id = self.worker.worker_id if self.worker is not None else None
-        logger.bind(worker=worker_id, event="worker.ready").info("worker ready, polling the queue")
+        await self._start_http()
+        logger.bind(worker=self.worker_id, event="worker.ready").info(
+            "worker ready, polling the queue"
+        )
 
-    async def _start_http(self, ctx: dict[Any, Any]) -> None:
+    async def _start_http(self) -> None:
         """The API, metrics and status page ([http] listen); a failure never stops the worker."""
         try:
             self._http = await start_http_server(
-                {
-                    **ctx,
-                    "config": self.loaded.config,
-                    "secrets": self.loaded.secrets,
-                    "job_plans": self.plans,
-                }
+                ApiState.create(self.loaded, self.queue, self.plans)
             )
         except Exception as error:
             logger.bind(error=str(error), error_type=type(error).__name__).error(
                 f"HTTP server not started ({error}); the worker runs on without it"
             )
-
-    async def shutdown(self, ctx: dict[Any, Any]) -> None:
-        if self.worker is not None:
-            try:
-                await self.worker.forget_heartbeat()
-            except Exception as error:
-                logger.bind(error=str(error)).warning("could not remove the heartbeat")
-        await self.aclose()
 
     async def aclose(self) -> None:
         history, self.history = self.history, None
@@ -384,7 +169,14 @@ async def serve(
     its teardown hangs (only for a process of its own: ``run_worker``, never in tests)."""
     try:
         async with redis_url(loaded) as url:
-            return await _serve_on(url, loaded, jobs, burst, handle_signals, exit_watchdog)
+            return await _serve_on(
+                url,
+                loaded,
+                jobs=jobs,
+                burst=burst,
+                handle_signals=handle_signals,
+                exit_watchdog=exit_watchdog,
+            )
     except EmbeddedRedisError as error:
         logger.bind(error=str(error)).critical(f"cannot start the embedded Redis: {error}")
         return EX_UNAVAILABLE
@@ -393,6 +185,7 @@ async def serve(
 async def _serve_on(
     url: str,
     loaded: LoadedConfig,
+    *,
     jobs: JobSet | None,
     burst: bool,
     handle_signals: bool,
@@ -471,24 +264,21 @@ def build_worker(
     config = loaded.config
     worker_id = worker_id or new_worker_id()
     plans = plan_jobs(config, jobs)
-    lifecycle = Lifecycle(loaded, [plan.name for plan in plans])
-    lifecycle.plans = plans
-    lifecycle.history = HistoryBuffer(pool, config.redis.key_prefix)
-    runner = make_runner(loaded, worker_id, buffer=lifecycle.history, timed_by_arq=True)
+    history = HistoryBuffer(pool, config.redis.key_prefix)
+    runner = JobRunner.from_config(config, worker_id=worker_id, buffer=history, timed_by_arq=True)
+    lifecycle = Lifecycle(loaded, plans, pool, history=history, worker_id=worker_id)
     settings = build_worker_settings(
-        loaded,
-        redis_pool=pool,
-        jobs=jobs,
+        config,
+        plans,
         runner=runner,
+        redis_pool=pool,
         on_startup=lifecycle.startup,
-        on_shutdown=lifecycle.shutdown,
         burst=burst,
         handle_signals=handle_signals,
     )
     worker = ProjectWorker(
         key_prefix=config.redis.key_prefix, worker_id=worker_id, runner=runner, **settings
     )
-    lifecycle.worker = worker
     return worker, lifecycle
 
 
@@ -499,7 +289,8 @@ async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) ->
         async with asyncio.timeout(_CLOSE_TIMEOUT):
             await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
             await pool.delete(worker.health_check_key)
-            await lifecycle.shutdown(worker.ctx)
+            await worker.forget_heartbeat()
+            await lifecycle.aclose()
     except (*REDIS_ERRORS, TimeoutError) as error:
         logger.bind(error=str(error)).warning("Redis unavailable while shutting down")
         await lifecycle.aclose()

@@ -34,6 +34,7 @@ from arq.worker import Retry
 from loguru import logger
 from redis.asyncio import Redis
 
+from vultr_scraper_core.config import Config
 from vultr_scraper_core.http import Backoff, is_transient, retry_after_of
 from vultr_scraper_core.logs import log_line
 from vultr_scraper_jobs.registry import JobSpec
@@ -49,6 +50,92 @@ JobCoroutine = Callable[..., Awaitable[Any]]
 
 class JobTimeout(TimeoutError):
     """The job ran longer than its configured timeout (a transient failure)."""
+
+
+class JobTry:
+    """One try of one job: what ran, with which arguments, which try it is and since when.
+
+    Built once when the try starts; every log line, run record and failed-job record about the
+    try is made from it, so the helpers below take the try instead of its nine values.
+    """
+
+    __slots__ = ("args", "clock", "ctx", "fields", "job_id", "kwargs", "number", "spec", "started")
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        ctx: dict[Any, Any],
+        args: tuple[Any, ...] | list[Any],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.args = args
+        self.kwargs = kwargs
+        self.job_id = str(ctx.get("job_id", ""))
+        self.number = int(ctx.get("job_try", 1))
+        # The fields every line about this try carries, first.
+        self.fields: dict[str, Any] = {
+            "job_id": self.job_id,
+            "function": spec.name,
+            "try": self.number,
+        }
+        self.started = time.time()
+        self.clock = time.perf_counter()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def redis(self) -> Redis:
+        redis: Redis = self.ctx["redis"]
+        return redis
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        """A line about this try: its fields first, then this line's. Through ``log_line``: on
+        no-op jobs a loguru record per line was most of the per-job overhead."""
+        log_line(__name__, level, message, {**self.fields, **fields})
+
+    def run(
+        self,
+        outcome: str,
+        worker: str | None,
+        *,
+        error: BaseException | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        """The run record of this try, ending now."""
+        return RunRecord(
+            function=self.spec.name,
+            job_id=self.job_id,
+            job_try=self.number,
+            start=self.started,
+            end=time.time(),
+            duration=round(time.perf_counter() - self.clock, 4),
+            outcome=outcome,
+            error=_describe(error) if error is not None else None,
+            error_type=type(error).__name__ if error is not None else None,
+            summary=summary or {},
+            worker=worker,
+        )
+
+    def failed(self, run: RunRecord, error: str, error_type: str) -> FailedJob:
+        """The failed-job record of this try, which ended as ``run``."""
+        enqueued = self.ctx.get("enqueue_time")
+        return FailedJob(
+            id=self.job_id,
+            function=self.spec.name,
+            args=list(self.args),
+            kwargs=dict(self.kwargs),
+            error=error,
+            error_type=error_type,
+            tries=self.number,
+            enqueued_at=enqueued.timestamp() if isinstance(enqueued, datetime) else None,
+            started_at=run.start,
+            failed_at=run.end,
+            worker=run.worker,
+        )
 
 
 class JobRunner:
@@ -75,6 +162,32 @@ class JobRunner:
         # Set by the worker when it cancels running jobs to stop; see the module docstring.
         self.stopping = False
 
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        worker_id: str | None = None,
+        buffer: HistoryBuffer | None = None,
+        timed_by_arq: bool = False,
+    ) -> JobRunner:
+        """The runner of ``[worker]``: its tries and backoff (``timed_by_arq`` in the worker,
+        where arq keeps each job's time; not in ``vultr-scraper run``)."""
+        worker = config.worker
+        return cls(
+            max_tries=worker.max_tries,
+            backoff=Backoff(
+                base=worker.retry_backoff_base,
+                cap=worker.retry_backoff_cap,
+                max_attempts=worker.max_tries,
+                retry_after_cap=max(config.client.retry_after_cap, worker.retry_backoff_cap),
+            ),
+            key_prefix=config.redis.key_prefix,
+            worker_id=worker_id,
+            buffer=buffer,
+            timed_by_arq=timed_by_arq,
+        )
+
     def wrap(self, spec: JobSpec, timeout: float) -> JobCoroutine:
         """The coroutine function registered with arq for ``spec``, with arq's timeout set to
         the same ``timeout``: arq enforces it, the wrapper reports it."""
@@ -97,19 +210,13 @@ class JobRunner:
     ) -> Any:
         """One try of ``spec``: arq cancels it at ``timeout`` (``timed_by_arq``, the worker), or
         else a deadline of its own does (``vultr-scraper run``)."""
-        job_id = str(ctx.get("job_id", ""))
-        job_try = int(ctx.get("job_try", 1))
-        # The fields every line about this try carries. The start and end lines go through
-        # ``log_line``: on no-op jobs a loguru record per line was most of the per-job overhead.
-        log = {"job_id": job_id, "function": spec.name, "try": job_try}
-        log_line(
-            __name__,
+        attempt = JobTry(spec, ctx, args, kwargs)
+        attempt.log(
             "INFO",
-            f"{spec.name} started (try {job_try}/{self.max_tries})",
-            {**log, "event": "job.start", "max_tries": self.max_tries},
+            f"{spec.name} started (try {attempt.number}/{self.max_tries})",
+            event="job.start",
+            max_tries=self.max_tries,
         )
-        started = time.time()
-        clock = time.perf_counter()
         deadline = None if self.timed_by_arq else asyncio.timeout(timeout)
         try:
             if deadline is None:
@@ -122,20 +229,17 @@ class JobRunner:
                 expired = _timeout(timeout)
                 # Raising instead of CancelledError is how arq learns the outcome: its
                 # wait_for hands on what the cancelled job raised (Retry, or the error).
-                await self._failed_try(
-                    spec, ctx, args, kwargs, expired, job_try, started, clock, log
-                )
+                await self._failed_try(attempt, expired)
                 raise expired from None
-            run = self._run(spec, job_id, job_try, started, clock, "interrupted")
-            _log(
+            run = attempt.run("interrupted", self.worker_id)
+            attempt.log(
                 "WARNING",
                 f"{spec.name} interrupted by shutdown; it runs again on the next worker",
-                log,
                 event="job.end",
                 outcome="interrupted",
                 duration=run.duration,
             )
-            await self._record_run(ctx, run, log)
+            await self._record_run(attempt, run)
             raise
         except Exception as caught:
             error: BaseException = caught
@@ -145,81 +249,52 @@ class JobRunner:
                 timed_out = self._consume_arq_timeout()
             if timed_out:
                 error = _timeout(timeout)
-            await self._failed_try(spec, ctx, args, kwargs, error, job_try, started, clock, log)
+            await self._failed_try(attempt, error)
             if error is caught:
                 raise
             raise error from caught
-        return await self._finished(spec, ctx, args, kwargs, result, job_try, started, clock, log)
+        return await self._finished(attempt, result)
 
-    async def _finished(
-        self,
-        spec: JobSpec,
-        ctx: dict[Any, Any],
-        args: tuple[Any, ...] | list[Any],
-        kwargs: Mapping[str, Any],
-        result: Any,
-        job_try: int,
-        started: float,
-        clock: float,
-        log: dict[str, Any],
-    ) -> Any:
+    async def _finished(self, attempt: JobTry, result: Any) -> Any:
         # ``type(...) is dict`` first: most jobs return a plain dict, and that check is a
         # fraction of an ``isinstance`` against the ``Mapping`` ABC.
         is_mapping = type(result) is dict or isinstance(result, Mapping)
         status = result.get("status") if is_mapping else None
         outcome = status if status in _STATUSES else "success"
-        run = self._run(
-            spec, log["job_id"], job_try, started, clock, outcome, summary=summarise(result)
-        )
-        end = {
-            **log,
-            "event": "job.end",
-            "outcome": outcome,
-            "duration": run.duration,
-            "result": run.summary,
-        }
+        run = attempt.run(outcome, self.worker_id, summary=summarise(result))
+        end = {"event": "job.end", "outcome": outcome, "duration": run.duration}
+        name = attempt.name
         if outcome == "success":
-            log_line(__name__, "INFO", f"{spec.name} succeeded", end)
+            attempt.log("INFO", f"{name} succeeded", **end, result=run.summary)
         elif outcome == "quarantined":
-            message = f"{spec.name} finished with its data quarantined"
-            log_line(__name__, "WARNING", message, end)
+            message = f"{name} finished with its data quarantined"
+            attempt.log("WARNING", message, **end, result=run.summary)
         else:
             reason = str(result.get("error") or "the job reported status failed")
-            log_line(__name__, "ERROR", f"{spec.name} failed: {reason}", {**end, "error": reason})
+            attempt.log(
+                "ERROR", f"{name} failed: {reason}", **end, result=run.summary, error=reason
+            )
             run.error = reason
-            await self._record_failure(spec, ctx, args, kwargs, reason, "JobReportedFailure", run)
-        await self._record_run(ctx, run, log)
+            await self._record_failure(attempt, run, reason, "JobReportedFailure")
+        await self._record_run(attempt, run)
         return result
 
-    async def _failed_try(
-        self,
-        spec: JobSpec,
-        ctx: dict[Any, Any],
-        args: tuple[Any, ...] | list[Any],
-        kwargs: Mapping[str, Any],
-        error: BaseException,
-        job_try: int,
-        started: float,
-        clock: float,
-        log: dict[str, Any],
-    ) -> None:
+    async def _failed_try(self, attempt: JobTry, error: BaseException) -> None:
         """Log and record a try that raised; raises ``Retry`` when another try is due."""
-        job_id = log["job_id"]
         text = _describe(error)
         error_type = type(error).__name__
         if isinstance(error, Retry):  # a job asking for a retry itself keeps its own delay
             delay: float | None = (error.defer_score or 0) / 1000
-        elif is_transient(error) and job_try < self.max_tries:
-            delay = self.backoff.delay(job_try, retry_after_of(error))
+        elif is_transient(error) and attempt.number < self.max_tries:
+            delay = self.backoff.delay(attempt.number, retry_after_of(error))
         else:
             delay = None
         if delay is not None:
-            run = self._run(spec, job_id, job_try, started, clock, "retry", error=error)
+            run = attempt.run("retry", self.worker_id, error=error)
             run.retry_in = round(delay, 3)
-            _log(
+            attempt.log(
                 "WARNING",
-                f"{spec.name} failed transiently, retrying in {delay:.2f} s: {text}",
-                log,
+                f"{attempt.name} failed transiently, retrying in {delay:.2f} s: {text}",
                 event="job.end",
                 outcome="retry",
                 duration=run.duration,
@@ -227,77 +302,30 @@ class JobRunner:
                 error_type=error_type,
                 retry_in=run.retry_in,
             )
-            await self._record_run(ctx, run, log)
+            await self._record_run(attempt, run)
             if isinstance(error, Retry):
                 return
             raise Retry(defer=delay) from error
-        run = self._run(spec, job_id, job_try, started, clock, "failed", error=error)
+        run = attempt.run("failed", self.worker_id, error=error)
         kind = "transient, out of tries" if is_transient(error) else "permanent"
-        _log(
+        attempt.log(
             "ERROR",
-            f"{spec.name} failed ({kind}): {text}",
-            log,
+            f"{attempt.name} failed ({kind}): {text}",
             event="job.end",
             outcome="failed",
             duration=run.duration,
             error=text,
             error_type=error_type,
         )
-        await self._record_failure(spec, ctx, args, kwargs, text, error_type, run)
-        await self._record_run(ctx, run, log)
+        await self._record_failure(attempt, run, text, error_type)
+        await self._record_run(attempt, run)
 
     async def _record_failure(
-        self,
-        spec: JobSpec,
-        ctx: dict[Any, Any],
-        args: tuple[Any, ...] | list[Any],
-        kwargs: Mapping[str, Any],
-        error: str,
-        error_type: str,
-        run: RunRecord,
+        self, attempt: JobTry, run: RunRecord, error: str, error_type: str
     ) -> None:
-        enqueued = ctx.get("enqueue_time")
-        record = FailedJob(
-            id=run.job_id,
-            function=spec.name,
-            args=list(args),
-            kwargs=dict(kwargs),
-            error=error,
-            error_type=error_type,
-            tries=run.job_try,
-            enqueued_at=enqueued.timestamp() if isinstance(enqueued, datetime) else None,
-            started_at=run.start,
-            failed_at=run.end,
-            worker=self.worker_id,
-        )
-        failures = FailedJobs(_redis(ctx), self.key_prefix)
+        failures = FailedJobs(attempt.redis, self.key_prefix)
+        record = attempt.failed(run, error, error_type)
         await self._best_effort(failures.add(record), "failed-job record", {})
-
-    def _run(
-        self,
-        spec: JobSpec,
-        job_id: str,
-        job_try: int,
-        started: float,
-        clock: float,
-        outcome: str,
-        *,
-        error: BaseException | None = None,
-        summary: dict[str, Any] | None = None,
-    ) -> RunRecord:
-        return RunRecord(
-            function=spec.name,
-            job_id=job_id,
-            job_try=job_try,
-            start=started,
-            end=time.time(),
-            duration=round(time.perf_counter() - clock, 4),
-            outcome=outcome,
-            error=_describe(error) if error is not None else None,
-            error_type=type(error).__name__ if error is not None else None,
-            summary=summary or {},
-            worker=self.worker_id,
-        )
 
     def _consume_arq_timeout(self) -> bool:
         """True if arq's timeout cancelled this try (never at shutdown, never outside the
@@ -310,17 +338,15 @@ class JobRunner:
         task.uncancel()
         return True
 
-    async def _record_run(
-        self, ctx: Mapping[Any, Any], run: RunRecord, log: dict[str, Any]
-    ) -> None:
+    async def _record_run(self, attempt: JobTry, run: RunRecord) -> None:
         if self.buffer is not None:
             self.buffer.add(run)
             return
-        history = JobHistory(_redis(ctx), self.key_prefix)
-        await self._best_effort(history.record(run), "job history", log)
+        history = JobHistory(attempt.redis, self.key_prefix)
+        await self._best_effort(history.record(run), "job history", attempt.fields)
 
     async def _best_effort(
-        self, operation: Awaitable[None], what: str, log: dict[str, Any]
+        self, operation: Awaitable[None], what: str, fields: Mapping[str, Any]
     ) -> None:
         write = asyncio.ensure_future(asyncio.wait_for(operation, _RECORD_TIMEOUT))
         try:
@@ -331,23 +357,13 @@ class JobRunner:
                     raise
                 await write  # the deadline passed during the write: finish it, keep the outcome
         except Exception as error:  # never let bookkeeping change the job's outcome
-            logger.bind(**log, error=_describe(error), error_type=type(error).__name__).warning(
+            logger.bind(**fields, error=_describe(error), error_type=type(error).__name__).warning(
                 f"could not write the {what}"
             )
 
 
-def _log(level: str, message: str, log: Mapping[str, Any], **fields: Any) -> None:
-    """A job's start or end line: the try's fields first, then this line's."""
-    log_line(__name__, level, message, {**log, **fields})
-
-
 def _timeout(timeout: float) -> JobTimeout:
     return JobTimeout(f"job exceeded its timeout of {timeout:g} s")
-
-
-def _redis(ctx: Mapping[Any, Any]) -> Redis:
-    redis: Redis = ctx["redis"]
-    return redis
 
 
 def _describe(error: BaseException) -> str:

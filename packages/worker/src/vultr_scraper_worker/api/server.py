@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
-from arq.connections import ArqRedis
 from loguru import logger
-from redis.asyncio import Redis
 
 from vultr_scraper_core.config import ListenAddress, parse_listen
 from vultr_scraper_worker.api.app import create_app
-from vultr_scraper_worker.api.auth import Authenticator
 from vultr_scraper_worker.api.state import ApiState
-from vultr_scraper_worker.plans import plan_jobs
-from vultr_scraper_worker.serialization import deserialize, serialize
 
 
 @dataclass
@@ -34,38 +26,14 @@ class HttpServerHandle:
     url: str  # http://host:port (the bound port when 0 was asked for) or unix:/path
 
 
-def build_state(ctx: Mapping[str, Any]) -> ApiState:
-    """The API's view of the worker's ctx: ``config``, ``secrets``, ``redis`` (the worker's
-    connection pool), optional ``job_plans`` (default: the registry's) and ``started_at``."""
-    config = ctx["config"]
-    secrets = ctx["secrets"]
-    redis: Redis = ctx["redis"]
-    # The worker's connection pool, with the project's msgpack serialiser for retry/enqueue.
-    queue = ArqRedis(
-        redis.connection_pool,
-        job_serializer=serialize,
-        job_deserializer=deserialize,
-        default_queue_name=config.redis.queue_name,
-    )
-    return ApiState(
-        config=config,
-        secrets=secrets,
-        redis=queue,
-        started_at=ctx.get("started_at") or datetime.now(UTC),
-        auth=Authenticator(secrets.http_token, protect_reads=config.http.protect_reads),
-        # The worker passes the jobs it serves (they can differ from the registry's).
-        plans=list(ctx.get("job_plans") or plan_jobs(config)),
-    )
-
-
-async def start_http_server(ctx: Mapping[str, Any]) -> HttpServerHandle | None:
-    """Serve the API on ``[http] listen``; None when it is empty. Raises on a bad address or a
-    port that cannot be bound (the caller logs it and keeps the worker running)."""
-    listen = parse_listen(ctx["config"].http.listen)
+async def start_http_server(state: ApiState) -> HttpServerHandle | None:
+    """Serve the API for ``state`` on its ``[http] listen``; None when that is empty. Raises on
+    a bad address or a port that cannot be bound (the caller logs it and keeps working)."""
+    listen = parse_listen(state.config.http.listen)
     if listen is None:
         logger.info("HTTP server disabled ([http] listen is empty)")
         return None
-    app = create_app(build_state(ctx))
+    app = create_app(state)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:

@@ -34,8 +34,7 @@ from vultr_scraper_worker.cli.queue_cmd import check_arguments, jobs_module_opti
 from vultr_scraper_worker.enqueue import make_enqueue, open_queue
 from vultr_scraper_worker.plans import load_job_set, plan_jobs
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, job_context
-from vultr_scraper_worker.settings import make_runner
-from vultr_scraper_worker.wrapper import run_inline
+from vultr_scraper_worker.wrapper import JobRunner, run_inline
 
 __all__ = ["EX_QUARANTINED", "run"]
 
@@ -74,7 +73,9 @@ def run(
     values = tuple(parse_arg(arg) for arg in args)
     check_arguments(plan, values)
     state.setup_logging(human=human_logs(log_format), level="WARNING" if quiet else None)
-    runner = make_runner(loaded, worker_id=f"cli:{socket.gethostname()}:{os.getpid()}")
+    runner = JobRunner.from_config(
+        loaded.config, worker_id=f"cli:{socket.gethostname()}:{os.getpid()}"
+    )
 
     async def main() -> Any:
         async with (

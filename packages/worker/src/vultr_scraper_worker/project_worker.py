@@ -1,0 +1,203 @@
+"""``ProjectWorker``: arq's ``Worker`` with the project's records, heartbeat and stop handling.
+
+* Early failures that arq handles without calling any job code (a payload that is not msgpack,
+  an unknown function, an expired job, tries used up by crashes or shutdowns) are logged and
+  recorded as failed jobs too (``early_failures``).
+* Heartbeat: every ``worker.health_check_interval`` the worker writes its heartbeat
+  (``records.heartbeats``); ``vultr-scraper check`` reads it.
+* Stopping: the runner is told before any cancelled job resumes, so a cancelled try is an
+  interruption (it runs again), not a timeout.
+* Claiming jobs: one Lua script per poll takes every due, free job (arq's own rule: no
+  in-progress key, score due; then the key is set), instead of arq's four round trips per job.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import suppress
+from signal import Signals
+from typing import Any
+
+from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+from loguru import logger
+from redis.exceptions import WatchError
+
+from vultr_scraper_core import __version__
+from vultr_scraper_worker.early_failures import early_failure
+from vultr_scraper_worker.records.failed import FailedJobs
+from vultr_scraper_worker.records.heartbeats import Heartbeats, WorkerInfo
+from vultr_scraper_worker.records.runs import JobHistory
+from vultr_scraper_worker.wrapper import JobRunner
+
+# KEYS[1]: the queue. ARGV: now (ms), in-progress TTL (ms), how many to take, job ids in order.
+# Returns the claimed ids with their scores, flattened.
+_CLAIM_SCRIPT = f"""
+local claimed = {{}}
+local room = tonumber(ARGV[3])
+for index = 4, #ARGV do
+  if room <= 0 then break end
+  local id = ARGV[index]
+  local key = '{in_progress_key_prefix}' .. id
+  if redis.call('EXISTS', key) == 0 then
+    local score = redis.call('ZSCORE', KEYS[1], id)
+    if score and tonumber(score) <= tonumber(ARGV[1]) then
+      redis.call('PSETEX', key, ARGV[2], '1')
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = score
+      room = room - 1
+    end
+  end
+end
+return claimed
+"""
+
+
+class ProjectWorker(Worker):
+    """arq's ``Worker`` with the project's records, heartbeat and connection-drop handling.
+
+    Constructed with exactly arq's keyword arguments plus ``key_prefix``, ``worker_id`` and the
+    ``runner`` whose wrapped jobs it runs (told when the worker stops, see ``stop_jobs``).
+    """
+
+    def __init__(
+        self, *, key_prefix: str, worker_id: str, runner: JobRunner, **settings: Any
+    ) -> None:
+        super().__init__(**settings)
+        self.key_prefix = key_prefix
+        self.worker_id = worker_id
+        self.runner = runner
+        self.started_at = time.time()
+        self.stop_signal: Signals | None = None
+        self.on_stop = self._note_stop
+        self.heartbeats = Heartbeats(self.pool, key_prefix)
+        self._claim = self.pool.register_script(_CLAIM_SCRIPT)
+
+    def _note_stop(self, signum: Signals) -> None:
+        """arq's ``on_stop``: called once running jobs are done or have just been cancelled.
+
+        Both of arq's signal paths call it right after their ``cancel()`` calls, before any
+        cancelled job resumes, which is in time for ``stop_jobs``.
+        """
+        self.stop_jobs()
+        self.stop_signal = signum
+        cancelled = sum(not task.done() for task in self.tasks.values())
+        if cancelled:
+            logger.bind(signal=signum.name, cancelled=cancelled).warning(
+                f"{cancelled} running job(s) cancelled; they run again on the next worker"
+            )
+
+    def handle_sig_wait_for_completion(self, signum: Signals) -> None:
+        running = sum(not task.done() for task in self.tasks.values())
+        wait = float(self._job_completion_wait)
+        logger.bind(signal=Signals(signum).name, running=running, wait=wait).info(
+            f"stopping on {Signals(signum).name}: no new jobs; waiting up to {wait:g} s "
+            f"for {running} running job(s)"
+        )
+        super().handle_sig_wait_for_completion(signum)
+
+    def handle_sig(self, signum: Signals) -> None:
+        logger.bind(signal=Signals(signum).name).info(f"stopping on {Signals(signum).name}")
+        super().handle_sig(signum)
+
+    def stop_jobs(self) -> None:
+        """Running jobs are (about to be) cancelled to stop: the wrapper then reports a
+        cancelled try as interrupted (it runs again) rather than as arq's timeout."""
+        self.runner.stopping = True
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Claim due jobs with one Lua call instead of arq's WATCH/EXISTS/ZSCORE/MULTI per job.
+
+        Same rule as arq (a job is taken when it has no in-progress key and is due, and the key
+        is then set for ``in_progress_timeout_s``), atomically, in one round trip for the whole
+        poll. No WATCH also means no ``WatchError`` when the connection drops mid-claim.
+        """
+        free = self.max_jobs - self.job_counter
+        if free <= 0 or not job_ids:
+            return
+        claimed = await self._claim(
+            keys=[self.queue_name],
+            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *job_ids],
+        )
+        for raw_id, score in zip(claimed[::2], claimed[1::2], strict=True):
+            await self.sem.acquire()
+            self.job_counter += 1
+            job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    async def heart_beat(self) -> None:
+        try:
+            await super().heart_beat()
+        except WatchError:  # a cron enqueue hit a connection drop; the other workers have it
+            logger.warning("Redis connection dropped while enqueueing a scheduled job")
+
+    async def record_health(self) -> None:
+        due = (time.time() - self._last_health_check) >= self.health_check_interval
+        await super().record_health()
+        if due:
+            await self.beat()
+
+    async def beat(self) -> None:
+        await self.heartbeats.beat(
+            WorkerInfo(
+                id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                version=__version__,
+                queue=self.queue_name,
+                started=self.started_at,
+                health_check_interval=float(self.health_check_interval),
+                jobs_complete=self.jobs_complete,
+                jobs_failed=self.jobs_failed,
+                jobs_retried=self.jobs_retried,
+                jobs_ongoing=sum(not task.done() for task in self.tasks.values()),
+            )
+        )
+
+    async def forget_heartbeat(self) -> None:
+        """Remove this worker's heartbeat (a clean exit); a failure is logged, never raised."""
+        try:
+            await self.heartbeats.forget(self.worker_id)
+        except Exception as error:
+            logger.bind(error=str(error)).warning("could not remove the heartbeat")
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        """arq's path for jobs that fail before any job code runs: record them too."""
+        raw: bytes | None = None
+        with suppress(Exception):
+            raw = await self.pool.get(job_key_prefix + job_id)
+        await super().finish_failed_job(job_id, result_data)
+        try:
+            await self._record_early_failure(job_id, result_data, raw)
+        except Exception as error:  # never raise into arq
+            logger.bind(job_id=job_id, error=str(error)).warning(
+                "could not record an early job failure"
+            )
+
+    async def _record_early_failure(
+        self, job_id: str, result_data: bytes | None, payload: bytes | None
+    ) -> None:
+        result: dict[str, Any] = {}
+        if result_data is not None and self.job_deserializer is not None:
+            with suppress(Exception):
+                result = dict(self.job_deserializer(result_data))
+        failed, run = early_failure(
+            job_id, result, payload, worker_id=self.worker_id, now=time.time()
+        )
+        logger.bind(
+            event="job.end",
+            job_id=job_id,
+            function=failed.function,
+            outcome="failed",
+            error=failed.error,
+            error_type=failed.error_type,
+            duration=0.0,
+            **{"try": failed.tries},
+        ).error(f"{failed.function} failed before it ran: {failed.error}")
+        await FailedJobs(self.pool, self.key_prefix).add(failed)
+        await JobHistory(self.pool, self.key_prefix).record(run)
