@@ -65,7 +65,9 @@ class Queue:
     jobs: dict[str, tuple[str, tuple[Any, ...]]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
 
-    async def __call__(self, job_name: str, *args: Any, job_id: str | None = None) -> str | None:
+    async def __call__(
+        self, job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+    ) -> str | None:
         assert job_id is not None
         if job_id in self.jobs:
             return None

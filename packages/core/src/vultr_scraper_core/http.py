@@ -220,11 +220,12 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
         wanted = name.lower()
         return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
-    def json(self) -> Any:
-        """The decoded body. A body that is not JSON (cut short, or an HTML page served with
-        200) raises TransientHttpError with a readable reason, never a decode crash."""
+    def json(self, decode: Callable[[bytes], Any] = msgspec.json.decode) -> Any:
+        """The decoded body (``decode``: another JSON decoder, e.g. an exact-decimal one). A
+        body that is not JSON (cut short, or an HTML page served with 200) raises
+        TransientHttpError with a readable reason, never a decode crash."""
         try:
-            return msgspec.json.decode(self.body)
+            return decode(self.body)
         except msgspec.DecodeError as exc:
             content_type = self.header("Content-Type") or "no content type"
             if "json" in content_type.lower():

@@ -271,6 +271,23 @@ def parse_records(cls: type[R], items: Iterable[Any]) -> tuple[dict[str, R], lis
     return records, problems
 
 
+def availability_problem(document: Any) -> str | None:
+    """Why an availability answer cannot be trusted, or None: it must be a JSON object whose
+    ``available_plans`` is a list of plan ids (strings). A missing list is not "nothing in
+    stock": it is an answer that says nothing."""
+    if not isinstance(document, Mapping):
+        return f"the answer is a JSON {json_kind(document)}, not an object"
+    plans = document.get("available_plans")
+    if plans is None:
+        return "the answer has no available_plans list"
+    if not isinstance(plans, list):
+        return f"available_plans is a JSON {json_kind(plans)}, not an array"
+    odd = [item for item in plans if not isinstance(item, str) or not item]
+    if odd:
+        return f"available_plans holds {len(odd)} item(s) that are not plan ids, e.g. {odd[0]!r}"
+    return None
+
+
 def parse_availability(region: str, document: Any) -> RegionAvailability:
     """Lenient: a missing or malformed list counts as empty (drift is reported elsewhere)."""
 

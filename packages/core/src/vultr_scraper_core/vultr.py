@@ -38,7 +38,6 @@ from vultr_scraper_core.http import (
     HttpClient,
     HttpError,
     PermanentHttpError,
-    TransientHttpError,
 )
 from vultr_scraper_core.models import decode_json
 from vultr_scraper_core.store.archive import RawResponse
@@ -113,14 +112,7 @@ class VultrClient:
 
         async def attempt() -> tuple[Any, RawResponse]:
             response = await self.http.request_once("GET", url, params=params, cap=cap)
-            try:
-                document = decode_json(response.body)
-            except msgspec.DecodeError as exc:
-                raise TransientHttpError(
-                    f"response body is not valid JSON (truncated?): {exc}",
-                    url=response.url,
-                    status=response.status,
-                ) from None
+            document = response.json(decode_json)
             raw = RawResponse(
                 url=response.url,
                 status=response.status,

@@ -1,44 +1,57 @@
-"""The stock job: which plans are in stock in which region, kept as transitions and intervals.
+"""The stock jobs: which plans are in stock in which region, kept as transitions and intervals.
 
 ``scrape_vultr_availability(ctx)`` asks ``/v2/regions/{id}/availability`` (no ``type`` filter)
 for every region of the current catalogue (or of ``/v2/regions`` when there is none yet), with
-bounded concurrency, then commits in one MULTI/EXEC: a ``stock_changed`` event per (plan,
-region) that entered or left stock, the new state of those pairs, their intervals, and the
-check time of every region answered.
+bounded concurrency, passes every answer through the stock gate (``stock_gate.py``), then
+commits in one MULTI/EXEC: a ``stock_changed`` event per (plan, region) that entered or left
+stock, the new state of those pairs, their intervals, the check time of every region applied,
+and the answers the gate held back.
+
+``confirm_availability(ctx)`` is the follow-up a held mass change schedules ``confirm_after``
+seconds later (job id ``confirm-availability:<due ms>``): it checks again the held regions that
+are due, and the gate applies what it sees if it is the same. A regular check after that time
+confirms just as well; the follow-up only makes sure one happens.
 
 Decisions:
 
 * A region's first successful check records the state silently (no events): "everything
   appeared" is not news. After that, a plan newly listed is ``False -> True``.
-* A region whose request failed (after the HTTP client's retries) is left untouched this run
-  and listed in ``failed_regions``; when every region fails, the error propagates so the worker
+* A region whose request failed (after the HTTP client's retries) or whose answer is malformed
+  is left untouched this run, listed in ``failed_regions`` / ``held_regions``, and its reason is
+  kept until a good answer comes; when every region fails, the error propagates so the worker
   retries the job.
 * A region that left the catalogue has its open intervals closed (nothing is sold there).
 * Only ``available_plans`` counts as in stock; ``available_vpc_only_plans`` stays in the raw
   archive.
+* A run that held back any answer with data ends ``quarantined`` (``run`` exits 3), like a held
+  catalogue; the regions it could apply are applied all the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from loguru import logger
+from redis.asyncio import Redis
 
+from vultr_scraper_core.config import Config
 from vultr_scraper_core.models import (
     AVAILABILITY_SHAPE,
     Catalogue,
     Observation,
-    RegionAvailability,
+    availability_problem,
+    field_census,
     observe_fields,
     parse_availability,
 )
 from vultr_scraper_core.store.archive import RawArchive
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
-from vultr_scraper_core.store.codec import utcnow
+from vultr_scraper_core.store.codec import to_ms, utcnow
 from vultr_scraper_core.store.stock import (
+    HeldStock,
     Interval,
     RegionCheck,
     StockState,
@@ -47,21 +60,42 @@ from vultr_scraper_core.store.stock import (
     pair_key,
     split_pair,
 )
-from vultr_scraper_core.vultr import AVAILABILITY, VultrClient
-from vultr_scraper_jobs.context import deps
+from vultr_scraper_core.vultr import AVAILABILITY, AvailabilityResult, VultrClient
+from vultr_scraper_jobs.context import JobDeps, deps
 from vultr_scraper_jobs.diff import schema_drift
+from vultr_scraper_jobs.stock_gate import Finding, StockDecision, decide
 
 MAX_TX_ATTEMPTS = 5
+CONFIRM_JOB = "confirm-availability"
 
 
 async def scrape_vultr_availability(ctx: Mapping[str, Any]) -> dict[str, Any]:
     """The ``scrape-availability`` job."""
+    return await check_stock(deps(ctx))
+
+
+async def confirm_availability(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``confirm-availability`` job: check again the held regions that are due."""
     job = deps(ctx)
+    held = await StockStore(job.redis, job.config.redis.key_prefix).held()
+    now = utcnow()
+    due = sorted(
+        region
+        for region, answer in held.items()
+        if answer.listed is not None and (answer.confirm_at is None or answer.confirm_at <= now)
+    )
+    if not due:
+        return {"status": "success", "regions_checked": 0, "confirmed_regions": [], "events": 0}
+    return await check_stock(job, only=due)
+
+
+async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[str, Any]:
+    """Check every region (or ``only`` those), gate the answers and commit."""
     prefix = job.config.redis.key_prefix
     client = VultrClient(job.http, job.config.vultr)
     catalogue = (await CatalogueStore(job.redis, prefix).load()).catalogue
-    regions = sorted(catalogue.regions)
-    from_catalogue = bool(regions)
+    regions = list(only) if only is not None else sorted(catalogue.regions)
+    from_catalogue = only is None and bool(regions)
     if not regions:
         listing = await client.regions()
         regions = sorted(str(item["id"]) for item in listing.items if isinstance(item, dict))
@@ -77,62 +111,137 @@ async def scrape_vultr_availability(ctx: Mapping[str, Any]) -> dict[str, Any]:
             [result.response for result in answered if result.response is not None]
         )
     at = utcnow()
-    observed = {
-        result.region: parse_availability(result.region, result.document) for result in answered
-    }
-    observation: Observation = {}
-    for result in answered:  # the example of a drifting field is the region that sent it
-        for field, kinds in observe_fields([result.document]).items():
-            for kind in kinds:
-                observation.setdefault(field, {}).setdefault(kind, result.region)
+    answers, unusable = read_answers(results)
     store = StockStore(job.redis, prefix)
-    known_shape = await store.shape(AVAILABILITY) or AVAILABILITY_SHAPE
-    drift, shape = schema_drift(AVAILABILITY, known_shape, observation, at=at)
+    known_shape = await store.shape(AVAILABILITY)
     for _ in range(MAX_TX_ATTEMPTS):
         async with store.transaction() as tx:
             current = tx.current
+            decision = decide(current, answers, unusable, at=at, config=job.config.stock.gate)
+            # Only answers the gate let through count for drift (like a quarantined catalogue).
+            applied = [result for result in answered if result.region in decision.apply]
+            drift, shape, observed_shape = availability_drift(known_shape, applied, at)
             retired_regions = (
                 {
                     region
                     for region in current.regions
-                    if region not in catalogue.regions and region not in observed
+                    if region not in catalogue.regions and region not in answers
                 }
                 if from_catalogue
                 else set()
             )
-            plan = plan_transitions(current, observed, retired_regions, at=at)
+            plan = plan_transitions(current, decision.apply, retired_regions, at=at)
             intervals = await tx.intervals(plan.states)
             events = [
                 *drift,
-                *stock_events(current, plan.states, catalogue, at=at),
+                *stock_events(current, plan.states, catalogue, at=at, confirmed=decision.confirmed),
             ]
             tx.stage(
                 states=plan.states,
                 intervals=updated_intervals(current, plan.states, intervals, at=at),
                 regions=plan.regions,
                 events=events,
-                shapes={AVAILABILITY: shape} if observation else None,
+                shapes={AVAILABILITY: shape} if observed_shape else None,
+                hold=decision.hold,
+                release=decision.release,
             )
             if await tx.execute():
-                in_stock = sum(
-                    1 for state in {**current.states, **plan.states}.values() if state.in_stock
-                )
-                outcome: dict[str, Any] = {
-                    "status": "success",
-                    "updated": len(plan.states),
-                    "events": len(events),
-                    "opened": sum(1 for state in plan.states.values() if state.in_stock),
-                    "closed": sum(1 for state in plan.states.values() if not state.in_stock),
-                    "regions_checked": len(plan.regions),
-                    "failed_regions": failed,
-                    "in_stock": in_stock,
-                    "checked_at": at.isoformat(),
-                }
-                logger.bind(updated=len(plan.states), failed=len(failed)).info(
-                    "availability scrape: success"
-                )
+                outcome = _outcome(current, plan, decision, events, failed, at)
+                await _schedule_confirmation(job, decision)
+                logger.bind(
+                    updated=len(plan.states),
+                    failed=len(failed),
+                    held=len(outcome["held_regions"]),
+                ).info("availability scrape: {}", outcome["status"])
                 return outcome
     raise RuntimeError(f"stock state changed concurrently {MAX_TX_ATTEMPTS} times; giving up")
+
+
+def read_answers(
+    results: Sequence[AvailabilityResult],
+) -> tuple[dict[str, set[str]], dict[str, Finding]]:
+    """Usable answers (region -> plans listed in stock) and the unusable ones, with why."""
+    answers: dict[str, set[str]] = {}
+    unusable: dict[str, Finding] = {}
+    for result in results:
+        if result.error is not None:
+            unusable[result.region] = Finding(
+                "failed", f"{result.region}: request failed: {result.error}"
+            )
+            continue
+        problem = availability_problem(result.document)
+        if problem is not None:
+            unusable[result.region] = Finding(
+                "malformed", f"{result.region}: malformed answer: {problem}"
+            )
+            continue
+        listed = parse_availability(result.region, result.document).available_plans
+        answers[result.region] = set(listed)
+    return answers, unusable
+
+
+def availability_drift(
+    known: Mapping[str, Sequence[str]] | None,
+    answered: Sequence[AvailabilityResult],
+    at: datetime,
+) -> tuple[list[ChangeEvent], dict[str, list[str]], bool]:
+    """Drift of the availability answers' shape: events, the merged shape, and whether any
+    answer was an object to observe."""
+    observation: Observation = {}
+    for result in answered:  # the example of a drifting field is the region that sent it
+        for field, kinds in observe_fields([result.document]).items():
+            for kind in kinds:
+                observation.setdefault(field, {}).setdefault(kind, result.region)
+    census = field_census(result.document for result in answered)
+    drift, shape = schema_drift(
+        AVAILABILITY, known or AVAILABILITY_SHAPE, observation, at=at, census=census
+    )
+    return drift, shape, bool(observation)
+
+
+def _outcome(
+    current: StockView,
+    plan: Transitions,
+    decision: StockDecision,
+    events: Sequence[ChangeEvent],
+    failed: Mapping[str, str],
+    at: datetime,
+) -> dict[str, Any]:
+    held = decision.held
+    with_data = {region for region, answer in held.items() if answer.listed is not None}
+    malformed = {region for region, answer in held.items() if "malformed" in answer.checks}
+    in_stock = sum(1 for state in {**current.states, **plan.states}.values() if state.in_stock)
+    return {
+        "status": "quarantined" if with_data | malformed else "success",
+        "updated": len(plan.states),
+        "events": len(events),
+        "opened": sum(1 for state in plan.states.values() if state.in_stock),
+        "closed": sum(1 for state in plan.states.values() if not state.in_stock),
+        "regions_checked": len(plan.regions),
+        "failed_regions": dict(failed),
+        "held_regions": {
+            region: answer.reason for region, answer in held.items() if region not in failed
+        },
+        "confirmed_regions": sorted(decision.confirmed),
+        "in_stock": in_stock,
+        "checked_at": at.isoformat(),
+    }
+
+
+async def _schedule_confirmation(job: JobDeps, decision: StockDecision) -> None:
+    """Queue the follow-up check for answers held just now (one job per due time)."""
+    due = sorted({held.confirm_at for held in decision.hold if held.confirm_at is not None})
+    for when in due:
+        delay = max(0.0, (when - utcnow()).total_seconds())
+        job_id = f"{CONFIRM_JOB}:{to_ms(when)}"
+        try:
+            await job.enqueue(CONFIRM_JOB, job_id=job_id, defer_by=delay)
+        except Exception as error:  # the next scheduled check confirms instead
+            logger.bind(job_id=job_id).warning(
+                "could not queue the confirmation check ({}); the next scheduled check "
+                "confirms instead",
+                error,
+            )
 
 
 class Transitions:
@@ -145,11 +254,12 @@ class Transitions:
 
 def plan_transitions(
     current: StockView,
-    observed: Mapping[str, RegionAvailability],
+    observed: Mapping[str, Collection[str]],
     retired_regions: set[str],
     *,
     at: datetime,
 ) -> Transitions:
+    """``observed``: region -> the plans its (applied) answer lists in stock."""
     plan = Transitions()
     by_region: dict[str, dict[str, StockState]] = {}
     for pair, state in current.states.items():
@@ -159,7 +269,7 @@ def plan_transitions(
         check = current.regions.get(region)
         if check is not None and check.last_checked >= at:
             continue  # a newer check already landed; ours is stale
-        listed = set(observed[region].available_plans) if region in observed else set()
+        listed = set(observed.get(region, ()))
         states = by_region.get(region, {})
         in_stock = {plan_id for plan_id, state in states.items() if state.in_stock}
         for plan_id in sorted(listed - in_stock):
@@ -187,8 +297,16 @@ def plan_transitions(
 
 
 def stock_events(
-    current: StockView, changes: Mapping[str, StockState], catalogue: Catalogue, *, at: datetime
+    current: StockView,
+    changes: Mapping[str, StockState],
+    catalogue: Catalogue,
+    *,
+    at: datetime,
+    confirmed: Mapping[str, HeldStock] | None = None,
+    accepted: Collection[str] = (),
 ) -> list[ChangeEvent]:
+    """``confirmed``: regions whose mass change a second check confirmed (their events say
+    since when it was held); ``accepted``: regions an operator accepted."""
     events: list[ChangeEvent] = []
     for pair, state in sorted(changes.items()):
         plan_id, region = split_pair(pair)
@@ -205,6 +323,12 @@ def stock_events(
                     detail[key] = value
         if old is not None:
             detail["previous_since"] = old.since.isoformat()
+        held = (confirmed or {}).get(region)
+        if held is not None:
+            detail["confirmed"] = True
+            detail["held_since"] = held.observed_at.isoformat()
+        if region in accepted:
+            detail["accepted"] = True
         events.append(
             ChangeEvent(
                 kind=EventKind.STOCK_CHANGED,
@@ -239,3 +363,47 @@ def updated_intervals(
             intervals.append(Interval(start=old.since if old else at, end=at))
         result[pair] = intervals
     return result
+
+
+# -- the operator's decisions ---------------------------------------------------------------
+
+
+async def accept_held_stock(
+    redis: Redis, config: Config, regions: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Apply the held answers of ``regions`` (all when None) now, as if they had passed the
+    gate; a held entry with nothing to apply (malformed, failed) is dropped."""
+    prefix = config.redis.key_prefix
+    store = StockStore(redis, prefix)
+    catalogue = (await CatalogueStore(redis, prefix).load()).catalogue
+    for _ in range(MAX_TX_ATTEMPTS):
+        async with store.transaction() as tx:
+            current = tx.current
+            chosen = sorted(current.held if regions is None else set(regions) & set(current.held))
+            if not chosen:
+                return {"status": "failed", "reason": "no stock answer is held", "updated": 0}
+            at = utcnow()
+            usable = {
+                region: set(listed)
+                for region in chosen
+                if (listed := current.held[region].listed) is not None
+            }
+            plan = plan_transitions(current, usable, set(), at=at)
+            intervals = await tx.intervals(plan.states)
+            events = stock_events(current, plan.states, catalogue, at=at, accepted=usable)
+            tx.stage(
+                states=plan.states,
+                intervals=updated_intervals(current, plan.states, intervals, at=at),
+                regions=plan.regions,
+                events=events,
+                release=chosen,
+            )
+            if await tx.execute():
+                return {
+                    "status": "success",
+                    "accepted": sorted(usable),
+                    "dropped": sorted(set(chosen) - usable.keys()),
+                    "updated": len(plan.states),
+                    "events": len(events),
+                }
+    raise RuntimeError(f"stock state changed concurrently {MAX_TX_ATTEMPTS} times; giving up")

@@ -5,7 +5,8 @@ The worker (and ``vultr-scraper run``) put these keys into ``ctx`` before any jo
 * ``config``: the validated ``Config``; ``secrets``: the ``Secrets`` read from files;
 * ``redis``: a ``redis.asyncio.Redis`` (arq's ``ArqRedis`` in the worker);
 * ``http``: the shared ``HttpClient`` (one session, one rate limit, one retry policy);
-* ``enqueue``: ``async enqueue(job_name, *args, job_id=None)`` to queue a follow-up job;
+* ``enqueue``: ``async enqueue(job_name, *args, job_id=None, defer_by=None)`` to queue a
+  follow-up job (``defer_by`` seconds from now);
 * ``job_id`` and ``job_try``: set by arq for each run (``run`` uses ``cli-<uuid>`` and 1).
 
 Tests build the same mapping with ``make_context`` and await job functions directly.
@@ -25,7 +26,7 @@ from vultr_scraper_core.http import HttpClient
 
 class Enqueue(Protocol):
     def __call__(
-        self, job_name: str, *args: Any, job_id: str | None = None
+        self, job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
     ) -> Awaitable[str | None]: ...
 
 
@@ -56,7 +57,9 @@ def deps(ctx: Mapping[str, Any]) -> JobDeps:
     )
 
 
-async def _refuse_enqueue(job_name: str, *args: Any, job_id: str | None = None) -> str | None:
+async def _refuse_enqueue(
+    job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+) -> str | None:
     raise RuntimeError(f"this context cannot enqueue jobs (asked for {job_name})")
 
 

@@ -23,7 +23,7 @@ class JobSpec:
 def all_jobs() -> dict[str, JobSpec]:
     """Name -> spec, in a stable order. Imported lazily so each job module stays independent."""
     from vultr_scraper_jobs.alerts import dispatch_alerts
-    from vultr_scraper_jobs.availability import scrape_vultr_availability
+    from vultr_scraper_jobs.availability import confirm_availability, scrape_vultr_availability
     from vultr_scraper_jobs.catalog import scrape_vultr_pricing
     from vultr_scraper_jobs.health import check_endpoint_health
     from vultr_scraper_jobs.history import move_history
@@ -42,6 +42,11 @@ def all_jobs() -> dict[str, JobSpec]:
             function=scrape_vultr_availability,
             description="Fetch per-region stock and record what entered or left stock",
             schedule="scrape_availability",
+        ),
+        JobSpec(
+            name="confirm-availability",
+            function=confirm_availability,
+            description="Check again the regions whose stock answer is held for confirmation",
         ),
         JobSpec(
             name="check-health",

@@ -103,9 +103,11 @@ async def enqueue_job(
 def make_enqueue(queue: ArqRedis, known: Collection[str]) -> Enqueue:
     """``ctx["enqueue"]``: queue a follow-up job by its public name."""
 
-    async def enqueue(job_name: str, *args: Any, job_id: str | None = None) -> str | None:
+    async def enqueue(
+        job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+    ) -> str | None:
         if job_name not in known:
             raise KeyError(f"unknown job {job_name!r}; known jobs: {', '.join(sorted(known))}")
-        return await enqueue_job(queue, job_name, *args, job_id=job_id)
+        return await enqueue_job(queue, job_name, *args, job_id=job_id, defer_by=defer_by)
 
     return enqueue

@@ -90,5 +90,7 @@ async def job_context(
         yield ctx
 
 
-async def _enqueue_unavailable(job_name: str, *args: Any, job_id: str | None = None) -> str | None:
+async def _enqueue_unavailable(
+    job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+) -> str | None:
     raise RuntimeError(f"cannot enqueue {job_name}: no queue in this context")

@@ -126,6 +126,21 @@ class CatalogConfig(_Section):
     include_os: bool = True
 
 
+class StockGateConfig(_Section):
+    """The stock gate: a region's availability answer that trips one of these changes nothing
+    until a second check, ``confirm_after`` seconds later, sees the same."""
+
+    emptied_min: int = 3  # a region with at least this many plans in stock now reports none
+    min_changes: int = 5  # fewer state changes than this never trip the share checks
+    max_region_changes: float = 0.5  # share of a region's plans changing state in one check
+    max_run_changes: float = 0.25  # share of all tracked pairs changing state in one run
+    confirm_after: float = 300.0  # seconds until a second check may confirm a held answer
+
+
+class StockConfig(_Section):
+    gate: StockGateConfig = msgspec.field(default_factory=StockGateConfig)
+
+
 class ScheduleConfig(_Section):
     enabled: bool = True
     # Cron fields in UTC; an empty list means "every".
@@ -275,6 +290,7 @@ class Config(_Section):
     client: ClientConfig = msgspec.field(default_factory=ClientConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     catalog: CatalogConfig = msgspec.field(default_factory=CatalogConfig)
+    stock: StockConfig = msgspec.field(default_factory=StockConfig)
     worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
     schedules: SchedulesConfig = msgspec.field(default_factory=SchedulesConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
@@ -332,6 +348,16 @@ def problems(config: Config) -> list[tuple[str, str]]:
     at_least("history.max_days_per_run", config.history.max_days_per_run, 1)
     if config.history.archive.startswith("s3://") and not config.history.archive[5:].strip("/"):
         found.append(("history.archive", "an S3 location needs a bucket: s3://bucket/prefix"))
+    stock = config.stock.gate
+    at_least("stock.gate.emptied_min", stock.emptied_min, 1)
+    at_least("stock.gate.min_changes", stock.min_changes, 1)
+    for key, share in (
+        ("max_region_changes", stock.max_region_changes),
+        ("max_run_changes", stock.max_run_changes),
+    ):
+        if not 0 < share <= 1:
+            found.append((f"stock.gate.{key}", "must be greater than 0 and at most 1"))
+    at_least("stock.gate.confirm_after", stock.confirm_after, 0)
     at_least("health.failure_threshold", config.health.failure_threshold, 1)
     at_least("health.success_threshold", config.health.success_threshold, 1)
     if config.log.level.upper() not in LOG_LEVELS:

@@ -10,7 +10,9 @@ Keys (``p`` = the key prefix; a pair is written ``"<plan>@<region>"``):
 * ``p:stock:checkpoints`` (hash, day start in ms -> compressed StockCheckpoint) and
   ``p:stock:checkpoint_times`` (sorted set of those times): the state of every pair ever seen
   at the start of a day, written by the history job. "In stock at T" is the latest checkpoint
-  before T plus the flips between, so its cost does not grow with the length of history.
+  before T plus the flips between, so its cost does not grow with the length of history;
+* ``p:stock:held``: hash, region -> HeldStock: an availability answer the stock gate held back
+  (waiting for a confirming check, or unusable), written in the same MULTI as the transitions.
 
 Only transitions are written (plus the region check times), never one row per poll. A pair
 with no state in a region that has been checked was never seen in stock there.
@@ -96,9 +98,26 @@ class RegionCheck(msgspec.Struct, kw_only=True):
     last_checked: datetime
 
 
+class HeldStock(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One region's availability answer that changed nothing (see ``jobs.stock_gate``)."""
+
+    region: str
+    observed_at: datetime  # when the held answer arrived
+    checks: list[str]  # emptied, region_changes, run_changes, malformed, failed
+    reasons: list[str]
+    listed: list[str] | None = None  # what it lists in stock; None: nothing usable to apply
+    in_stock_before: int = 0  # plans in stock in the region when it was held
+    confirm_at: datetime | None = None  # from then on a check seeing the same confirms it
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
 class StockView(msgspec.Struct, kw_only=True):
     states: dict[str, StockState]  # pair -> state
     regions: dict[str, RegionCheck]
+    held: dict[str, HeldStock] = {}  # region -> held answer
 
 
 def pair_key(plan: str, region: str) -> str:
@@ -120,13 +139,21 @@ class StockKeys:
         self.flips = f"{prefix}:stock:flips"
         self.checkpoints = f"{prefix}:stock:checkpoints"
         self.checkpoint_times = f"{prefix}:stock:checkpoint_times"
+        self.held = f"{prefix}:stock:held"
 
 
-def _decode_view(states: dict[Any, Any], regions: dict[Any, Any]) -> StockView:
+def _decode_view(
+    states: dict[Any, Any], regions: dict[Any, Any], held: dict[Any, Any] | None = None
+) -> StockView:
     return StockView(
         states={text(key): decode(value, StockState) for key, value in states.items()},
         regions={text(key): decode(value, RegionCheck) for key, value in regions.items()},
+        held=_decode_held(held or {}),
     )
+
+
+def _decode_held(raw: dict[Any, Any]) -> dict[str, HeldStock]:
+    return {text(key): decode(value, HeldStock) for key, value in raw.items()}
 
 
 class StockTx:
@@ -155,10 +182,19 @@ class StockTx:
         regions: dict[str, RegionCheck],
         events: Sequence[ChangeEvent],
         shapes: dict[str, Shape] | None = None,
+        hold: Sequence[HeldStock] = (),
+        release: Iterable[str] = (),
     ) -> None:
+        """Stage the transitions; ``hold`` stores held answers, ``release`` drops those of
+        the regions named (a held answer replaced, confirmed, accepted or cleared)."""
         keys = self.store.keys
         self.pipe.multi()  # type: ignore[no-untyped-call]
         self.staged = True
+        released = [region for region in release if region not in {h.region for h in hold}]
+        if released:
+            self.pipe.hdel(keys.held, *released)
+        if hold:
+            self.pipe.hset(keys.held, mapping={held.region: encode(held) for held in hold})
         if states:
             self.pipe.hset(keys.state, mapping={p: encode(s) for p, s in states.items()})
         if intervals:
@@ -194,16 +230,32 @@ class StockStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.keys.state)
             pipe.hgetall(self.keys.regions)
-            states, regions = await pipe.execute()
-        return _decode_view(states, regions)
+            pipe.hgetall(self.keys.held)
+            states, regions, held = await pipe.execute()
+        return _decode_view(states, regions, held)
+
+    async def held(self) -> dict[str, HeldStock]:
+        """Region -> the answer the stock gate holds back there."""
+        return _decode_held(await self.redis.hgetall(self.keys.held))  # type: ignore[misc]
+
+    async def discard_held(self, regions: Iterable[str] | None = None) -> list[str]:
+        """Drop the held answers of ``regions`` (all when None); returns the regions dropped.
+        The region's stock stays as it is; its next check is judged afresh."""
+        present = [text(key) for key in await self.redis.hkeys(self.keys.held)]  # type: ignore[misc]
+        wanted = present if regions is None else [r for r in dict.fromkeys(regions) if r in present]
+        if wanted:
+            await self.redis.hdel(self.keys.held, *wanted)  # type: ignore[misc]
+        return wanted
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StockTx]:
         async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(self.keys.state, self.keys.regions, self.keys.intervals)
-            states = await pipe.hgetall(self.keys.state)  # type: ignore[misc]
-            regions = await pipe.hgetall(self.keys.regions)  # type: ignore[misc]
-            yield StockTx(self, pipe, _decode_view(states, regions))
+            keys = self.keys
+            await pipe.watch(keys.state, keys.regions, keys.intervals, keys.held)
+            states = await pipe.hgetall(keys.state)  # type: ignore[misc]
+            regions = await pipe.hgetall(keys.regions)  # type: ignore[misc]
+            held = await pipe.hgetall(keys.held)  # type: ignore[misc]
+            yield StockTx(self, pipe, _decode_view(states, regions, held))
 
     async def region_checks(self) -> dict[str, RegionCheck]:
         raw = await self.redis.hgetall(self.keys.regions)  # type: ignore[misc]
