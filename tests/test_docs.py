@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from vultr_scraper_core.config import Config
+from vultr_scraper_worker.exit_status import MEANINGS, ExitStatus
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
@@ -41,3 +42,17 @@ def test_every_config_key_is_documented(key: str) -> None:
     text = DOC.read_text(encoding="utf-8")
     leaf = key.rsplit(".", 1)[-1]
     assert re.search(rf"`{re.escape(leaf)}`", text), f"{key} is missing from docs/configuration.md"
+
+
+README = DOC.parents[1] / "README.md"
+
+
+def test_readme_exit_statuses_are_the_cli_table() -> None:
+    """The README's exit-status table lists exactly the statuses of ``exit_status.ExitStatus``,
+    which ``vultr-scraper --help`` prints."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Exit status") :]
+    section = section[: section.index("\n## ", 1)]
+    documented = [int(number) for number in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)]
+    assert documented == [int(status) for status in ExitStatus]
+    assert set(MEANINGS) == set(ExitStatus)

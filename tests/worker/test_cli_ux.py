@@ -8,15 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import msgspec
 import pytest
 from redis.exceptions import ResponseError
 
-from tests.worker.cli_harness import cli_env, invoke
+from tests.worker.cli_harness import cli_env, cli_runner, invoke
 from vultr_scraper_core.config import load_config
-from vultr_scraper_worker.cli.catalog_cmd import _accept_summary, parse_cursor
+from vultr_scraper_worker.cli import cli
+from vultr_scraper_worker.cli.catalog_cmd import _accept_summary
 from vultr_scraper_worker.cli.common import human_log_line, print_table, with_redis
+from vultr_scraper_worker.exit_status import MEANINGS, ExitStatus, for_job_status
 
 QUIET = "tests.worker.sample_quiet"
 
@@ -86,10 +87,6 @@ def test_changes_refuses_a_bad_cursor_and_an_empty_window(env: dict[str, str]) -
     assert "Traceback" not in bad.output
     backwards = invoke(env, "changes", "--since", "1h", "--until", "2h")
     assert backwards.exit_code == 2 and "must be before --until" in backwards.stderr
-    assert parse_cursor(" 1795850240691-3 ") == "1795850240691-3"
-    assert parse_cursor("1795850240691") == "1795850240691"
-    with pytest.raises(click.BadParameter):
-        parse_cursor("12-x")
 
 
 @pytest.mark.parametrize(
@@ -181,3 +178,18 @@ def test_top_level_help_documents_every_exit_status(env: dict[str, str]) -> None
     result = invoke(env, "--help")
     for status in ("0 ", "1 ", "2 ", "3 ", "69 ", "78 "):
         assert f"\n    {status}" in result.stdout
+
+
+def test_help_lists_every_exit_status() -> None:
+    shown = cli_runner({}).invoke(cli, ["--help"])
+    assert shown.exit_code == 0
+    for status in ExitStatus:
+        assert f"  {int(status):<3} {MEANINGS[status]}" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(None, 0), ("success", 0), ("quarantined", 3), ("failed", 1), ("unheard-of", 1)],
+)
+def test_a_job_result_status_is_one_exit_status(status: object, expected: int) -> None:
+    assert for_job_status(status) == expected

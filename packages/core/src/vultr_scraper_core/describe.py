@@ -11,9 +11,9 @@ the status page say the same thing about the same change, for example::
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from vultr_scraper_core.formats import format_money, to_decimal
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 
 _PRICE_UNITS = {
@@ -83,30 +83,16 @@ def _price(event: ChangeEvent, where: str) -> str:
     return f"{text} ({percent})" if percent else text
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return number if number.is_finite() else None
-
-
 def _money(value: Any) -> str:
     """At least two decimals (``24`` -> ``24.00``), more when published (``0.007``)."""
     if value is None:
         return "none"
-    number = _decimal(value)
-    if number is None:
-        return _short(value)
-    exponent = number.as_tuple().exponent
-    places = max(2, -exponent) if isinstance(exponent, int) else 2
-    return f"{number:.{places}f}"
+    shown = format_money(to_decimal(value))
+    return shown if shown is not None else _short(value)
 
 
 def _percent(old: Any, new: Any) -> str:
-    before, after = _decimal(old), _decimal(new)
+    before, after = to_decimal(old), to_decimal(new)
     if before is None or after is None or before == 0:
         return ""
     return f"{(after - before) / before * 100:+.1f}%"

@@ -35,6 +35,7 @@ from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
+from vultr_scraper_worker.exit_status import ExitStatus
 from vultr_scraper_worker.plans import JobPlan, JobSet, describe_schedule, next_runs, plan_jobs
 from vultr_scraper_worker.project_worker import ProjectWorker
 from vultr_scraper_worker.records.heartbeats import new_worker_id
@@ -43,9 +44,6 @@ from vultr_scraper_worker.runtime import job_context, redis_url
 from vultr_scraper_worker.settings import build_worker_settings
 from vultr_scraper_worker.wrapper import JobRunner
 
-EX_OK = 0
-EX_FAILURE = 1
-EX_UNAVAILABLE = 69
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _CLOSE_TIMEOUT = 10.0
 # After giving up on Redis: the close above, twice, and a margin; then the process just ends.
@@ -179,7 +177,7 @@ async def serve(
             )
     except EmbeddedRedisError as error:
         logger.bind(error=str(error)).critical(f"cannot start the embedded Redis: {error}")
-        return EX_UNAVAILABLE
+        return ExitStatus.UNAVAILABLE
 
 
 async def _serve_on(
@@ -206,7 +204,7 @@ async def _serve_on(
             f"Redis at {mask_url(url)} is unreachable ({error}); exiting with status 69"
         )
         await _close_quietly(pool)
-        return EX_UNAVAILABLE
+        return ExitStatus.UNAVAILABLE
     worker, lifecycle = build_worker(
         loaded, pool, jobs=jobs, burst=burst, handle_signals=handle_signals
     )
@@ -236,15 +234,15 @@ async def _serve_on(
             f"(worker.redis_outage_budget); exiting with status 69 so the supervisor restarts us"
         )
         if exit_watchdog is not None:
-            arm_exit_watchdog(EX_UNAVAILABLE, exit_watchdog)
+            arm_exit_watchdog(ExitStatus.UNAVAILABLE, exit_watchdog)
         await _abandon(worker, lifecycle, pool)
-        return EX_UNAVAILABLE
+        return ExitStatus.UNAVAILABLE
     except Exception as error:
         logger.bind(error=str(error), error_type=type(error).__name__).critical(
             f"worker stopped on an unexpected error: {error}"
         )
         await _abandon(worker, lifecycle, pool)
-        return EX_FAILURE
+        return ExitStatus.FAILURE
     status = await _close(worker, lifecycle, pool)
     reason = f"on {worker.stop_signal.name}" if worker.stop_signal else "(burst done)"
     logger.bind(worker=worker_id, exit_status=status).info(f"worker stopped {reason}")
@@ -295,9 +293,9 @@ async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) ->
         logger.bind(error=str(error)).warning("Redis unavailable while shutting down")
         await lifecycle.aclose()
         await _close_quietly(pool)
-        return EX_UNAVAILABLE if worker.stop_signal is None else EX_OK
+        return ExitStatus.UNAVAILABLE if worker.stop_signal is None else ExitStatus.OK
     await _close_quietly(pool)
-    return EX_OK
+    return ExitStatus.OK
 
 
 async def _abandon(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from vultr_scraper_core.describe import describe_event
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_worker.api import reads_catalog
 from vultr_scraper_worker.api.params import choice, integer
@@ -71,7 +72,7 @@ def render_feed(events: list[ChangeEvent], *, self_url: str, site_url: str) -> b
     sub(root, "id", f"urn:uuid:{uuid.uuid5(_NAMESPACE, 'vultr-scraper change feed')}")
     sub(root, "title", "vultr-scraper: Vultr catalogue and endpoint changes")
     newest = max((event.at for event in events), default=None)
-    sub(root, "updated", _stamp(newest or datetime.now(UTC)))
+    sub(root, "updated", format_time(newest or datetime.now(UTC)))
     sub(root, "link", rel="self", href=self_url, type=ATOM_TYPE)
     sub(root, "link", rel="alternate", href=site_url, type="text/html")
     sub(root, "generator", "vultr-scraper")
@@ -81,7 +82,7 @@ def render_feed(events: list[ChangeEvent], *, self_url: str, site_url: str) -> b
         entry = sub(root, "entry")
         sub(entry, "id", entry_id(event))
         sub(entry, "title", title(event))
-        sub(entry, "updated", _stamp(event.at))
+        sub(entry, "updated", format_time(event.at))
         sub(entry, "category", term=str(event.kind))
         sub(
             entry,
@@ -100,10 +101,6 @@ def _before(event_id: str) -> str:
     if seq and int(seq) > 0:
         return f"{ms}-{int(seq) - 1}"
     return f"{int(ms) - 1}-9999999999999999999" if ms and int(ms) > 0 else "0-0"
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def atom_feed(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:

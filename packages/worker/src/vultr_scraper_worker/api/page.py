@@ -16,6 +16,7 @@ from aiohttp import web
 
 from vultr_scraper_core import __version__
 from vultr_scraper_core.describe import describe_event, plural
+from vultr_scraper_core.formats import from_unix
 from vultr_scraper_core.store.changes import ChangeEvent
 from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.auth import (
@@ -67,10 +68,6 @@ def when(moment: datetime | None, now: datetime) -> Markup:
         short=moment.strftime("%Y-%m-%d %H:%M UTC"),
         rel=ago(moment, now),
     )
-
-
-def unix(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value else None
 
 
 def badge(word: str) -> Markup:
@@ -184,7 +181,7 @@ def _jobs_table(
                     ),
                 ),
                 ("", describe_schedule(schedule) if schedule else job.schedule),
-                ("when", when(unix(last.end) if last else None, now)),
+                ("when", when(from_unix(last.end) if last else None, now)),
                 ("error", outcome),
                 ("when", when(job.last_success, now)),
                 ("when", when(job.next_run, now) if job.next_run else NONE),
@@ -203,7 +200,7 @@ def _queue_table(queue: QueueSnapshot, now: datetime) -> Markup:
             ("mono", job.id),
             ("", job.function),
             ("", badge(job.state)),
-            ("when", when(unix(job.due_at), now)),
+            ("when", when(from_unix(job.due_at), now)),
             ("num", str(job.tries)),
         ]
         for job in queue.jobs
@@ -239,7 +236,7 @@ def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -
                     render('<span class="mono">{t}</span>: {e}', t=job.error_type, e=job.error),
                 ),
                 ("num", str(job.tries)),
-                ("when", when(unix(job.failed_at), now)),
+                ("when", when(from_unix(job.failed_at), now)),
                 ("", action),
             ]
         )

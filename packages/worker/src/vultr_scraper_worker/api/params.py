@@ -11,12 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from multidict import MultiMapping
 
+from vultr_scraper_core.formats import (
+    AGE_PATTERN,
+    CURSOR_PATTERN,
+    parse_cursor,
+    parse_money,
+    parse_time,
+)
 from vultr_scraper_worker.api.errors import bad_request
 
 Parser = Callable[[str], Any]
@@ -85,7 +91,8 @@ def parse_params(
                 values.append(param.parse(raw))
             except ValueError as error:
                 shown = raw if len(raw) <= 60 else raw[:57] + "..."
-                raise bad_request(f"parameter {param.name!r}: {error} (got {shown!r})") from None
+                got = "" if repr(raw) in str(error) else f" (got {shown!r})"
+                raise bad_request(f"parameter {param.name!r}: {error}{got}") from None
         args[param.name] = values if param.repeated else values[0]
     return args
 
@@ -93,8 +100,6 @@ def parse_params(
 # Parsers and schemas. Each helper returns a Param whose schema matches its parser.
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_MAX_NUMBER_TEXT = 100
 
 
 def integer(
@@ -121,11 +126,10 @@ def decimal(name: str, description: str, *, minimum: int, maximum: int) -> Param
 
     def parse(raw: str) -> Decimal:
         try:
-            plain = len(raw) <= _MAX_NUMBER_TEXT and _DECIMAL.fullmatch(raw)
-            value = Decimal(raw) if plain else None
-        except InvalidOperation:
+            value: Decimal | None = parse_money(raw)
+        except ValueError:
             value = None
-        if value is None or not value.is_finite() or not minimum <= value <= maximum:
+        if value is None or not minimum <= value <= maximum:
             raise ValueError(f"must be a number from {minimum} to {maximum}")
         return value
 
@@ -195,65 +199,21 @@ def choice(name: str, description: str, values: Iterable[str], *, repeated: bool
     )
 
 
-# 19 digits always fit Redis' unsigned 64-bit id parts, so the pattern alone decides.
-_STREAM_ID = re.compile(r"[0-9]{1,19}(?:-[0-9]{1,19})?")
-
-
 def cursor(name: str, description: str) -> Param:
     """A change-feed position: a Redis stream id ``<ms>-<seq>`` (or ``<ms>``)."""
-
-    def parse(raw: str) -> str:
-        if not _STREAM_ID.fullmatch(raw):
-            raise ValueError("must be an event id such as 1764300000000-0")
-        return raw
-
     return Param(
         name,
         description,
-        {"type": "string", "pattern": r"^[0-9]{1,19}(-[0-9]{1,19})?$", "maxLength": 39},
-        parse,
+        {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": 39},
+        parse_cursor,
         example="1764300000000-0",
         invalid="yesterday",
     )
 
 
-_RFC3339 = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    r"(?:[Tt ](?P<h>[0-9]{2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})(?:\.(?P<frac>[0-9]+))?"
-    r"(?P<tz>[Zz]|[+-][0-9]{2}:[0-9]{2}))?"
-)
-
-
-def parse_timestamp(raw: str) -> datetime:
-    """RFC 3339 date-time (``2026-01-15T10:00:00Z``) or a full date (``2026-01-15``, meaning
-    midnight UTC). Always timezone-aware UTC. Raises ValueError with the accepted forms."""
-    match = _RFC3339.fullmatch(raw)
-    reason = "must be an RFC 3339 date-time (2026-01-15T10:00:00Z) or a date (2026-01-15)"
-    if not match:
-        raise ValueError(reason)
-    try:
-        day = date.fromisoformat(match["date"])
-        if match["h"] is None:
-            return datetime.combine(day, time(), UTC)
-        hour, minute, second = int(match["h"]), int(match["m"]), int(match["s"])
-        leap = second == 60  # RFC 3339 allows a leap second; Python does not
-        micro = int((match["frac"] or "0")[:6].ljust(6, "0"))
-        zone = UTC
-        if match["tz"] not in ("Z", "z"):
-            sign = 1 if match["tz"][0] == "+" else -1
-            offset = timedelta(hours=int(match["tz"][1:3]), minutes=int(match["tz"][4:6]))
-            if offset >= timedelta(hours=24):
-                raise ValueError(reason)
-            zone = timezone(sign * offset)
-        value = datetime(
-            day.year, day.month, day.day, hour, minute, 59 if leap else second, micro, zone
-        )
-        return value.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValueError(reason) from None
-
-
 def timestamp(name: str, description: str) -> Param:
+    """A time: RFC 3339 date-time, a date (midnight UTC) or an age (``24h``: that long ago),
+    read by the same parser as the CLI's ``--since`` / ``--at``."""
     return Param(
         name,
         description,
@@ -261,9 +221,10 @@ def timestamp(name: str, description: str) -> Param:
             "anyOf": [
                 {"type": "string", "format": "date-time"},
                 {"type": "string", "format": "date"},
+                {"type": "string", "pattern": AGE_PATTERN},
             ]
         },
-        parse_timestamp,
+        parse_time,
         example="2026-01-15T10:00:00Z",
         invalid="last tuesday",
     )

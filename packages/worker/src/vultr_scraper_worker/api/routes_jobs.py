@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
+from vultr_scraper_core.formats import from_unix
 from vultr_scraper_worker.api import reads_jobs, schemas
 from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.params import integer, text
@@ -25,22 +25,13 @@ JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 # The JSON documents of this area: times as RFC 3339.
 
 
-def unix_time(value: float | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
 def run_doc(run: RunRecord) -> dict[str, Any]:
     return {
         "function": run.function,
         "job_id": run.job_id,
         "job_try": run.job_try,
-        "start": unix_time(run.start),
-        "end": unix_time(run.end),
+        "start": from_unix(run.start),
+        "end": from_unix(run.end),
         "duration": run.duration,
         "outcome": run.outcome,
         "error": run.error,
@@ -67,8 +58,8 @@ def queued_doc(job: QueuedJob) -> dict[str, Any]:
         "id": job.id,
         "function": job.function,
         "state": job.state,
-        "due_at": unix_time(job.due_at),
-        "enqueued_at": unix_time(job.enqueued_at),
+        "due_at": from_unix(job.due_at),
+        "enqueued_at": from_unix(job.enqueued_at),
         "tries": job.tries,
         "args": job.args,
         "kwargs": job.kwargs,
@@ -84,12 +75,12 @@ def failed_doc(job: FailedJob) -> dict[str, Any]:
         "error": job.error,
         "error_type": job.error_type,
         "tries": job.tries,
-        "enqueued_at": unix_time(job.enqueued_at),
-        "started_at": unix_time(job.started_at),
-        "failed_at": unix_time(job.failed_at),
+        "enqueued_at": from_unix(job.enqueued_at),
+        "started_at": from_unix(job.started_at),
+        "failed_at": from_unix(job.failed_at),
         "retryable": job.retryable,
         "retried_as": job.retried_as,
-        "retried_at": unix_time(job.retried_at),
+        "retried_at": from_unix(job.retried_at),
     }
 
 

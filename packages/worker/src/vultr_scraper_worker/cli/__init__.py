@@ -13,9 +13,13 @@ from vultr_scraper_worker.cli import (
     run_cmd,
 )
 from vultr_scraper_worker.cli.common import State, version_string
+from vultr_scraper_worker.exit_status import help_table
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=help_table(),
+)
 @click.option(
     "--config",
     "config_path",
@@ -30,15 +34,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
     Every listing command prints an aligned table, or one JSON document with --json. Times are
     UTC; money is exact (USD). `vultr-scraper COMMAND --help` describes each command.
-
-    \b
-    Exit status:
-      0   success
-      1   the command failed (a job failed, a sink refused, nothing to accept, ...)
-      2   usage error: unknown option, job, alert, or a bad value
-      3   `run`: the catalogue snapshot was quarantined (held back, see `quarantine`)
-      69  a service is unavailable: Redis, or no fresh worker heartbeat (`check`)
-      78  configuration error (one line naming the key and the file)
     """
     ctx.obj = State(config_path=config_path)
 

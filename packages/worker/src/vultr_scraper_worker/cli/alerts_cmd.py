@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
 from typing import Any
 
 import click
 
 from vultr_scraper_core.config import AlertConfig, LoadedConfig
 from vultr_scraper_core.describe import describe_event
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.http import HttpClient, create_session
 from vultr_scraper_core.store.deliveries import DeliveryLedger
 from vultr_scraper_jobs.notify import find_sink, sample_event, send
 from vultr_scraper_worker.cli.common import (
-    EX_FAILURE,
-    EX_USAGE,
     State,
     fail,
     human_logs,
@@ -24,6 +22,7 @@ from vultr_scraper_worker.cli.common import (
     print_table,
     with_redis,
 )
+from vultr_scraper_worker.exit_status import ExitStatus
 
 _FILTERS = (
     "plan_type",
@@ -53,7 +52,7 @@ def _find_alert(loaded: LoadedConfig, name: str) -> AlertConfig:
         if alert.name == name:
             return alert
     known = ", ".join(alert.name for alert in loaded.config.alerts) or "(none)"
-    fail(f"unknown alert {name!r}; configured alerts: {known}", EX_USAGE)
+    fail(f"unknown alert {name!r}; configured alerts: {known}", ExitStatus.USAGE)
 
 
 @click.group("alerts", short_help="Saved-search alerts: list them, test their sinks.")
@@ -102,7 +101,7 @@ def test_alert(state: State, name: str, as_json: bool) -> None:
     loaded = state.loaded()
     alert = _find_alert(loaded, name)
     if not alert.sinks:
-        fail(f"alert {name!r} has no sinks", EX_FAILURE)
+        fail(f"alert {name!r} has no sinks", ExitStatus.FAILURE)
     state.setup_logging(human=human_logs())
     kind = alert.kinds[0] if alert.kinds else "back_in_stock"
     region = alert.regions[0] if alert.regions else None
@@ -122,7 +121,7 @@ def test_alert(state: State, name: str, as_json: bool) -> None:
             outcome = f"ok (HTTP {row['http_status']})" if row["ok"] else f"FAILED: {row['error']}"
             click.echo(f"{row['sink']}: {outcome}")
     if not all(row["ok"] for row in results["sinks"]):
-        raise SystemExit(EX_FAILURE)
+        raise SystemExit(ExitStatus.FAILURE)
 
 
 async def _send_samples(loaded: LoadedConfig, alert: AlertConfig, event: Any) -> dict[str, Any]:
@@ -166,7 +165,7 @@ def deliveries(state: State, limit: int, as_json: bool) -> None:
         return
     rows = [
         {
-            "at": record.at.astimezone(UTC).isoformat(timespec="seconds"),
+            "at": format_time(record.at),
             "sink": record.sink,
             "event": record.event_id,
             "alert": record.alert,

@@ -10,117 +10,58 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import click
 import msgspec
 from redis.asyncio import Redis
 
+from vultr_scraper_core.formats import (
+    format_money,
+    format_time,
+    parse_cursor,
+    parse_money,
+    parse_time,
+)
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
-from vultr_scraper_core.store.codec import as_utc
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow, find_plans, stock
 from vultr_scraper_jobs.catalog import accept_quarantine
 from vultr_scraper_jobs.diff import diff_catalogues, keep_missing
 from vultr_scraper_worker.cli.common import (
-    EX_FAILURE,
     State,
     fail,
     json_option,
     one_line,
+    option_value,
     print_json,
     print_table,
     with_redis,
 )
+from vultr_scraper_worker.exit_status import ExitStatus
 
 __all__ = ["one_line", "with_redis"]  # kept importable from here
 
-_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|mb|g|gb|t|tb)?$", re.IGNORECASE)
-
-
-def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 (``2026-01-31``, ``2026-01-31T00:00Z``; naive = UTC) or ``30m``/``24h``/``7d``
-    /``2w`` ago."""
-    value = text.strip()
-    relative = _RELATIVE.match(value.lower())
-    if relative:
-        amount, unit = int(relative.group(1)), _UNITS[relative.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
-    try:
-        return as_utc(datetime.fromisoformat(value))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a time; use ISO 8601 (2026-01-31T00:00Z) or an age (24h, 7d)"
-        ) from None
 
 
 def parse_megabytes(text: str) -> int:
     """``4096`` (MB), ``4g`` / ``4GB``, ``1.5g``, ``2tb`` -> megabytes."""
     match = _SIZE.match(text.strip())
     if not match:
-        raise click.BadParameter(f"{text!r} is not a size; use MB (4096) or 4GB")
+        raise ValueError(f"{text!r} is not a size; use MB (4096) or 4GB")
     number = Decimal(match.group(1))
     unit = (match.group(2) or "m").lower()[0]
     return int(number * {"m": 1, "g": 1024, "t": 1024 * 1024}[unit])
 
 
-def parse_money(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip().lstrip("$"))
-    except InvalidOperation:
-        raise click.BadParameter(f"{text!r} is not an amount") from None
-    if not value.is_finite():
-        raise click.BadParameter(f"{text!r} is not an amount")
-    return value
-
-
-_CURSOR = re.compile(r"^\d+(-\d+)?$")
-
-
-def parse_cursor(text: str) -> str:
-    """An event id from ``changes`` (``1795850240691-3``), used as a page cursor."""
-    value = text.strip()
-    if not _CURSOR.match(value):
-        raise click.BadParameter(
-            f"{text!r} is not an event id; use an ID from `changes` (e.g. 1795850240691-3)"
-        )
-    return value
-
-
-def _converter(convert: Callable[[str], Any]) -> Callable[..., Any]:
-    """A click callback applying ``convert`` (which raises click.BadParameter) to a value."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        return None if value is None else convert(value)
-
-    return callback
-
-
-WHEN = _converter(parse_when)
-SIZE = _converter(parse_megabytes)
-MONEY = _converter(parse_money)
-CURSOR = _converter(parse_cursor)
-
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def money(value: Decimal | None) -> str | None:
-    """Exact, with at least cents: 5 -> 5.00, 7.5 -> 7.50, 0.007 -> 0.007."""
-    if value is None:
-        return None
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(Decimal("0.01"))
-    return f"{value}"
+WHEN = option_value(parse_time)
+SIZE = option_value(parse_megabytes)
+MONEY = option_value(parse_money)
+CURSOR = option_value(parse_cursor)
 
 
 def gigabytes(megabytes: int | None) -> str | None:
@@ -168,8 +109,8 @@ def _plan_table_row(row: PlanRow) -> dict[str, Any]:
         "ram": gigabytes(row.ram_mb),
         "disk": disk,
         "gpu": gpu,
-        "monthly": money(row.monthly_cost),
-        "hourly": money(row.hourly_cost),
+        "monthly": format_money(row.monthly_cost),
+        "hourly": format_money(row.hourly_cost),
         "stock": row.in_stock,
     }
 
@@ -245,10 +186,10 @@ def plans(
     total = len(rows)
     shown = rows[:limit] if limit else rows
     if as_json:
-        print_json({"at": iso(at), "count": total, "plans": msgspec.to_builtins(shown)})
+        print_json({"at": format_time(at), "count": total, "plans": msgspec.to_builtins(shown)})
         return
     if at is not None:
-        click.echo(f"# as of {iso(at)}")
+        click.echo(f"# as of {format_time(at)}")
     print_table([_plan_table_row(row) for row in shown], PLAN_COLUMNS)
     if len(shown) < total:
         click.echo(f"# {total - len(shown)} more; raise --limit or narrow the filters")
@@ -286,7 +227,7 @@ def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
     return [
         {
             "id": event.id,
-            "at": iso(event.at),
+            "at": format_time(event.at),
             "kind": str(event.kind),
             "subject": event.subject,
             "region": event.region,
@@ -343,7 +284,9 @@ def changes(
     --after ID that reads the next one (`--after 0` pages through the whole feed from the start).
     """
     if since is not None and until is not None and since >= until:
-        raise click.UsageError(f"--since ({iso(since)}) must be before --until ({iso(until)})")
+        raise click.UsageError(
+            f"--since ({format_time(since)}) must be before --until ({format_time(until)})"
+        )
     loaded = state.loaded()
     feed_key = loaded.config.redis.key_prefix
     newest = after is None and since is None and until is None
@@ -412,9 +355,9 @@ def availability(
                 "plan": row.plan,
                 "region": row.region,
                 "in_stock": row.in_stock,
-                "since": iso(row.since),
-                "last_in_stock": iso(row.last_in_stock),
-                "checked_at": iso(row.checked_at),
+                "since": format_time(row.since),
+                "last_in_stock": format_time(row.last_in_stock),
+                "checked_at": format_time(row.checked_at),
             }
             for row in rows
         ],
@@ -480,8 +423,8 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
     if info is None:
         click.echo("nothing is quarantined")
         return
-    click.echo(f"fetched at:     {iso(info.fetched_at)}")
-    click.echo(f"quarantined at: {iso(info.quarantined_at)}")
+    click.echo(f"fetched at:     {format_time(info.fetched_at)}")
+    click.echo(f"quarantined at: {format_time(info.quarantined_at)}")
     click.echo(f"complete:       {'yes' if info.complete else 'no (accepting retires nothing)'}")
     click.echo("reasons:")
     for reason in info.reasons:
@@ -510,7 +453,7 @@ def accept(state: State, as_json: bool) -> None:
     if as_json:
         print_json(result)
     if result.get("status") != "success":
-        fail(str(result.get("reason", "accept failed")), EX_FAILURE)
+        fail(str(result.get("reason", "accept failed")), ExitStatus.FAILURE)
     if not as_json:
         click.echo(f"quarantined snapshot accepted: {_accept_summary(result)}")
 

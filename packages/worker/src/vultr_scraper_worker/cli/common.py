@@ -16,16 +16,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from vultr_scraper_core import __version__
-from vultr_scraper_core.config import EX_CONFIG, ConfigError, LoadedConfig, load_config
+from vultr_scraper_core.config import ConfigError, LoadedConfig, load_config
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.logs import setup_logging
+from vultr_scraper_worker.exit_status import ExitStatus
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, open_redis
-
-EX_OK = 0
-EX_FAILURE = 1
-EX_USAGE = 2  # click's own status for a bad option or argument
-EX_QUARANTINED = 3  # `run scrape-catalog`: the snapshot was held back by the plausibility gate
-EX_UNAVAILABLE = 69  # sysexits.h: a service (Redis, the worker) is not available
 
 T = TypeVar("T")
 
@@ -45,7 +40,7 @@ class State:
             try:
                 self._loaded = load_config(self.config_path)
             except ConfigError as error:
-                fail(f"config error: {error}", EX_CONFIG)
+                fail(f"config error: {error}", ExitStatus.CONFIG)
         return self._loaded
 
     def setup_logging(
@@ -103,7 +98,7 @@ def human_log_line(line: str) -> str:
     return f"{clock} {marker}{message}"
 
 
-def fail(message: str, status: int = EX_FAILURE) -> NoReturn:
+def fail(message: str, status: int = ExitStatus.FAILURE) -> NoReturn:
     click.echo(f"vultr-scraper: {message}", err=True)
     sys.exit(status)
 
@@ -124,9 +119,9 @@ def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T
     try:
         return asyncio.run(main())
     except ResponseError as error:
-        fail(f"Redis error: {one_line(str(error))}", EX_FAILURE)
+        fail(f"Redis error: {one_line(str(error))}", ExitStatus.FAILURE)
     except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
+        fail(f"Redis unavailable: {one_line(str(error))}", ExitStatus.UNAVAILABLE)
 
 
 def one_line(text: str) -> str:
@@ -167,6 +162,23 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(_cell(item) for item in value) or "-"
     return str(value)
+
+
+def option_value(
+    parse: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback that reads an option with one of the shared parsers
+    (``vultr_scraper_core.formats``): its ValueError becomes a usage error (exit 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")

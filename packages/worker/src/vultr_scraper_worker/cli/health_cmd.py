@@ -9,6 +9,7 @@ import click
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import LoadedConfig
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.store.health import HealthStore
 from vultr_scraper_jobs.health import configured_endpoints
 from vultr_scraper_worker.cli.common import (
@@ -21,12 +22,6 @@ from vultr_scraper_worker.cli.common import (
 
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 COLUMNS = ("endpoint", "state", "since", "last_check", "status", "latency_ms", "up_24h", "up_7d")
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _percent(ratio: float | None) -> str | None:
@@ -54,11 +49,11 @@ async def health_report(
                 "url": endpoint.url,
                 "interval": endpoint.interval,
                 "state": state.state,
-                "since": _iso(state.since),
+                "since": format_time(state.since),
                 "failures_in_a_row": state.failures,
                 "successes_in_a_row": state.successes,
                 "checks": state.checks,
-                "last_check": _iso(last.at) if last else None,
+                "last_check": format_time(last.at) if last else None,
                 "last_ok": last.ok if last else None,
                 "last_status": last.status if last else None,
                 "last_latency_ms": last.latency_ms if last else None,
@@ -69,7 +64,7 @@ async def health_report(
                 "avg_latency_ms_24h": uptimes["24h"][endpoint.name].avg_latency_ms,
             }
         )
-    return {"generated_at": _iso(moment), "endpoints": rows}
+    return {"generated_at": format_time(moment), "endpoints": rows}
 
 
 @click.command("health", short_help="Endpoint health: state, last check, uptime.")

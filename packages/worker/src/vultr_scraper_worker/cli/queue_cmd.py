@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -16,10 +16,8 @@ from redis.exceptions import RedisError
 
 from vultr_scraper_core.config import LoadedConfig, state_dir
 from vultr_scraper_core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, answers_ping
+from vultr_scraper_core.formats import format_time, format_unix
 from vultr_scraper_worker.cli.common import (
-    EX_FAILURE,
-    EX_UNAVAILABLE,
-    EX_USAGE,
     State,
     fail,
     json_option,
@@ -28,6 +26,7 @@ from vultr_scraper_worker.cli.common import (
     print_table,
 )
 from vultr_scraper_worker.enqueue import enqueue_job, open_queue
+from vultr_scraper_worker.exit_status import ExitStatus
 from vultr_scraper_worker.plans import (
     JobPlan,
     describe_schedule,
@@ -83,16 +82,8 @@ def check_arguments(plan: JobPlan, values: Sequence[Any]) -> None:
         )
         fail(
             f"job {plan.name!r} takes {wanted or 'no arguments'}, got {len(values)} argument(s)",
-            EX_USAGE,
+            ExitStatus.USAGE,
         )
-
-
-def iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
 
 
 def _plans(loaded: LoadedConfig, jobs_module: str | None) -> list[JobPlan]:
@@ -109,7 +100,7 @@ def _with_queue(loaded: LoadedConfig, action: Callable[[ArqRedis], Awaitable[T]]
     try:
         return asyncio.run(main())
     except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
+        fail(f"Redis unavailable: {one_line(str(error))}", ExitStatus.UNAVAILABLE)
 
 
 @click.command("worker", short_help="Run the worker (cron, queue, HTTP) until SIGTERM.")
@@ -160,7 +151,10 @@ def enqueue(
     loaded = state.loaded()
     plans = {plan.name: plan for plan in _plans(loaded, jobs_module)}
     if job_name not in plans:
-        fail(f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}", EX_USAGE)
+        fail(
+            f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}",
+            ExitStatus.USAGE,
+        )
     values = [parse_arg(arg) for arg in args]
     check_arguments(plans[job_name], values)
 
@@ -173,7 +167,7 @@ def enqueue(
     elif queued is not None:
         click.echo(queued)
     if queued is None:
-        fail(f"job id {job_id} is already queued, running or recently done", EX_FAILURE)
+        fail(f"job id {job_id} is already queued, running or recently done", ExitStatus.FAILURE)
 
 
 @click.command("jobs", short_help="Queued, running, failed and recent jobs; schedules.")
@@ -241,7 +235,7 @@ def _print_jobs(document: dict[str, Any]) -> None:
                 "id": job["id"],
                 "function": job["function"],
                 "state": job["state"],
-                "due": iso(job["due_at"]),
+                "due": format_unix(job["due_at"]),
                 "tries": job["tries"],
                 "args": _args(job),
             }
@@ -256,7 +250,7 @@ def _print_jobs(document: dict[str, Any]) -> None:
                 "id": record["id"],
                 "function": record["function"],
                 "tries": record["tries"],
-                "failed_at": iso(record["failed_at"]),
+                "failed_at": format_unix(record["failed_at"]),
                 "retried_as": record.get("retried_as"),
                 "error": _clip(f"{record['error_type']}: {record['error']}"),
             }
@@ -268,7 +262,7 @@ def _print_jobs(document: dict[str, Any]) -> None:
     print_table(
         [
             {
-                "ended": iso(run["end"]),
+                "ended": format_unix(run["end"]),
                 "function": run["function"],
                 "job_id": run["job_id"],
                 "try": run["job_try"],
@@ -286,10 +280,10 @@ def _print_jobs(document: dict[str, Any]) -> None:
             {
                 "job": item["name"],
                 "schedule": item["schedule"],
-                "last_run": iso(item["last_run"]["end"]) if item.get("last_run") else None,
+                "last_run": format_unix(item["last_run"]["end"]) if item.get("last_run") else None,
                 "outcome": item["last_run"]["outcome"] if item.get("last_run") else None,
-                "last_success": _iso_text(item.get("last_success")),
-                "next_run": _iso_text(item.get("next_run")),
+                "last_success": _shown(item.get("last_success")),
+                "next_run": _shown(item.get("next_run")),
             }
             for item in document["schedules"]
         ],
@@ -297,10 +291,9 @@ def _print_jobs(document: dict[str, Any]) -> None:
     )
 
 
-def _iso_text(value: str | None) -> str | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _shown(value: str | None) -> str | None:
+    """A time from the JSON document (RFC 3339 text) as the table shows times."""
+    return format_time(datetime.fromisoformat(value)) if value else None
 
 
 def _seconds(value: float | None) -> str | None:
@@ -352,7 +345,7 @@ def retry(state: State, job_id: str, as_json: bool) -> None:
     try:
         new_id = _with_queue(loaded, action)
     except RetryRefused as error:
-        fail(str(error), EX_FAILURE)
+        fail(str(error), ExitStatus.FAILURE)
     if as_json:
         print_json({"failed_job_id": job_id, "job_id": new_id})
     else:
@@ -382,12 +375,12 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
                 click.echo(f"OK: {reason}")
             if workers:
                 rows = [
-                    {**row, "age": f"{row['age']:.0f}s", "started": iso(row.get("started"))}
+                    {**row, "age": f"{row['age']:.0f}s", "started": format_unix(row.get("started"))}
                     for row in workers
                 ]
                 print_table(rows, ["id", "age", "fresh", "started", "jobs_complete", "jobs_failed"])
         if not ok:
-            fail(reason, EX_UNAVAILABLE)
+            fail(reason, ExitStatus.UNAVAILABLE)
 
     if not config.redis.url:
         server = EmbeddedRedis(state_dir(config))
@@ -403,7 +396,7 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
     for beat in beats:
         age = max(0.0, now - beat.at)
         row: dict[str, Any] = {"id": beat.worker_id, "age": round(age, 1), "fresh": age <= limit}
-        row["last_heartbeat"] = iso(beat.at)
+        row["last_heartbeat"] = format_unix(beat.at)
         if beat.info is not None:
             row.update(msgspec.to_builtins(beat.info))
             row["id"] = beat.worker_id

@@ -18,10 +18,6 @@ from redis.exceptions import RedisError
 
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.cli.common import (
-    EX_FAILURE,
-    EX_QUARANTINED,
-    EX_UNAVAILABLE,
-    EX_USAGE,
     State,
     fail,
     human_logs,
@@ -32,11 +28,10 @@ from vultr_scraper_worker.cli.common import (
 )
 from vultr_scraper_worker.cli.queue_cmd import check_arguments, jobs_module_option, parse_arg
 from vultr_scraper_worker.enqueue import make_enqueue, open_queue
+from vultr_scraper_worker.exit_status import ExitStatus, for_job_status
 from vultr_scraper_worker.plans import load_job_set, plan_jobs
 from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, job_context
 from vultr_scraper_worker.wrapper import JobRunner, run_inline
-
-__all__ = ["EX_QUARANTINED", "run"]
 
 
 @click.command("run", short_help="Run one job now in this process and print its result.")
@@ -68,7 +63,10 @@ def run(
     loaded = state.loaded()
     plans = {plan.name: plan for plan in plan_jobs(loaded.config, load_job_set(jobs_module))}
     if job_name not in plans:
-        fail(f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}", EX_USAGE)
+        fail(
+            f"unknown job {job_name!r}; known jobs: {', '.join(plans) or '(none)'}",
+            ExitStatus.USAGE,
+        )
     plan = plans[job_name]
     values = tuple(parse_arg(arg) for arg in args)
     check_arguments(plan, values)
@@ -90,12 +88,10 @@ def run(
     try:
         result = asyncio.run(main())
     except (RedisError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", EX_UNAVAILABLE)
+        fail(f"Redis unavailable: {one_line(str(error))}", ExitStatus.UNAVAILABLE)
     except Exception as error:
-        fail(f"{job_name} failed: {one_line(str(error))}", EX_FAILURE)
+        fail(f"{job_name} failed: {one_line(str(error))}", ExitStatus.FAILURE)
     print_json(result)
-    status = result.get("status") if isinstance(result, dict) else None
-    if status == "quarantined":
-        raise SystemExit(EX_QUARANTINED)
-    if status not in (None, "success"):
-        raise SystemExit(EX_FAILURE)
+    status = for_job_status(result.get("status") if isinstance(result, dict) else None)
+    if status is not ExitStatus.OK:
+        raise SystemExit(status)
