@@ -20,6 +20,8 @@
   schemathesis,
   selenium,
   moto,
+  aiosmtpd,
+  dnslib,
   redis-server,
   ...
 }:
@@ -66,6 +68,8 @@ buildPythonPackage (
       schemathesis
       selenium
       moto
+      aiosmtpd
+      dnslib
       redis-server
     ];
     enabledTestPaths = source.testPaths;

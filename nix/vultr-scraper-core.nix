@@ -7,6 +7,7 @@
   hatchling,
   aiohttp,
   loguru,
+  dnspython,
   msgspec,
   pyarrow,
   redis,
@@ -18,6 +19,8 @@
   schemathesis,
   selenium,
   moto,
+  aiosmtpd,
+  dnslib,
   redis-server,
 }@inputs:
 
@@ -27,6 +30,7 @@ import ./python-package.nix inputs {
 
   dependencies = [
     aiohttp
+    dnspython
     loguru
     msgspec
     pyarrow

@@ -7,6 +7,9 @@
   hatchling,
   vultr-scraper-core,
   aiohttp,
+  aiosmtplib,
+  apprise,
+  dnspython,
   loguru,
   msgspec,
   redis,
@@ -18,6 +21,8 @@
   schemathesis,
   selenium,
   moto,
+  aiosmtpd,
+  dnslib,
   redis-server,
 }@inputs:
 
@@ -28,6 +33,9 @@ import ./python-package.nix inputs {
   dependencies = [
     vultr-scraper-core
     aiohttp
+    aiosmtplib
+    apprise
+    dnspython
     loguru
     msgspec
     redis

@@ -27,6 +27,8 @@
   schemathesis,
   selenium,
   moto,
+  aiosmtpd,
+  dnslib,
 }@inputs:
 
 import ./python-package.nix inputs {

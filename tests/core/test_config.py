@@ -322,7 +322,7 @@ def test_file_error_is_not_blamed_on_an_unrelated_variable(write: WriteFile) -> 
             '[[health.endpoints]]\nname = "x"\nurl = "u"\nheader = {}\n',
             "health.endpoints[0].header: unknown key",
         ),
-        ('[[sinks]]\nname = "x"\nkind = "email"\n', "sinks[0].kind: Invalid enum value 'email'"),
+        ('[[sinks]]\nname = "x"\nkind = "pager"\n', "sinks[0].kind: Invalid enum value 'pager'"),
         ('[log]\nlevel = "LOUD"\n', "log.level: must be one of TRACE, DEBUG, INFO"),
         ("[schedules.check_health]\nminute = [60]\n", "schedules.check_health.minute: values"),
         ("[schedules.prune]\nhour = [24]\n", "schedules.prune.hour: values must be 0-23, got 24"),

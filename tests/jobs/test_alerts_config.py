@@ -39,7 +39,7 @@ def test_price_bounds_are_exact_decimals(tmp_path: Path) -> None:
 
 def test_documented_examples_load(tmp_path: Path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-    assert len(blocks) == 3
+    assert len(blocks) == 6
     secret = tmp_path / "secret"
     secret.write_text("https://hooks.slack.example/T000/B000/XXXX\n")
     text = re.sub(r'secret_file = "[^"]*"', f'secret_file = "{secret}"', "\n".join(blocks))
@@ -50,9 +50,15 @@ def test_documented_examples_load(tmp_path: Path) -> None:
         "gpu-eu",
         "cheap-new-plans",
         "api-down",
+        "shop-down",
     ]
-    assert {sink.kind for sink in loaded.config.sinks} == {"webhook", "slack", "ntfy"}
-    assert len(loaded.config.health.endpoints) == 3
+    assert loaded.config.alerts[3].remind_every == 3600
+    kinds = {sink.kind for sink in loaded.config.sinks}
+    assert kinds == {"webhook", "slack", "ntfy", "apprise", "email"}
+    schemes = [endpoint.url.partition(":")[0] for endpoint in loaded.config.health.endpoints]
+    assert schemes == ["https"] * 3 + ["tcp", "tcp", "tls", "dns", "dns", "https"]
+    assert len(loaded.config.maintenance) == 2
+    assert loaded.config.health.endpoints[-1].maintenance[0].timezone == "America/New_York"
 
 
 def test_vocabulary_is_the_matchers() -> None:
@@ -72,7 +78,68 @@ def test_vocabulary_is_the_matchers() -> None:
             "alerts[0].sinks: unknown sink nope",
         ),
         ('[[sinks]]\nname = "s"\nkind = "webhook"\n', "sinks[0].url: required"),
-        ('[[sinks]]\nname = "s"\nkind = "email"\nurl = "http://x"\n', "sinks[0].kind"),
+        ('[[sinks]]\nname = "s"\nkind = "pager"\nurl = "http://x"\n', "sinks[0].kind"),
+        ('[[sinks]]\nname = "s"\nkind = "email"\n', "sinks[0].host: required"),
+        (
+            '[[sinks]]\nname = "s"\nkind = "email"\nhost = "mx"\nsender = "a@b"\n',
+            "sinks[0]: an email sink needs sender and recipients",
+        ),
+        (
+            '[[sinks]]\nname = "s"\nkind = "email"\nhost = "mx"\nsender = "a@b"\n'
+            'recipients = ["c@d"]\nsecurity = "ssl"\n',
+            "sinks[0].security",
+        ),
+        (
+            '[[sinks]]\nname = "s"\nkind = "apprise"\nurl = "tgram://t/c"\n',
+            "sinks[0].url: an Apprise URL holds credentials: put it in secret_file",
+        ),
+        ('[[sinks]]\nname = "s"\nkind = "apprise"\n', "sinks[0].secret_file: required"),
+        (
+            '[[alerts]]\nname = "a"\nkinds = ["endpoint_down"]\nremind_every = 5\n',
+            "alerts[0].remind_every: must be at least 60 seconds",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "tcp://db.example"\n',
+            "health.endpoints[0].url: expected tcp://HOST:PORT",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "tcp://db:5432"\njson_path = "a"\n',
+            "health.endpoints[0].json_path: does not apply to a tcp:// endpoint",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "tcp://db:5432"\ncert_min_days = 3\n',
+            "health.endpoints[0].cert_min_days: does not apply to a tcp:// endpoint",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "https://x"\nsend = "PING"\n',
+            "health.endpoints[0].send: does not apply to a https:// endpoint",
+        ),
+        ('[[health.endpoints]]\nname = "e"\nurl = "dns://1.1.1.1"\n', "expected dns://"),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "dns:///x.org"\nquery_type = "AAAAA"\n',
+            "health.endpoints[0].query_type: unknown record type 'AAAAA'",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "dns:///x.org"\nexpect_rcode = "NOPE"\n',
+            "health.endpoints[0].expect_rcode: unknown response code 'NOPE'",
+        ),
+        (
+            '[[maintenance]]\nstart = "25:00"\nend = "03:00"\n',
+            "maintenance[0]: not a time of day: '25:00'",
+        ),
+        (
+            '[[maintenance]]\nstart = "02:00"\nend = "03:00"\ntimezone = "Mars/Olympus"\n',
+            "maintenance[0]: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            '[[maintenance]]\nstart = "02:00"\nend = "03:00"\ndays = ["sat", "caturday"]\n',
+            "maintenance[0]: unknown day 'caturday'",
+        ),
+        (
+            '[[health.endpoints]]\nname = "e"\nurl = "http://x"\n'
+            '[[health.endpoints.maintenance]]\nstart = "1:00"\nend = "2:00"\nendpoints = ["x"]\n',
+            "health.endpoints[0].maintenance[0].endpoints: only for [[maintenance]]",
+        ),
         (
             '[[health.endpoints]]\nname = "e"\nurl = "http://x"\nbody_regex = "("\n',
             "health.endpoints[0].body_regex: invalid regular expression",

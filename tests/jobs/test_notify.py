@@ -20,9 +20,10 @@ from vultr_scraper_jobs.notify import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     deliver_notification,
-    render,
     verify,
 )
+from vultr_scraper_jobs.sinks import compose
+from vultr_scraper_jobs.sinks.web import render
 
 PREFIX = "vs"
 SECRET = "correct horse battery staple"
@@ -166,5 +167,6 @@ async def test_chat_and_ntfy_formats(redis: Redis, http: HttpClient) -> None:
 
 def test_discord_messages_are_truncated() -> None:
     event = msgspec.structs.replace(STOCK, id="1-0", subject="x" * 3000)
-    note = render(SinkConfig(name="d", kind="discord", url="http://h/"), Secrets(), event, "a")
+    message = compose(event, alert="a", sink="d")
+    note = render(SinkConfig(name="d", kind="discord", url="http://h/"), None, message)
     assert len(msgspec.json.decode(note.body)["content"]) == 2000

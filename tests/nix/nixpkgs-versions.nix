@@ -6,7 +6,10 @@
 # pythonRuntimeDepsCheckHook is the final word.
 {
   aiohttp = "3.12.15";
+  aiosmtplib = "4.0.1";
+  apprise = "1.9.4";
   click = "8.2.1";
+  dnspython = "2.7.0";
   hatchling = "1.27.0";
   hiredis = "3.2.1";
   loguru = "0.7.3";

@@ -151,6 +151,8 @@ let
           schemathesis = fakePackage "schemathesis" "4.1.4" { };
           selenium = fakePackage "selenium" "4.34.2" { };
           moto = fakePackage "moto" "5.1.8" { };
+          aiosmtpd = fakePackage "aiosmtpd" "1.4.6" { };
+          dnslib = fakePackage "dnslib" "0.9.26" { };
         }
         // builtins.mapAttrs (
           name: version:

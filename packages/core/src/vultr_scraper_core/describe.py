@@ -51,9 +51,16 @@ def describe_event(event: ChangeEvent) -> str:
         error = event.detail.get("error") or "failing"
         return f"endpoint {subject} is DOWN: {error}"
     if kind == EventKind.ENDPOINT_UP:
-        downtime = event.detail.get("downtime_s")
-        after = f" after {duration(float(downtime))}" if downtime is not None else ""
-        return f"endpoint {subject} is UP again{after}"
+        return f"endpoint {subject} is UP again{_lasted(event, 'downtime_s')}"
+    if kind == EventKind.CATALOG_STALE:
+        return f"the catalogue is stale: {event.detail.get('reason') or 'no recent good scrape'}"
+    if kind == EventKind.CATALOG_FRESH:
+        return f"the catalogue is fresh again{_lasted(event, 'stale_s')}"
+    if kind == EventKind.CATALOG_QUARANTINED:
+        reason = event.detail.get("reason") or "held back by the gate"
+        return f"a catalogue scrape is quarantined: {reason}"
+    if kind == EventKind.QUARANTINE_CLEARED:
+        return f"the catalogue quarantine is cleared{_lasted(event, 'quarantined_s')}"
     changed = f": {_short(event.old)} -> {_short(event.new)}" if event.old or event.new else ""
     return f"{kind} {subject}{where}{changed}"
 
@@ -68,6 +75,29 @@ def _drift(event: ChangeEvent) -> str:
     field = f" {event.field}" if event.field else ""
     changed = f"{_short(event.old)} -> {_short(event.new)}"
     return f"schema drift at {event.subject}:{field} {changed}{carried}"
+
+
+# An event that opens a condition, and how that condition reads while it lasts.
+_ONGOING: dict[str, str] = {
+    EventKind.ENDPOINT_DOWN: "endpoint {subject} is still DOWN",
+    EventKind.CATALOG_STALE: "the catalogue is still stale",
+    EventKind.CATALOG_QUARANTINED: "a catalogue scrape is still quarantined",
+}
+
+
+def describe_ongoing(event: ChangeEvent, elapsed_s: float) -> str:
+    """A reminder's line: the condition ``event`` opened, ``elapsed_s`` seconds on."""
+    template = _ONGOING.get(event.kind)
+    if template is None:
+        return describe_event(event)
+    reason = event.detail.get("error") or event.detail.get("reason")
+    since = f" for {duration(elapsed_s)}"
+    return template.format(subject=event.subject) + since + (f" ({reason})" if reason else "")
+
+
+def _lasted(event: ChangeEvent, key: str) -> str:
+    seconds = event.detail.get(key)
+    return f" after {duration(float(seconds))}" if seconds is not None else ""
 
 
 def _price(event: ChangeEvent, where: str) -> str:

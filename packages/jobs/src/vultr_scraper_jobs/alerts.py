@@ -46,7 +46,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -56,7 +56,10 @@ from vultr_scraper_core.config import ALERT_KINDS, AlertConfig
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.deliveries import DeliveryLedger
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow, find_plans, plan_matches
-from vultr_scraper_jobs.context import deps
+from vultr_scraper_jobs.catalog_watch import watch_catalogue
+from vultr_scraper_jobs.context import JobDeps, deps
+from vultr_scraper_jobs.notify import ledger_id
+from vultr_scraper_jobs.reminders import Followups, implied_kinds
 
 MAX_EVENTS_PER_RUN = 2000
 DELIVER_JOB = "deliver-notification"
@@ -105,6 +108,10 @@ WATCHES: dict[str, Watch] = {
     "schema_drift": Watch(EventKind.SCHEMA_DRIFT),
     "endpoint_down": Watch(EventKind.ENDPOINT_DOWN),
     "endpoint_up": Watch(EventKind.ENDPOINT_UP),
+    "catalog_stale": Watch(EventKind.CATALOG_STALE),
+    "catalog_fresh": Watch(EventKind.CATALOG_FRESH),
+    "catalog_quarantined": Watch(EventKind.CATALOG_QUARANTINED),
+    "quarantine_cleared": Watch(EventKind.QUARANTINE_CLEARED),
 }
 assert set(WATCHES) == set(ALERT_KINDS), "the config vocabulary and the matcher disagree"
 
@@ -120,7 +127,8 @@ ENDPOINT_EVENTS = {EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP}
 
 
 def watches(alert: AlertConfig, event: ChangeEvent) -> bool:
-    return any(WATCHES[kind].covers(event) for kind in alert.kinds if kind in WATCHES)
+    kinds = [*alert.kinds, *implied_kinds(alert)]
+    return any(WATCHES[kind].covers(event) for kind in kinds if kind in WATCHES)
 
 
 def plan_filter(alert: AlertConfig) -> PlanFilter:
@@ -201,12 +209,30 @@ def delivery_job_id(sink: str, event_id: str) -> str:
     return f"deliver:{sink}:{event_id}"
 
 
-async def dispatch_alerts(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Match new change events against ``[[alerts]]`` and queue one delivery per event and sink."""
+async def queue_reminders(d: JobDeps, followups: Followups) -> list[dict[str, Any]]:
+    """One delivery per sink for each open condition whose reminder is due."""
+    queued: list[dict[str, Any]] = []
+    for condition in await followups.due_reminders():
+        number = condition.reminders + 1
+        for sink in condition.sinks:
+            job_id = delivery_job_id(sink, ledger_id(condition.event_id, number))
+            await d.enqueue(
+                DELIVER_JOB, sink, condition.event_id, condition.alert, number, job_id=job_id
+            )
+        await followups.reminded(condition)
+        queued.append({"alert": condition.alert, "subject": condition.subject, "reminder": number})
+    return queued
+
+
+async def dispatch_alerts(ctx: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """Match new change events against ``[[alerts]]`` and queue one delivery per event and sink;
+    then the reminders that are due (``reminders``). ``now`` is for tests (a controlled clock)."""
     d = deps(ctx)
+    clock = now or datetime.now(UTC)
     prefix = d.config.redis.key_prefix
     ledger = DeliveryLedger(d.redis, prefix)
     feed = ChangeFeed(d.redis, prefix)
+    await watch_catalogue(d.redis, d.config, clock)
     cursor = await ledger.cursor()
     if cursor is None:
         newest = await feed.latest(limit=1)
@@ -216,8 +242,9 @@ async def dispatch_alerts(ctx: dict[str, Any]) -> dict[str, Any]:
         return {"status": "success", "baseline": baseline, "events": 0, "enqueued": 0}
     events = await feed.read(after=cursor, limit=MAX_EVENTS_PER_RUN)
     plans = PlanAttributes(d.redis, prefix)
+    followups = await Followups(d, clock).load()
     matched: list[dict[str, str]] = []
-    enqueued = already = 0
+    enqueued = already = muted = 0
     done: str | None = None
     try:
         for event in events:
@@ -226,6 +253,12 @@ async def dispatch_alerts(ctx: dict[str, Any]) -> dict[str, Any]:
                 if not await matches(alert, event, plans):
                     continue
                 matched.append({"alert": alert.name, "event": event.id, "kind": event.kind})
+                hold = await followups.hold(alert, event)
+                if hold is not None:
+                    if hold.muted:
+                        muted += 1
+                        await followups.log_muted(alert, event, hold)
+                    continue
                 for sink in alert.sinks:
                     if sink in sinks_done:
                         continue
@@ -240,12 +273,15 @@ async def dispatch_alerts(ctx: dict[str, Any]) -> dict[str, Any]:
     finally:
         if done is not None:
             await ledger.set_cursor(done)
+    reminders = await queue_reminders(d, followups)
     return {
         "status": "success",
         "events": len(events),
         "matched": matched,
         "enqueued": enqueued,
         "already_queued": already,
+        "muted": muted,
+        "reminders": reminders,
         "cursor": done or cursor,
         "more": len(events) == MAX_EVENTS_PER_RUN,
     }

@@ -1,55 +1,31 @@
-"""Notification sinks and the ``deliver-notification`` job (one queued job per event and sink).
+"""The ``deliver-notification`` job: one queued job per (event, sink), or per reminder.
 
-Sink kinds (``[[sinks]]``):
-
-* ``webhook``: ``POST`` of a JSON document (``delivery``, ``alert``, ``sink``, ``sent_at``,
-  ``text`` and the whole ``event``), signed when ``secret_file`` is set: header
-  ``X-Vultr-Scraper-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>``;
-* ``slack`` / ``discord``: an incoming-webhook message (``{"text": ...}`` / ``{"content": ...}``);
-  the webhook URL may come from ``secret_file`` instead of ``url`` (it is a credential);
-* ``ntfy``: a plain-text ``POST`` with ``Title`` and ``Tags`` headers; ``secret_file`` holds an
-  access token sent as ``Authorization: Bearer``.
-
-Every request carries ``X-Vultr-Scraper-Delivery: <sink>:<event id>`` (stable across retries,
-for receivers that deduplicate) and ``X-Vultr-Scraper-Event: <kind>``. Each job makes one
-attempt; a transient failure (connection error, timeout, 429, 5xx) is raised so the worker
-retries the job with backoff, a permanent one (other 4xx) fails it at once. See
+The sink kinds and what each sends are in ``vultr_scraper_jobs.sinks``; this module owns the
+one retry policy they share. Each job makes one attempt: a transient failure (connection error,
+timeout, 429, 5xx, an SMTP 4xx) is raised so the worker retries the job with backoff, a
+permanent one (other 4xx, an SMTP 5xx) fails it at once. See
 ``vultr_scraper_core.store.deliveries`` for the never-twice bookkeeping and its crash window.
+A reminder (``reminder`` > 0) is its own delivery (``<sink>:<event id>:reminder-<n>``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from vultr_scraper_core.config import Config, Secrets, SinkConfig
-from vultr_scraper_core.describe import describe_event
-from vultr_scraper_core.http import HttpClient, HttpError, Response, is_transient
+from vultr_scraper_core.http import HttpClient, HttpError, is_transient
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.deliveries import DeliveryLedger, DeliveryRecord
 from vultr_scraper_jobs.context import deps
+from vultr_scraper_jobs.sinks import Receipt, build_sink, compose
+from vultr_scraper_jobs.sinks.web import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify
 
-SIGNATURE_HEADER = "X-Vultr-Scraper-Signature"
-DELIVERY_HEADER = "X-Vultr-Scraper-Delivery"
-EVENT_HEADER = "X-Vultr-Scraper-Event"
+__all__ = ["DELIVERY_HEADER", "EVENT_HEADER", "SIGNATURE_HEADER", "verify"]
+
 LEASE_MARGIN = 30.0  # seconds a claim outlives the sink's timeout
-DISCORD_LIMIT = 2000
 _MAX_SEQ = 2**64 - 1
-
-_NTFY_TAGS: dict[str, str] = {
-    EventKind.ENDPOINT_DOWN: "rotating_light",
-    EventKind.ENDPOINT_UP: "white_check_mark",
-    EventKind.PRICE_CHANGED: "moneybag",
-    EventKind.STOCK_CHANGED: "package",
-    EventKind.PLAN_ADDED: "new",
-    EventKind.PLAN_RETIRED: "wastebasket",
-    EventKind.SCHEMA_DRIFT: "warning",
-}
 
 
 class DeliveryBusy(HttpError):
@@ -58,89 +34,23 @@ class DeliveryBusy(HttpError):
     transient = True
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header value: ``sha256=`` + hex HMAC-SHA256 of the body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify(secret: str, body: bytes, header: str) -> bool:
-    """What a receiver does (constant-time comparison)."""
-    return hmac.compare_digest(sign(secret, body), header.strip())
-
-
-# -- requests -----------------------------------------------------------------------------
-class Notification(msgspec.Struct, frozen=True, kw_only=True):
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-
-def sink_url(sink: SinkConfig, secrets: Secrets) -> str:
-    if sink.url:
-        return sink.url
-    if sink.kind in ("slack", "discord") and sink.name in secrets.sink_secrets:
-        return secrets.sink_secrets[sink.name]
-    raise ValueError(f"sink {sink.name!r} has no url")
-
-
-def render(
+async def send(
+    http: HttpClient,
     sink: SinkConfig,
     secrets: Secrets,
     event: ChangeEvent,
     alert: str,
     *,
-    sent_at: datetime | None = None,
-) -> Notification:
-    """The request for ``event`` in ``sink``'s format (pure: no I/O)."""
-    delivery = f"{sink.name}:{event.id}"
-    text = f"[{alert}] {describe_event(event)}"
-    headers = {DELIVERY_HEADER: delivery, EVENT_HEADER: str(event.kind)}
-    secret = secrets.sink_secrets.get(sink.name)
-    if sink.kind == "webhook":
-        document = {
-            "delivery": delivery,
-            "alert": alert,
-            "sink": sink.name,
-            "sent_at": (sent_at or datetime.now(UTC)).isoformat(),
-            "text": text,
-            "event": event,
-        }
-        body = msgspec.json.encode(document)
-        headers["Content-Type"] = "application/json"
-        if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, body)
-    elif sink.kind == "slack":
-        body = msgspec.json.encode({"text": text})
-        headers["Content-Type"] = "application/json"
-    elif sink.kind == "discord":
-        content = text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 3] + "..."
-        body = msgspec.json.encode({"content": content})
-        headers["Content-Type"] = "application/json"
-    else:  # ntfy
-        body = describe_event(event).encode()
-        headers.update({"Title": f"vultr-scraper: {alert}", "Content-Type": "text/plain"})
-        tag = _NTFY_TAGS.get(event.kind)  # StrEnum members hash like their values
-        if tag:
-            headers["Tags"] = tag
-        if secret:
-            headers["Authorization"] = f"Bearer {secret}"
-    headers.update(sink.headers)
-    return Notification(url=sink_url(sink, secrets), headers=headers, body=body)
-
-
-async def send(
-    http: HttpClient, sink: SinkConfig, secrets: Secrets, event: ChangeEvent, alert: str
-) -> Response:
+    reminder: int = 0,
+) -> Receipt:
     """One attempt; raises ``HttpError`` (transient or permanent) when the sink refuses."""
-    note = render(sink, secrets, event, alert)
-    return await http.request(
-        "POST",
-        note.url,
-        headers=note.headers,
-        data=note.body,
-        timeout=sink.timeout,
-        max_attempts=1,
-    )
+    message = compose(event, alert=alert, sink=sink.name, reminder=reminder)
+    return await build_sink(sink, secrets, http).send(message)
+
+
+def ledger_id(event_id: str, reminder: int = 0) -> str:
+    """What the delivery ledger and the job id know a delivery by, after the sink's name."""
+    return f"{event_id}:reminder-{reminder}" if reminder else event_id
 
 
 def find_sink(config: Config, name: str) -> SinkConfig:
@@ -166,23 +76,27 @@ async def load_event(feed: ChangeFeed, event_id: str) -> ChangeEvent:
 
 # -- the job ------------------------------------------------------------------------------
 async def deliver_notification(
-    ctx: dict[str, Any], sink_name: str, event_id: str, alert_name: str
+    ctx: dict[str, Any], sink_name: str, event_id: str, alert_name: str, reminder: int = 0
 ) -> dict[str, Any]:
-    """Send change event ``event_id`` to ``sink_name`` once (see the module docstring)."""
+    """Send change event ``event_id`` (or its ``reminder``-th reminder) to ``sink_name`` once
+    (see the module docstring)."""
     d = deps(ctx)
     prefix = d.config.redis.key_prefix
     sink = find_sink(d.config, sink_name)
     event = await load_event(ChangeFeed(d.redis, prefix), event_id)
     ledger = DeliveryLedger(d.redis, prefix)
     token = d.job_id or uuid.uuid4().hex
-    base = {"sink": sink_name, "event": event_id, "alert": alert_name}
-    claim = await ledger.claim(sink_name, event_id, token, sink.timeout + LEASE_MARGIN)
+    base: dict[str, Any] = {"sink": sink_name, "event": event_id, "alert": alert_name}
+    if reminder:
+        base["reminder"] = reminder
+    key = ledger_id(event_id, reminder)
+    claim = await ledger.claim(sink_name, key, token, sink.timeout + LEASE_MARGIN)
 
     def record(outcome: str, **fields: Any) -> DeliveryRecord:
         return DeliveryRecord(
             at=datetime.now(UTC),
             sink=sink_name,
-            event_id=event_id,
+            event_id=key,
             alert=alert_name,
             outcome=outcome,
             attempt=d.job_try,
@@ -195,18 +109,16 @@ async def deliver_notification(
     if claim == "busy":
         raise DeliveryBusy("another job is delivering this event", url=sink_name)
     try:
-        response = await send(d.http, sink, d.secrets, event, alert_name)
+        receipt = await send(d.http, sink, d.secrets, event, alert_name, reminder=reminder)
     except Exception as error:
-        await ledger.release(sink_name, event_id, token)
+        await ledger.release(sink_name, key, token)
         last = not is_transient(error) or d.job_try >= d.config.worker.max_tries
         status = error.status if isinstance(error, HttpError) else None
         outcome = "failed" if last else "retrying"
         await ledger.log(record(outcome, error=str(error), http_status=status))
         raise
-    await ledger.mark_delivered(
-        sink_name, event_id, record("delivered", http_status=response.status)
-    )
-    return {"status": "success", **base, "delivered": True, "http_status": response.status}
+    await ledger.mark_delivered(sink_name, key, record("delivered", http_status=receipt.status))
+    return {"status": "success", **base, "delivered": True, "http_status": receipt.status}
 
 
 # kind -> (event kind, fields) for ``sample_event``; ``{plan}`` and ``{region}`` are filled in.
@@ -243,6 +155,19 @@ _SAMPLES: dict[str, tuple[EventKind, dict[str, Any]]] = {
         EventKind.ENDPOINT_UP,
         {"subject": "example", "old": "down", "new": "up", "downtime_s": 240.0},
     ),
+    "catalog_stale": (
+        EventKind.CATALOG_STALE,
+        {"subject": "catalog", "reason": "the last good scrape was 2.0 h ago"},
+    ),
+    "catalog_fresh": (EventKind.CATALOG_FRESH, {"subject": "catalog", "stale_s": 7200.0}),
+    "catalog_quarantined": (
+        EventKind.CATALOG_QUARANTINED,
+        {"subject": "catalog", "reason": "plans: count fell from 120 to 60 (-50.0%)"},
+    ),
+    "quarantine_cleared": (
+        EventKind.QUARANTINE_CLEARED,
+        {"subject": "catalog", "quarantined_s": 1800.0},
+    ),
 }
 _REGION_SCOPED = {EventKind.PRICE_CHANGED, EventKind.STOCK_CHANGED}
 
@@ -252,7 +177,7 @@ def sample_event(kind: str, *, plan: str | None = None, region: str | None = Non
     event_kind, fields = _SAMPLES.get(kind, _SAMPLES["back_in_stock"])
     fields = dict(fields)
     detail: dict[str, Any] = {"test": True}
-    for key in ("error", "downtime_s"):
+    for key in ("error", "downtime_s", "reason", "stale_s", "quarantined_s"):
         if key in fields:
             detail[key] = fields.pop(key)
     concrete = plan and not any(char in plan for char in "*?[")

@@ -43,8 +43,10 @@ from vultr_scraper_core.config.schema import (
     StockConfig,
     StockGateConfig,
     VultrConfig,
+    WindowConfig,
     WorkerConfig,
     parse_listen,
+    smtp_port,
 )
 from vultr_scraper_core.config.secrets import MASK, Secrets, config_to_dict, mask_url
 
@@ -76,11 +78,13 @@ __all__ = [
     "StockConfig",
     "StockGateConfig",
     "VultrConfig",
+    "WindowConfig",
     "WorkerConfig",
     "config_to_dict",
     "describe_source",
     "load_config",
     "mask_url",
     "parse_listen",
+    "smtp_port",
     "state_dir",
 ]

@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from vultr_scraper_core.maintenance import WEEKDAYS, parse_window
+from vultr_scraper_core.targets import parse_target
+
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every config table: keyword-only, and unknown keys are errors."""
@@ -177,9 +180,23 @@ class WorkerConfig(_Section):
     redis_outage_budget: float = 30.0
 
 
+class WindowConfig(_Section):
+    """A recurring maintenance window: on each of ``days``, from ``start`` to ``end`` (``HH:MM``,
+    wall-clock time in ``timezone``). An ``end`` at or before ``start`` runs past midnight into
+    the next day. Evaluated by ``vultr_scraper_core.maintenance``."""
+
+    start: str
+    end: str
+    days: list[str] = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    timezone: str = "UTC"
+    # [[maintenance]] only: the endpoints (names or globs) it covers; empty: every endpoint
+    # and the catalogue's own alerts (stale, quarantined).
+    endpoints: list[str] = msgspec.field(default_factory=list)
+
+
 class EndpointConfig(_Section):
     name: str
-    url: str
+    url: str  # http(s)://..., tcp://host:port, tls://host:port, dns://[server[:port]]/name
     method: str = "GET"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeout: float = 10.0
@@ -196,6 +213,11 @@ class EndpointConfig(_Section):
     # Per-endpoint overrides of the [health] thresholds.
     failure_threshold: int | None = None
     success_threshold: int | None = None
+    send: str = ""  # tcp / tls: text sent after connecting (body_* then judge the reply)
+    query_type: str = "A"  # dns: the record type asked for
+    expect_answers: list[str] = msgspec.field(default_factory=list)  # dns: each must be answered
+    expect_rcode: str = "NOERROR"  # dns: the response code required
+    maintenance: list[WindowConfig] = msgspec.field(default_factory=list)
 
 
 class HealthConfig(_Section):
@@ -225,6 +247,10 @@ ALERT_KINDS = (
     "schema_drift",
     "endpoint_down",
     "endpoint_up",
+    "catalog_stale",
+    "catalog_fresh",
+    "catalog_quarantined",
+    "quarantine_cleared",
 )
 
 
@@ -247,18 +273,38 @@ class AlertConfig(_Section):
     max_hourly: Decimal | None = None
     in_stock: bool | None = None  # true: in stock in one of ``regions`` (any if empty)
     endpoint: str | None = None  # endpoint name or glob for endpoint_down / endpoint_up
+    # Seconds between reminders while what an opening kind reported (endpoint_down,
+    # catalog_stale, catalog_quarantined) lasts; also sends the recovery. None: no reminders.
+    remind_every: float | None = None
+
+
+SmtpSecurity = Literal["starttls", "tls", "none"]
 
 
 class SinkConfig(_Section):
     name: str
-    # webhook: JSON + HMAC signature; slack / discord: chat message; ntfy: plain-text POST.
-    kind: Literal["webhook", "slack", "discord", "ntfy"] = "webhook"
+    # webhook: JSON + HMAC signature; slack / discord: chat message; ntfy: plain-text POST;
+    # apprise: any Apprise URL; email: SMTP.
+    kind: Literal["webhook", "slack", "discord", "ntfy", "apprise", "email"] = "webhook"
     url: str = ""
     # webhook: the HMAC-SHA256 key; ntfy: a bearer token; slack / discord: the webhook URL
-    # itself (used when ``url`` is empty, since those URLs are credentials).
+    # itself (used when ``url`` is empty, since those URLs are credentials); apprise: the
+    # Apprise URL(s), whitespace-separated; email: the SMTP password.
     secret_file: str = ""
     timeout: float = 10.0
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # email only
+    host: str = ""  # SMTP server
+    port: int = 0  # 0: 587 for starttls, 465 for tls, 25 for none
+    security: SmtpSecurity = "starttls"  # starttls: upgrade after EHLO; tls: TLS from the start
+    username: str = ""  # SMTP login (the password comes from secret_file)
+    sender: str = ""  # From:, e.g. "vultr-scraper <alerts@example.com>"
+    recipients: list[str] = msgspec.field(default_factory=list)
+    ca_file: str = ""  # PEM file of the only CAs to trust for the SMTP server
+
+
+def smtp_port(sink: SinkConfig) -> int:
+    return sink.port or {"starttls": 587, "tls": 465, "none": 25}[sink.security]
 
 
 class LogConfig(_Section):
@@ -296,6 +342,7 @@ class Config(_Section):
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     alerts: list[AlertConfig] = msgspec.field(default_factory=list)
     sinks: list[SinkConfig] = msgspec.field(default_factory=list)
+    maintenance: list[WindowConfig] = msgspec.field(default_factory=list)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     paths: PathsConfig = msgspec.field(default_factory=PathsConfig)
     history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
@@ -398,8 +445,9 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
         found.append(("health.rollup_days", "must be at least 1"))
     for index, endpoint in enumerate(health.endpoints):
         key = f"health.endpoints[{index}]"
-        if not endpoint.url.lower().startswith(("http://", "https://")):
-            found.append((f"{key}.url", "must start with http:// or https://"))
+        found.extend(_probe_problems(key, endpoint))
+        for number, window in enumerate(endpoint.maintenance):
+            found.extend(_window_problems(f"{key}.maintenance[{number}]", window, scoped=True))
         if not endpoint.timeout > 0 or not endpoint.interval > 0:
             found.append((key, "timeout and interval must be greater than 0"))
         for name in ("failure_threshold", "success_threshold"):
@@ -426,16 +474,92 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
                     f"unknown kind {unknown[0]!r}; known: {', '.join(ALERT_KINDS)}",
                 )
             )
+        if alert.remind_every is not None and alert.remind_every < 60:
+            found.append((f"alerts[{index}].remind_every", "must be at least 60 seconds"))
     names = [alert.name for alert in config.alerts]
     if len(names) != len(set(names)):
         found.append(("alerts", "names must be unique"))
+    for index, window in enumerate(config.maintenance):
+        found.extend(_window_problems(f"maintenance[{index}]", window, scoped=False))
     sink_names = [sink.name for sink in config.sinks]
     if len(sink_names) != len(set(sink_names)):
         found.append(("sinks", "names must be unique"))
     for index, sink in enumerate(config.sinks):
-        chat_url_in_secret = sink.kind in ("slack", "discord") and sink.secret_file
-        if not sink.url and not chat_url_in_secret:
-            found.append((f"sinks[{index}].url", "required (or secret_file for slack/discord)"))
-        elif sink.url and not sink.url.lower().startswith(("http://", "https://")):
-            found.append((f"sinks[{index}].url", "must start with http:// or https://"))
+        found.extend(_sink_problems(f"sinks[{index}]", sink))
     return found
+
+
+_HTTP_ONLY = ("method", "headers", "status", "json_path", "json_equals")
+_TCP_ONLY = ("send",)
+_DNS_ONLY = ("query_type", "expect_answers", "expect_rcode")
+_TLS_ONLY = ("cert_min_days", "tls_verify", "ca_file")
+_ENDPOINT_DEFAULTS = EndpointConfig(name="", url="")
+
+
+def _probe_problems(key: str, endpoint: EndpointConfig) -> list[tuple[str, str]]:
+    """The URL form, and no key set that the endpoint's probe kind would silently ignore."""
+    try:
+        target = parse_target(endpoint.url)
+    except ValueError as error:
+        return [(f"{key}.url", str(error))]
+    unused = {"http": _TCP_ONLY + _DNS_ONLY, "tcp": _HTTP_ONLY + _DNS_ONLY}.get(
+        target.kind, _HTTP_ONLY + _TCP_ONLY + _TLS_ONLY
+    )
+    if target.kind == "tcp" and not target.tls:
+        unused += _TLS_ONLY
+    for name in unused:
+        if getattr(endpoint, name) != getattr(_ENDPOINT_DEFAULTS, name):
+            scheme = endpoint.url.partition(":")[0].lower()
+            return [(f"{key}.{name}", f"does not apply to a {scheme}:// endpoint")]
+    return _dns_problems(key, endpoint) if target.kind == "dns" else []
+
+
+def _dns_problems(key: str, endpoint: EndpointConfig) -> list[tuple[str, str]]:
+    import dns.rcode  # the probe's own library: what it accepts is what the probe can ask
+    import dns.rdatatype
+
+    found: list[tuple[str, str]] = []
+    try:
+        dns.rdatatype.from_text(endpoint.query_type)
+    except dns.rdatatype.UnknownRdatatype:
+        found.append((f"{key}.query_type", f"unknown record type {endpoint.query_type!r}"))
+    try:
+        dns.rcode.from_text(endpoint.expect_rcode)
+    except dns.rcode.UnknownRcode:
+        found.append((f"{key}.expect_rcode", f"unknown response code {endpoint.expect_rcode!r}"))
+    return found
+
+
+def _window_problems(key: str, window: WindowConfig, *, scoped: bool) -> list[tuple[str, str]]:
+    if scoped and window.endpoints:
+        return [(f"{key}.endpoints", "only for [[maintenance]]: this window is the endpoint's")]
+    try:
+        parse_window(window)
+    except ValueError as error:
+        return [(key, str(error))]
+    return []
+
+
+def _sink_problems(key: str, sink: SinkConfig) -> list[tuple[str, str]]:
+    if sink.kind == "apprise":
+        if sink.url:
+            return [(f"{key}.url", "an Apprise URL holds credentials: put it in secret_file")]
+        if not sink.secret_file:
+            return [(f"{key}.secret_file", "required: a file holding the Apprise URL")]
+        return []
+    if sink.kind == "email":
+        if not sink.host:
+            return [(f"{key}.host", "required for an email sink (the SMTP server)")]
+        if not sink.sender or not sink.recipients:
+            return [(key, "an email sink needs sender and recipients")]
+        if sink.secret_file and not sink.username:
+            return [(f"{key}.username", "required when secret_file holds a password")]
+        if not 0 <= sink.port <= 65535:
+            return [(f"{key}.port", "must be between 1 and 65535 (0: the default)")]
+        return []
+    chat_url_in_secret = sink.kind in ("slack", "discord") and sink.secret_file
+    if not sink.url and not chat_url_in_secret:
+        return [(f"{key}.url", "required (or secret_file for slack/discord)")]
+    if sink.url and not sink.url.lower().startswith(("http://", "https://")):
+        return [(f"{key}.url", "must start with http:// or https://")]
+    return []

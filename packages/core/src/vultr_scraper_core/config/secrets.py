@@ -182,10 +182,13 @@ def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
         return read_secret_file(key, path, env) if path else None
 
     sink_secrets: dict[str, str] = {}
+    fragments: list[str] = []
     for index, sink in enumerate(config.sinks):
         if sink.secret_file:
             key = f"sinks[{index}].secret_file"
             sink_secrets[sink.name] = read_secret_file(key, sink.secret_file, env)
+            if sink.kind == "apprise":
+                fragments.extend(_apprise_fragments(sink_secrets[sink.name]))
     return Secrets(
         vultr_api_key=optional("vultr.api_key_file", config.vultr.api_key_file),
         redis_password=optional("redis.password_file", config.redis.password_file),
@@ -193,5 +196,23 @@ def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
         s3_access_key=optional("history.s3_access_key_file", config.history.s3_access_key_file),
         s3_secret_key=optional("history.s3_secret_key_file", config.history.s3_secret_key_file),
         sink_secrets=sink_secrets,
-        inline=inline_secrets(config),
+        inline=tuple(dict.fromkeys((*inline_secrets(config), *fragments))),
     )
+
+
+def _apprise_fragments(urls: str) -> Iterator[str]:
+    """The parts of Apprise URLs a log line may show on their own: each URL, its password,
+    and the tokens in its host, path and query (``tgram://BOT_TOKEN/CHAT_ID``)."""
+    for line in urls.split():
+        yield line
+        try:
+            parts = urlsplit(line)
+            password = parts.password
+        except ValueError:
+            continue
+        if password:
+            yield password
+        pieces = [parts.hostname or "", *parts.path.split("/")]
+        pieces.extend(value for values in parse_qs(parts.query).values() for value in values)
+        # Tokens are long and dot-free; host names, IPs and short words stay readable in logs.
+        yield from (piece for piece in pieces if len(piece) >= 16 and "." not in piece)

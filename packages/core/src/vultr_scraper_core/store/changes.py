@@ -38,6 +38,11 @@ class EventKind(enum.StrEnum):
     SCHEMA_DRIFT = "schema_drift"
     ENDPOINT_DOWN = "endpoint_down"
     ENDPOINT_UP = "endpoint_up"
+    # The catalogue's own condition (subject "catalog"), seen by the alert dispatcher.
+    CATALOG_STALE = "catalog_stale"
+    CATALOG_FRESH = "catalog_fresh"
+    CATALOG_QUARANTINED = "catalog_quarantined"
+    QUARANTINE_CLEARED = "quarantine_cleared"
 
 
 class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True):

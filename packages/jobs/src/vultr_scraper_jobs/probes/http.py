@@ -1,5 +1,5 @@
-"""One HTTP probe of one endpoint, and the conditions it is judged by (after Gatus and
-blackbox_exporter).
+"""One HTTP probe of one endpoint, and the conditions every probe kind is judged by (after
+Gatus and blackbox_exporter).
 
 Conditions of an ``[[health.endpoints]]`` table, all of which must hold:
 
@@ -115,14 +115,15 @@ def json_equal(actual: Any, expected: Any) -> bool:
 def evaluate(
     endpoint: EndpointConfig,
     *,
-    status: int,
+    status: int | None,
     latency_ms: float,
     body: bytes,
     cert_days: float | None = None,
 ) -> list[str]:
-    """Every failed condition, as a short sentence; empty when the probe passed."""
+    """Every failed condition, as a short sentence; empty when the probe passed. ``status`` is
+    None for probes without one (TCP, DNS): the ``status`` condition is HTTP's alone."""
     failed: list[str] = []
-    if endpoint.status and status not in endpoint.status:
+    if status is not None and endpoint.status and status not in endpoint.status:
         expected = ", ".join(str(code) for code in endpoint.status)
         failed.append(f"status {status} not in [{expected}]")
     if endpoint.max_latency_ms is not None and not latency_ms < endpoint.max_latency_ms:
@@ -265,13 +266,13 @@ def describe_failure(error: BaseException, timeout: float) -> str:
 PROBE_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError, ValueError)
 
 
-async def probe(
+async def probe_http(
     session: aiohttp.ClientSession,
     endpoint: EndpointConfig,
     *,
     now: datetime | None = None,
 ) -> ProbeResult:
-    """Check ``endpoint`` once: optional certificate handshake, then the request."""
+    """Check an HTTP(S) ``endpoint`` once: optional certificate handshake, then the request."""
     started = now or datetime.now(UTC)
     cert_days: float | None = None
     https = endpoint.url.lower().startswith("https://")
