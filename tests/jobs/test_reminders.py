@@ -48,7 +48,9 @@ class Queue:
     jobs: list[tuple[str, str, str, int]] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
 
-    async def __call__(self, job_name: str, *args: Any, job_id: str | None = None) -> str | None:
+    async def __call__(
+        self, job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+    ) -> str | None:
         assert job_name == "deliver-notification"
         if job_id in self.ids:
             return None
