@@ -89,13 +89,22 @@ class World:
             "stock": await r.hgetall(f"{PREFIX}:stock:state"),  # type: ignore[misc]
             "intervals": await r.hgetall(f"{PREFIX}:stock:intervals"),  # type: ignore[misc]
             "flips": await r.zrange(f"{PREFIX}:stock:flips", 0, -1),
-            "feed": [_event(event) for event in await self.events()],
+            "feed": [_event(e) for e in await self.events() if e.kind not in CONDITION_KINDS],
             "queued": sorted(deliveries),
             "delivered": sorted(await r.keys(f"{PREFIX}:delivery:*")),
         }
 
+    async def conditions(self) -> list[str]:
+        """The kinds of the catalogue's condition events in the feed, oldest first."""
+        return [str(e.kind) for e in await self.events() if e.kind in CONDITION_KINDS]
+
     async def events(self) -> list[ChangeEvent]:
         return await ChangeFeed(self.redis, PREFIX).read(limit=100_000)
+
+
+# The catalogue's own condition (held back / released) is announced in the feed by design: it is
+# how a person learns of a quarantine. It is not history, so it is compared on its own.
+CONDITION_KINDS = {EventKind.CATALOG_QUARANTINED, EventKind.QUARANTINE_CLEARED}
 
 
 def _event(event: ChangeEvent) -> dict[str, Any]:
@@ -270,10 +279,13 @@ async def test_a_bad_answer_changes_nothing_and_the_next_good_one_is_clean(
     good_plans: list[JSON] = [dict(plan) for plan in world.api.catalogue.plans]
     good_stock = {region: list(plans) for region, plans in world.api.catalogue.availability.items()}
 
+    conditions_before = await world.conditions()
     case.serve(world.api)
     catalog, stock = await world.scrape()
     assert (_status(catalog), _status(stock)) == (case.catalog, case.stock)
     assert await world.history() == before
+    held = ["catalog_quarantined"] if case.catalog == "quarantined" else []
+    assert await world.conditions() == [*conditions_before, *held]
     assert re.search(case.reason, await visible_reasons(world, catalog)), await visible_reasons(
         world, catalog
     )
@@ -286,6 +298,8 @@ async def test_a_bad_answer_changes_nothing_and_the_next_good_one_is_clean(
     assert isinstance(catalog, dict) and catalog["events"] == 0 and stock["events"] == 0
     assert await world.history() == before
     assert await visible_reasons(world, catalog) == ""
+    released = ["quarantine_cleared"] if held else []
+    assert await world.conditions() == [*conditions_before, *held, *released]
 
 
 async def test_an_accepted_unreadable_price_is_never_a_price_change(world: World) -> None:
