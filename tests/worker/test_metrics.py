@@ -77,25 +77,35 @@ async def test_job_counters_and_duration_histogram(redis_url: str, redis: Redis)
     async with running_api(redis_url) as api:
         families = await scrape(api)
     runs = families["vultr_scraper_job_runs"]
-    assert value(runs, "vultr_scraper_job_runs_total", job="scrape-catalog", outcome="success") == 4
-    assert value(runs, "vultr_scraper_job_runs_total", job="scrape-catalog", outcome="failed") == 1
-    assert value(runs, "vultr_scraper_job_runs_total", job="check-health", outcome="retry") == 1
+    assert (
+        value(runs, "vultr_scraper_job_runs_total", job_name="scrape-catalog", outcome="success")
+        == 4
+    )
+    assert (
+        value(runs, "vultr_scraper_job_runs_total", job_name="scrape-catalog", outcome="failed")
+        == 1
+    )
+    assert (
+        value(runs, "vultr_scraper_job_runs_total", job_name="check-health", outcome="retry") == 1
+    )
     histogram = families["vultr_scraper_job_duration_seconds"]
     bucket = "vultr_scraper_job_duration_seconds_bucket"
-    assert value(histogram, bucket, job="scrape-catalog", le="0.1") == 1
-    assert value(histogram, bucket, job="scrape-catalog", le="0.5") == 3
-    assert value(histogram, bucket, job="scrape-catalog", le="10.0") == 4
-    assert value(histogram, bucket, job="scrape-catalog", le="600.0") == 4
-    assert value(histogram, bucket, job="scrape-catalog", le="+Inf") == 5
-    assert value(histogram, "vultr_scraper_job_duration_seconds_count", job="scrape-catalog") == 5
-    total = value(histogram, "vultr_scraper_job_duration_seconds_sum", job="scrape-catalog")
+    assert value(histogram, bucket, job_name="scrape-catalog", le="0.1") == 1
+    assert value(histogram, bucket, job_name="scrape-catalog", le="0.5") == 3
+    assert value(histogram, bucket, job_name="scrape-catalog", le="10.0") == 4
+    assert value(histogram, bucket, job_name="scrape-catalog", le="600.0") == 4
+    assert value(histogram, bucket, job_name="scrape-catalog", le="+Inf") == 5
+    assert (
+        value(histogram, "vultr_scraper_job_duration_seconds_count", job_name="scrape-catalog") == 5
+    )
+    total = value(histogram, "vultr_scraper_job_duration_seconds_sum", job_name="scrape-catalog")
     assert math.isclose(total, 0.05 + 0.3 + 0.3 + 7.0 + 700.0)
     outcome = families["vultr_scraper_job_last_outcome"]
-    assert value(outcome, job="scrape-catalog", outcome="failed") == 1
-    assert value(outcome, job="scrape-catalog", outcome="success") == 0
+    assert value(outcome, job_name="scrape-catalog", outcome="failed") == 1
+    assert value(outcome, job_name="scrape-catalog", outcome="success") == 0
     assert len(families["vultr_scraper_job_last_success_timestamp_seconds"]) == 1
     next_runs = families["vultr_scraper_job_next_run_timestamp_seconds"]
-    assert {sample.labels["job"] for sample in next_runs} == {"scrape-catalog", "check-health"}
+    assert {sample.labels["job_name"] for sample in next_runs} == {"scrape-catalog", "check-health"}
     assert all(sample.value > NOW.timestamp() for sample in next_runs)
 
 
@@ -107,7 +117,7 @@ async def test_counters_only_grow_beyond_the_bounded_history(redis_url: str, red
     async with running_api(redis_url) as api:
         families = await scrape(api)
     runs = families["vultr_scraper_job_runs"]
-    total = value(runs, "vultr_scraper_job_runs_total", job="check-health", outcome="success")
+    total = value(runs, "vultr_scraper_job_runs_total", job_name="check-health", outcome="success")
     assert total == RUNS_PER_JOB + 5
 
 

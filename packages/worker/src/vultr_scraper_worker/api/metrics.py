@@ -55,26 +55,30 @@ async def _job_families(state: ApiState) -> list[Metric]:
     jobs = await reads_jobs.scheduled_jobs(state)
     names = sorted({job.name for job in jobs} | {name for name, _ in stats.runs})
     runs = CounterMetricFamily(
-        f"{NS}_job_runs", "Job tries that ended, by job and outcome", labels=["job", "outcome"]
+        f"{NS}_job_runs", "Job tries that ended, by job and outcome", labels=["job_name", "outcome"]
     )
     for name in names:
         for outcome in OUTCOMES:
             runs.add_metric([name, outcome], stats.runs.get((name, outcome), 0))
     durations = HistogramMetricFamily(
-        f"{NS}_job_duration_seconds", "Duration of job tries", labels=["job"]
+        f"{NS}_job_duration_seconds", "Duration of job tries", labels=["job_name"]
     )
     for name in names:
         buckets = stats.histogram(name)
         durations.add_metric([name], buckets, sum_value=stats.seconds.get(name, 0.0))
-    last_run = _gauge("job_last_run_timestamp_seconds", "When the job's latest try ended", ["job"])
+    last_run = _gauge(
+        "job_last_run_timestamp_seconds", "When the job's latest try ended", ["job_name"]
+    )
     last_ok = _gauge(
-        "job_last_success_timestamp_seconds", "When the job last ended successfully", ["job"]
+        "job_last_success_timestamp_seconds", "When the job last ended successfully", ["job_name"]
     )
     last_outcome = _gauge(
-        "job_last_outcome", "1 for the outcome of the job's latest try, else 0", ["job", "outcome"]
+        "job_last_outcome",
+        "1 for the outcome of the job's latest try, else 0",
+        ["job_name", "outcome"],
     )
     next_run = _gauge(
-        "job_next_run_timestamp_seconds", "When the job's schedule runs it next", ["job"]
+        "job_next_run_timestamp_seconds", "When the job's schedule runs it next", ["job_name"]
     )
     for job in jobs:
         if job.last_run is not None:
