@@ -7,5 +7,6 @@ and the one query layer that reads both (``query.History``).
 * ``window``: the Redis keys that say where the window starts and which files hold each day;
 * ``mover``: moves whole days out of Redis into the archive under a Redis lock;
 * ``query``: "as of", history, statistics and exports across the window and the archive;
-* ``export``: the export formats (CSV, Parquet, JSON lines) and their columns.
+* ``export``: the export formats (CSV, Parquet, JSON lines) and their columns;
+* ``stats``: stock reliability (share in stock, streaks, time until back) from intervals.
 """
