@@ -67,6 +67,8 @@ class HttpConfig(_Section):
     protect_reads: bool = False
     catalog_max_age: float = 3600.0  # /healthz turns 503 when the last good scrape is older
     price_metrics: bool = False  # per-plan price series (high cardinality) on /metrics
+    # Origins whose pages may read the read routes (CORS); "*" for any; empty: CORS off.
+    cors_origins: list[str] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from vultr_scraper_worker.api.auth import Access
+from vultr_scraper_worker.api.conditional import conditional_middleware
+from vultr_scraper_worker.api.cors import cors_middleware, options_handler
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.feed import ROUTES as FEED_ROUTES
 from vultr_scraper_worker.api.metrics import ROUTES as METRICS_ROUTES
@@ -120,10 +122,21 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def create_app(state: ApiState) -> web.Application:
-    app = web.Application(middlewares=[headers_middleware, errors_middleware])
+    # Outermost first: CORS sees the final answer; the security headers' Cache-Control default
+    # (no-store) yields to the conditional middleware's for cacheable reads.
+    app = web.Application(
+        middlewares=[cors_middleware, headers_middleware, conditional_middleware, errors_middleware]
+    )
     app[STATE_KEY] = state
+    by_path: dict[str, list[Route]] = {}
     for route in all_routes():
-        handler = route.aiohttp_handler()
-        handler.route = route  # type: ignore[attr-defined]
-        app.router.add_route(route.method, route.path, handler)
+        by_path.setdefault(route.path, []).append(route)
+    for path, routes in by_path.items():
+        for route in routes:
+            handler = route.aiohttp_handler()
+            handler.route = route  # type: ignore[attr-defined]
+            app.router.add_route(route.method, path, handler)
+            if route.method == "GET":  # RFC 9110: HEAD wherever GET is (aiohttp drops the body)
+                app.router.add_route("HEAD", path, handler)
+        app.router.add_route("OPTIONS", path, options_handler(routes))
     return app
