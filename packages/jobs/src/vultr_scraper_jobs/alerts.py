@@ -35,7 +35,8 @@ empty); endpoint events when the endpoint name matches ``endpoint`` (name or glo
 Dispatch. The job reads the change feed after a cursor kept in Redis, matches every event
 against every alert, and enqueues one ``deliver-notification`` job per (event, sink) with the
 job id ``deliver:<sink>:<event id>`` (two alerts matching one event share one notification per
-sink: the first alert in the file names it). The cursor then moves past the events read. On
+sink: the first alert in the file names it), or one digest for a sink that would get more
+than its ``storm_limit`` in this run (``storm``). The cursor then moves past the events read. On
 its very first run the dispatcher only sets the cursor to the newest event: the history that
 already exists, in particular the first catalogue snapshot where every plan is "added", is the
 baseline and is never notified.
@@ -60,9 +61,9 @@ from vultr_scraper_jobs.catalog_watch import watch_catalogue
 from vultr_scraper_jobs.context import JobDeps, deps
 from vultr_scraper_jobs.notify import ledger_id
 from vultr_scraper_jobs.reminders import Followups, implied_kinds
+from vultr_scraper_jobs.storm import DELIVER_JOB, Planned, delivery_job_id, queue_planned
 
 MAX_EVENTS_PER_RUN = 2000
-DELIVER_JOB = "deliver-notification"
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -205,10 +206,6 @@ async def matches(alert: AlertConfig, event: ChangeEvent, plans: PlanAttributes)
     return any(plan_matches(flt, row) for row in rows)
 
 
-def delivery_job_id(sink: str, event_id: str) -> str:
-    return f"deliver:{sink}:{event_id}"
-
-
 async def queue_reminders(d: JobDeps, followups: Followups) -> list[dict[str, Any]]:
     """One delivery per sink for each open condition whose reminder is due."""
     queued: list[dict[str, Any]] = []
@@ -244,8 +241,10 @@ async def dispatch_alerts(ctx: dict[str, Any], now: datetime | None = None) -> d
     plans = PlanAttributes(d.redis, prefix)
     followups = await Followups(d, clock).load()
     matched: list[dict[str, str]] = []
-    enqueued = already = muted = 0
+    planned: list[Planned] = []  # queued after the loop: a storm is one digest per sink
+    muted = 0
     done: str | None = None
+    queued: dict[str, Any] = {"enqueued": 0, "already_queued": 0, "digests": {}}
     try:
         for event in events:
             sinks_done: set[str] = set()
@@ -260,26 +259,22 @@ async def dispatch_alerts(ctx: dict[str, Any], now: datetime | None = None) -> d
                         await followups.log_muted(alert, event, hold)
                     continue
                 for sink in alert.sinks:
-                    if sink in sinks_done:
-                        continue
-                    sinks_done.add(sink)
-                    job_id = delivery_job_id(sink, event.id)
-                    queued = await d.enqueue(DELIVER_JOB, sink, event.id, alert.name, job_id=job_id)
-                    if queued is None:
-                        already += 1  # queued by an earlier, interrupted run
-                    else:
-                        enqueued += 1
+                    if sink not in sinks_done:
+                        sinks_done.add(sink)
+                        planned.append(Planned(sink=sink, event=event, alert=alert.name))
             done = event.id
     finally:
+        # What was planned is queued before the cursor moves past it, even when the loop
+        # stopped early: nothing read is ever skipped.
         if done is not None:
+            queued = await queue_planned(d, planned, after=cursor, until=done)
             await ledger.set_cursor(done)
     reminders = await queue_reminders(d, followups)
     return {
         "status": "success",
         "events": len(events),
         "matched": matched,
-        "enqueued": enqueued,
-        "already_queued": already,
+        **queued,
         "muted": muted,
         "reminders": reminders,
         "cursor": done or cursor,

@@ -5,7 +5,8 @@ one retry policy they share. Each job makes one attempt: a transient failure (co
 timeout, 429, 5xx, an SMTP 4xx) is raised so the worker retries the job with backoff, a
 permanent one (other 4xx, an SMTP 5xx) fails it at once. See
 ``vultr_scraper_core.store.deliveries`` for the never-twice bookkeeping and its crash window.
-A reminder (``reminder`` > 0) is its own delivery (``<sink>:<event id>:reminder-<n>``).
+A reminder (``reminder`` > 0) is its own delivery (``<sink>:<event id>:reminder-<n>``), and so
+is a digest (``deliver-digest``, ``<sink>:digest-<first event id>``, see ``storm``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from vultr_scraper_core.config import Config, Secrets, SinkConfig
 from vultr_scraper_core.http import HttpClient, HttpError, is_transient
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.deliveries import DeliveryLedger, DeliveryRecord
-from vultr_scraper_jobs.context import deps
-from vultr_scraper_jobs.sinks import Receipt, build_sink, compose
+from vultr_scraper_jobs.context import JobDeps, deps
+from vultr_scraper_jobs.sinks import Message, Receipt, build_sink, compose
+from vultr_scraper_jobs.sinks.message import Digest, compose_digest
 from vultr_scraper_jobs.sinks.web import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify
+from vultr_scraper_jobs.storm import DigestRequest, feed_link
 
 __all__ = ["DELIVERY_HEADER", "EVENT_HEADER", "SIGNATURE_HEADER", "verify"]
 
@@ -74,30 +79,56 @@ async def load_event(feed: ChangeFeed, event_id: str) -> ChangeEvent:
     return found[0]
 
 
-# -- the job ------------------------------------------------------------------------------
+# -- the jobs -----------------------------------------------------------------------------
 async def deliver_notification(
     ctx: dict[str, Any], sink_name: str, event_id: str, alert_name: str, reminder: int = 0
 ) -> dict[str, Any]:
     """Send change event ``event_id`` (or its ``reminder``-th reminder) to ``sink_name`` once
     (see the module docstring)."""
     d = deps(ctx)
-    prefix = d.config.redis.key_prefix
     sink = find_sink(d.config, sink_name)
-    event = await load_event(ChangeFeed(d.redis, prefix), event_id)
-    ledger = DeliveryLedger(d.redis, prefix)
-    token = d.job_id or uuid.uuid4().hex
+    event = await load_event(ChangeFeed(d.redis, d.config.redis.key_prefix), event_id)
     base: dict[str, Any] = {"sink": sink_name, "event": event_id, "alert": alert_name}
     if reminder:
         base["reminder"] = reminder
-    key = ledger_id(event_id, reminder)
-    claim = await ledger.claim(sink_name, key, token, sink.timeout + LEASE_MARGIN)
+    message = compose(event, alert=alert_name, sink=sink.name, reminder=reminder)
+    return await _deliver_once(d, sink, ledger_id(event_id, reminder), message, base)
+
+
+async def deliver_digest(ctx: dict[str, Any], sink_name: str, request: Any) -> dict[str, Any]:
+    """Send one digest for a storm of matches to ``sink_name`` once (see ``storm``)."""
+    d = deps(ctx)
+    wanted = msgspec.convert(request, DigestRequest)
+    sink = find_sink(d.config, sink_name)
+    feed = ChangeFeed(d.redis, d.config.redis.key_prefix)
+    digest = Digest(
+        total=wanted.total,
+        counts=wanted.counts,
+        items=[await load_event(feed, event_id) for event_id in wanted.items],
+        after=wanted.after,
+        until=wanted.until,
+        link=feed_link(d.config, wanted.after),
+    )
+    alert = ", ".join(wanted.alerts)
+    message = compose_digest(digest, alert=alert, sink=sink.name, key=wanted.key)
+    base: dict[str, Any] = {"sink": sink_name, "digest": wanted.key, "alert": alert}
+    return await _deliver_once(d, sink, wanted.key, message, {**base, "events": wanted.total})
+
+
+async def _deliver_once(
+    d: JobDeps, sink: SinkConfig, key: str, message: Message, base: dict[str, Any]
+) -> dict[str, Any]:
+    """Claim ``key`` for ``sink`` in the ledger, send ``message``, record the outcome."""
+    ledger = DeliveryLedger(d.redis, d.config.redis.key_prefix)
+    token = d.job_id or uuid.uuid4().hex
+    claim = await ledger.claim(sink.name, key, token, sink.timeout + LEASE_MARGIN)
 
     def record(outcome: str, **fields: Any) -> DeliveryRecord:
         return DeliveryRecord(
             at=datetime.now(UTC),
-            sink=sink_name,
+            sink=sink.name,
             event_id=key,
-            alert=alert_name,
+            alert=message.alert,
             outcome=outcome,
             attempt=d.job_try,
             **fields,
@@ -107,17 +138,17 @@ async def deliver_notification(
         await ledger.log(record("skipped"))
         return {"status": "success", **base, "delivered": False, "reason": "already delivered"}
     if claim == "busy":
-        raise DeliveryBusy("another job is delivering this event", url=sink_name)
+        raise DeliveryBusy("another job is delivering this event", url=sink.name)
     try:
-        receipt = await send(d.http, sink, d.secrets, event, alert_name, reminder=reminder)
+        receipt = await build_sink(sink, d.secrets, d.http).send(message)
     except Exception as error:
-        await ledger.release(sink_name, key, token)
+        await ledger.release(sink.name, key, token)
         last = not is_transient(error) or d.job_try >= d.config.worker.max_tries
         status = error.status if isinstance(error, HttpError) else None
         outcome = "failed" if last else "retrying"
         await ledger.log(record(outcome, error=str(error), http_status=status))
         raise
-    await ledger.mark_delivered(sink_name, key, record("delivered", http_status=receipt.status))
+    await ledger.mark_delivered(sink.name, key, record("delivered", http_status=receipt.status))
     return {"status": "success", **base, "delivered": True, "http_status": receipt.status}
 
 

@@ -27,7 +27,7 @@ def all_jobs() -> dict[str, JobSpec]:
     from vultr_scraper_jobs.catalog import scrape_vultr_pricing
     from vultr_scraper_jobs.health import check_endpoint_health
     from vultr_scraper_jobs.history import move_history
-    from vultr_scraper_jobs.notify import deliver_notification
+    from vultr_scraper_jobs.notify import deliver_digest, deliver_notification
     from vultr_scraper_jobs.prune import prune
 
     specs: list[JobSpec] = [
@@ -64,6 +64,11 @@ def all_jobs() -> dict[str, JobSpec]:
             name="deliver-notification",
             function=deliver_notification,
             description="Send one change event to one sink (args: SINK EVENT_ID ALERT)",
+        ),
+        JobSpec(
+            name="deliver-digest",
+            function=deliver_digest,
+            description="Send one digest of a storm of matches to one sink (queued by dispatch)",
         ),
         JobSpec(
             name="prune",

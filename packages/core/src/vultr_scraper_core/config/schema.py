@@ -69,6 +69,9 @@ class HttpConfig(_Section):
     price_metrics: bool = False  # per-plan price series (high cardinality) on /metrics
     # Origins whose pages may read the read routes (CORS); "*" for any; empty: CORS off.
     cors_origins: list[str] = msgspec.field(default_factory=list)
+    # How people reach this server (e.g. https://vultr.example.com), for links in notifications;
+    # empty: http://<listen>.
+    public_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,9 @@ class SinkConfig(_Section):
     secret_file: str = ""
     timeout: float = 10.0
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # More deliveries than this for the sink in one dispatch-alerts run are sent as one digest;
+    # 0: never (one delivery per event, however many).
+    storm_limit: int = 20
     # email only
     host: str = ""  # SMTP server
     port: int = 0  # 0: 587 for starttls, 465 for tls, 25 for none
@@ -430,6 +436,8 @@ def problems(config: Config) -> list[tuple[str, str]]:
         parse_listen(config.http.listen)
     except ValueError as error:
         found.append(("http.listen", str(error)))
+    if config.http.public_url and not config.http.public_url.startswith(("http://", "https://")):
+        found.append(("http.public_url", "must start with http:// or https://"))
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         found.append(("redis.url", "must start with redis://, rediss:// or unix://"))
     return found
@@ -488,6 +496,8 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
         found.append(("sinks", "names must be unique"))
     for index, sink in enumerate(config.sinks):
         found.extend(_sink_problems(f"sinks[{index}]", sink))
+        if sink.storm_limit < 0:
+            found.append((f"sinks[{index}].storm_limit", "must be 0 (no digest) or more"))
     return found
 
 

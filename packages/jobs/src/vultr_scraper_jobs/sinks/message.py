@@ -1,7 +1,9 @@
 """What one notification says, composed once and rendered by every sink in its own format.
 
 A ``Message`` carries the one-line summary (``[alert] what happened``), a plain-text body and an
-HTML body with the same facts, the stable delivery id, and the event itself. Every piece of
+HTML body with the same facts, the stable delivery id, and the event itself. A *digest* (one
+``Message`` standing for a storm of matches, see ``vultr_scraper_jobs.storm``) carries a
+``Digest`` too; its ``event`` is the first event it stands for. Every piece of
 external text (plan ids, endpoint errors, URLs, region names) is escaped in the HTML body;
 the plain-text body is plain text.
 """
@@ -45,6 +47,17 @@ _DETAIL_LABELS = {
 }
 
 
+class Digest(msgspec.Struct, frozen=True, kw_only=True):
+    """Many matches for one sink in one dispatch run, told once."""
+
+    total: int  # events the sink would have been sent one by one
+    counts: dict[str, int]  # event kind -> how many of them
+    items: list[ChangeEvent]  # the first few, oldest first
+    after: str  # the feed cursor just before the first of them
+    until: str  # the id of the last event the run read
+    link: str | None = None  # where to read them all (the change feed from ``after``)
+
+
 class Message(msgspec.Struct, frozen=True, kw_only=True):
     delivery: str  # "<sink>:<event id>", plus ":reminder-<n>" for the n-th reminder
     alert: str
@@ -57,6 +70,12 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     severity: Severity
     text: str  # plain-text body
     html: str  # HTML body (a whole document)
+    digest: Digest | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the message is about: the event's kind, or ``digest``."""
+        return "digest" if self.digest is not None else str(self.event.kind)
 
 
 def delivery_id(sink: str, event_id: str, reminder: int = 0) -> str:
@@ -96,6 +115,48 @@ def compose(
         text=text + "\n",
         html=_html(summary, facts, footer, _COLOURS[severity]),
     )
+
+
+def compose_digest(
+    digest: Digest, *, alert: str, sink: str, key: str, now: datetime | None = None
+) -> Message:
+    """The one message that stands for ``digest.total`` matches (``key``: its ledger id)."""
+    counts = ", ".join(
+        f"{count} {kind}" for kind, count in sorted(digest.counts.items(), key=_by_count)
+    )
+    plural = "" if digest.total == 1 else "s"
+    line = f"{digest.total} matching event{plural} in one run ({counts})"
+    summary = f"[{alert}] {line}"
+    facts = [(f"Events: {kind}", str(count)) for kind, count in sorted(digest.counts.items())]
+    facts.extend((_when(event.at), describe_event(event)) for event in digest.items)
+    more = digest.total - len(digest.items)
+    if more > 0:
+        facts.append(("", f"... and {more} more"))
+    if digest.link:
+        facts.append(("All of them", digest.link))
+    facts.append(("Or run", f"vultr-scraper changes --after {digest.after}"))
+    delivery = delivery_id(sink, key)
+    footer = f"vultr-scraper, alert {alert}, delivery {delivery}"
+    lines = [f"{label}: {value}" if label else value for label, value in facts]
+    text = "\n".join([summary, "", *lines, "", "-- ", footer])
+    return Message(
+        delivery=delivery,
+        alert=alert,
+        sink=sink,
+        event=digest.items[0],
+        reminder=0,
+        sent_at=now or datetime.now(UTC),
+        line=line,
+        summary=summary,
+        severity="warning",
+        text=text + "\n",
+        html=_html(summary, facts, footer, _COLOURS["warning"]),
+        digest=digest,
+    )
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
 
 
 def _facts(event: ChangeEvent, reminder: int, elapsed: float) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ def build_mail(sink: SinkConfig, message: Message) -> EmailMessage:
         mail["In-Reply-To"] = opening
         mail["References"] = opening
     mail[DELIVERY_HEADER] = message.delivery
-    mail[EVENT_HEADER] = str(message.event.kind)
+    mail[EVENT_HEADER] = message.kind
     for name, value in sink.headers.items():
         mail[name] = value
     mail.set_content(message.text)

@@ -1,7 +1,8 @@
 """Sinks that are one HTTP request: ``webhook``, ``slack``, ``discord`` and ``ntfy``.
 
 * ``webhook``: ``POST`` of a JSON document (``delivery``, ``alert``, ``sink``, ``sent_at``,
-  ``reminder``, ``text`` and the whole ``event``), signed when ``secret_file`` is set: header
+  ``reminder``, ``text`` and the whole ``event``, or a ``digest`` instead of ``event`` when
+  one message stands for a storm of matches), signed when ``secret_file`` is set: header
   ``X-Vultr-Scraper-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>``;
 * ``slack`` / ``discord``: an incoming-webhook message (``{"text": ...}`` / ``{"content": ...}``);
   the webhook URL may come from ``secret_file`` instead of ``url`` (it is a credential);
@@ -9,7 +10,7 @@
   access token sent as ``Authorization: Bearer``.
 
 Every request carries ``X-Vultr-Scraper-Delivery`` (stable across retries, for receivers that
-deduplicate) and ``X-Vultr-Scraper-Event: <kind>``.
+deduplicate) and ``X-Vultr-Scraper-Event: <kind>`` (``digest`` for a digest).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _NTFY_TAGS: dict[str, str] = {
     EventKind.CATALOG_FRESH: "white_check_mark",
     EventKind.CATALOG_QUARANTINED: "warning",
     EventKind.QUARANTINE_CLEARED: "white_check_mark",
+    "digest": "warning",
 }
 
 
@@ -64,17 +66,20 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
 
 def render(sink: SinkConfig, secret: str | None, message: Message) -> Notification:
     """The request for ``message`` in ``sink``'s format (pure: no I/O)."""
-    headers = {DELIVERY_HEADER: message.delivery, EVENT_HEADER: str(message.event.kind)}
+    headers = {DELIVERY_HEADER: message.delivery, EVENT_HEADER: message.kind}
     if sink.kind == "webhook":
-        document = {
+        document: dict[str, object] = {
             "delivery": message.delivery,
             "alert": message.alert,
             "sink": message.sink,
             "sent_at": message.sent_at.isoformat(),
             "reminder": message.reminder,
             "text": message.summary,
-            "event": message.event,
         }
+        if message.digest is not None:
+            document["digest"] = message.digest
+        else:
+            document["event"] = message.event
         body = msgspec.json.encode(document)
         headers["Content-Type"] = "application/json"
         if secret:
@@ -91,7 +96,7 @@ def render(sink: SinkConfig, secret: str | None, message: Message) -> Notificati
         reminder = "reminder: " if message.reminder else ""
         body = f"{reminder}{message.line}".encode()
         headers.update({"Title": f"vultr-scraper: {message.alert}", "Content-Type": "text/plain"})
-        tag = _NTFY_TAGS.get(message.event.kind)
+        tag = _NTFY_TAGS.get(message.kind)
         if tag:
             headers["Tags"] = tag
         if secret:
