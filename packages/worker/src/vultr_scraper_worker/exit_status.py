@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from vultr_scraper_core.config import EX_CONFIG
-
 
 class ExitStatus(IntEnum):
     OK = 0
@@ -19,7 +17,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # click's own status for a bad option or argument
     QUARANTINED = 3
     UNAVAILABLE = 69
-    CONFIG = EX_CONFIG
+    CONFIG = 78  # vultr_scraper_core.config.EX_CONFIG (not imported: `--help` reads this table)
 
 
 # What each status means, as ``vultr-scraper --help`` lists it.

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import LoadedConfig, state_dir
 from vultr_scraper_core.embedded_redis import EmbeddedRedis, answers_ping
-from vultr_scraper_core.http import HttpClient, create_session
 from vultr_scraper_core.redis import connect
-from vultr_scraper_jobs.context import Enqueue
+
+if TYPE_CHECKING:
+    from vultr_scraper_jobs.context import Enqueue
 
 # One-shot commands give up on an unreachable Redis quickly (about 1.5 s) with exit status 69.
 CLI_OUTAGE_BUDGET = 0.5
@@ -77,6 +78,10 @@ async def job_context(
     extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The ctx mapping for jobs, with one HTTP session for its whole lifetime."""
+    # Here, not at the top: read commands open Redis through this module and never need
+    # aiohttp (about a fifth of a second of CPU to import).
+    from vultr_scraper_core.http import HttpClient, create_session
+
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(create_session(loaded.config.client))
         ctx: dict[str, Any] = {

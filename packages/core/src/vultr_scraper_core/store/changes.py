@@ -13,7 +13,6 @@ The feed is never trimmed: it is the history.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,26 +22,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from vultr_scraper_core.store.codec import as_utc, decode, encode, text, to_ms
+from vultr_scraper_core.store.kinds import (
+    EventKind as EventKind,
+)  # re-exported for the feed's users
 
 _BATCH = 500
-
-
-class EventKind(enum.StrEnum):
-    PLAN_ADDED = "plan_added"
-    PLAN_RETIRED = "plan_retired"
-    PRICE_CHANGED = "price_changed"
-    SPEC_CHANGED = "spec_changed"
-    REGION_ADDED = "region_added"
-    REGION_REMOVED = "region_removed"
-    STOCK_CHANGED = "stock_changed"
-    SCHEMA_DRIFT = "schema_drift"
-    ENDPOINT_DOWN = "endpoint_down"
-    ENDPOINT_UP = "endpoint_up"
-    # The catalogue's own condition (subject "catalog"), seen by the alert dispatcher.
-    CATALOG_STALE = "catalog_stale"
-    CATALOG_FRESH = "catalog_fresh"
-    CATALOG_QUARANTINED = "catalog_quarantined"
-    QUARANTINE_CLEARED = "quarantine_cleared"
 
 
 class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True):

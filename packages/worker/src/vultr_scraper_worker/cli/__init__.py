@@ -1,4 +1,8 @@
-"""The ``vultr-scraper`` command line. Each command group lives in its own module."""
+"""The ``vultr-scraper`` command line. Each command group lives in its own module.
+
+The command modules are cheap to import (see ``common``): ``--help``, ``-V`` and
+``COMMAND --help`` load click and this package only; a command loads what it uses when it runs.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,15 @@ from vultr_scraper_worker.exit_status import help_table
     envvar="VULTR_SCRAPER_CONFIG",
     help="TOML configuration file (default: $VULTR_SCRAPER_CONFIG, else built-in defaults).",
 )
-@click.version_option(version_string(), "--version", "-V", message="%(version)s")
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx, value),
+    help="Show the version and exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Track Vultr's public catalogue (plans, prices, regions, stock) and endpoint health.
@@ -36,6 +48,13 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     UTC; money is exact (USD). `vultr-scraper COMMAND --help` describes each command.
     """
     ctx.obj = State(config_path=config_path)
+
+
+def _print_version(ctx: click.Context, wanted: bool) -> None:
+    # Not click.version_option: it would look the version up (importlib.metadata) on every call.
+    if wanted and not ctx.resilient_parsing:
+        click.echo(version_string())
+        ctx.exit()
 
 
 cli.add_command(config_cmd.config)

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from vultr_scraper_core.config import AlertConfig, LoadedConfig
-from vultr_scraper_core.describe import describe_event
-from vultr_scraper_core.formats import format_time
-from vultr_scraper_core.http import HttpClient, create_session
-from vultr_scraper_core.store.deliveries import DeliveryLedger
-from vultr_scraper_jobs.notify import find_sink, sample_event, send
 from vultr_scraper_worker.cli.common import (
     State,
     fail,
@@ -23,6 +16,9 @@ from vultr_scraper_worker.cli.common import (
     with_redis,
 )
 from vultr_scraper_worker.exit_status import ExitStatus
+
+if TYPE_CHECKING:
+    from vultr_scraper_core.config import AlertConfig, LoadedConfig
 
 _FILTERS = (
     "plan_type",
@@ -98,6 +94,11 @@ def test_alert(state: State, name: str, as_json: bool) -> None:
 
     Nothing is queued or recorded. Exit status 1 if any sink failed.
     """
+    import asyncio
+
+    from vultr_scraper_core.describe import describe_event
+    from vultr_scraper_jobs.notify import sample_event
+
     loaded = state.loaded()
     alert = _find_alert(loaded, name)
     if not alert.sinks:
@@ -125,6 +126,9 @@ def test_alert(state: State, name: str, as_json: bool) -> None:
 
 
 async def _send_samples(loaded: LoadedConfig, alert: AlertConfig, event: Any) -> dict[str, Any]:
+    from vultr_scraper_core.http import HttpClient, create_session
+    from vultr_scraper_jobs.notify import find_sink, send
+
     config = loaded.config
     rows: list[dict[str, Any]] = []
     async with create_session(config.client) as session:
@@ -157,6 +161,9 @@ def deliveries(state: State, limit: int, as_json: bool) -> None:
     """Recent notification outcomes (delivered, retrying, failed, skipped), newest first.
 
     Deliveries that failed for good are also listed by `vultr-scraper jobs` (failed jobs)."""
+    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_core.store.deliveries import DeliveryLedger
+
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
     records = with_redis(loaded, lambda redis: DeliveryLedger(redis, prefix).recent(limit))

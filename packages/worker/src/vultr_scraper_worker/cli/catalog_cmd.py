@@ -8,29 +8,13 @@ configured and ``redis-server`` is missing for the embedded one.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import msgspec
-from redis.asyncio import Redis
 
-from vultr_scraper_core.formats import (
-    format_money,
-    format_time,
-    parse_cursor,
-    parse_money,
-    parse_time,
-)
-from vultr_scraper_core.store.catalog import CatalogueStore
-from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
-from vultr_scraper_core.store.queries import PlanFilter, PlanRow, find_plans, stock
-from vultr_scraper_jobs.catalog import accept_quarantine
-from vultr_scraper_jobs.diff import diff_catalogues, keep_missing
+from vultr_scraper_core.store.kinds import EventKind
 from vultr_scraper_worker.cli.common import (
     State,
     fail,
@@ -43,6 +27,15 @@ from vultr_scraper_worker.cli.common import (
 )
 from vultr_scraper_worker.exit_status import ExitStatus
 
+if TYPE_CHECKING:
+    from datetime import datetime
+    from decimal import Decimal
+
+    from redis.asyncio import Redis
+
+    from vultr_scraper_core.store.changes import ChangeEvent
+    from vultr_scraper_core.store.queries import PlanRow
+
 __all__ = ["one_line", "with_redis"]  # kept importable from here
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|mb|g|gb|t|tb)?$", re.IGNORECASE)
@@ -50,6 +43,8 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|mb|g|gb|t|tb)?$", re.IGNORECASE)
 
 def parse_megabytes(text: str) -> int:
     """``4096`` (MB), ``4g`` / ``4GB``, ``1.5g``, ``2tb`` -> megabytes."""
+    from decimal import Decimal
+
     match = _SIZE.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a size; use MB (4096) or 4GB")
@@ -58,13 +53,34 @@ def parse_megabytes(text: str) -> int:
     return int(number * {"m": 1, "g": 1024, "t": 1024 * 1024}[unit])
 
 
-WHEN = option_value(parse_time)
+# The shared parsers (vultr_scraper_core.formats), loaded when an option is given.
+def _time(text: str) -> datetime:
+    from vultr_scraper_core.formats import parse_time
+
+    return parse_time(text)
+
+
+def _money(text: str) -> Decimal:
+    from vultr_scraper_core.formats import parse_money
+
+    return parse_money(text)
+
+
+def _cursor(text: str) -> str:
+    from vultr_scraper_core.formats import parse_cursor
+
+    return parse_cursor(text)
+
+
+WHEN = option_value(_time)
 SIZE = option_value(parse_megabytes)
-MONEY = option_value(parse_money)
-CURSOR = option_value(parse_cursor)
+MONEY = option_value(_money)
+CURSOR = option_value(_cursor)
 
 
 def gigabytes(megabytes: int | None) -> str | None:
+    from decimal import Decimal
+
     if megabytes is None:
         return None
     value = Decimal(megabytes) / 1024
@@ -88,6 +104,8 @@ PLAN_COLUMNS = (
 
 
 def _plan_table_row(row: PlanRow) -> dict[str, Any]:
+    from vultr_scraper_core.formats import format_money
+
     gpu = None
     if row.gpu_vram_gb or row.gpu_type or row.gpu_brand:
         name = (row.gpu_type or row.gpu_brand or "").replace("NVIDIA_", "").replace("AMD_", "")
@@ -168,6 +186,11 @@ def plans(
     price, and a São Paulo -sc1 twin is its own row. STOCK is yes / no, or - when that
     region's stock was never checked.
     """
+    import msgspec
+
+    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_core.store.queries import PlanFilter, find_plans
+
     loaded = state.loaded()
     flt = PlanFilter(
         plan_type=plan_type,
@@ -224,6 +247,8 @@ def describe_change(event: ChangeEvent) -> str:
 
 
 def _change_rows(events: Sequence[ChangeEvent]) -> list[dict[str, Any]]:
+    from vultr_scraper_core.formats import format_time
+
     return [
         {
             "id": event.id,
@@ -283,6 +308,9 @@ def changes(
     With them: events from that id or time onwards, oldest first, and a full page ends with the
     --after ID that reads the next one (`--after 0` pages through the whole feed from the start).
     """
+    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_core.store.changes import ChangeFeed
+
     if since is not None and until is not None and since >= until:
         raise click.UsageError(
             f"--since ({format_time(since)}) must be before --until ({format_time(until)})"
@@ -341,6 +369,11 @@ def availability(
     state: State, plan_id: str | None, region: str | None, in_stock: bool | None, as_json: bool
 ) -> None:
     """Stock per plan and region: in stock now or not, since when, last seen in stock."""
+    import msgspec
+
+    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_core.store.queries import stock
+
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
     rows = with_redis(loaded, lambda redis: stock(redis, prefix, plan=plan_id, region=region))
@@ -372,6 +405,13 @@ _PREVIEW = 20
 
 async def quarantine_report(redis: Redis, prefix: str) -> dict[str, Any]:
     """The pending snapshot, its reasons, and what accepting it would change."""
+    import asyncio
+
+    import msgspec
+
+    from vultr_scraper_core.store.catalog import CatalogueStore
+    from vultr_scraper_jobs.diff import diff_catalogues, keep_missing
+
     store = CatalogueStore(redis, prefix)
     pending = await store.pending()
     current = await store.load()
@@ -410,6 +450,8 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
     `quarantine accept` makes it current; accepting an incomplete snapshot still retires
     nothing. `quarantine discard` drops it.
     """
+    from vultr_scraper_core.formats import format_time
+
     if ctx.invoked_subcommand is not None:
         return
     state: State = ctx.obj
@@ -448,6 +490,8 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
 @click.pass_obj
 def accept(state: State, as_json: bool) -> None:
     """Make the quarantined snapshot current (an operator's decision) and print the result."""
+    from vultr_scraper_jobs.catalog import accept_quarantine
+
     loaded = state.loaded()
     result = with_redis(loaded, lambda redis: accept_quarantine(redis, loaded.config))
     if as_json:
@@ -475,6 +519,8 @@ def _accept_summary(result: dict[str, Any]) -> str:
 @click.pass_obj
 def discard(state: State, as_json: bool) -> None:
     """Drop the quarantined snapshot without applying it (the current catalogue stays)."""
+    from vultr_scraper_core.store.catalog import CatalogueStore
+
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
     dropped = with_redis(loaded, lambda redis: CatalogueStore(redis, prefix).discard_quarantine())

@@ -1,31 +1,35 @@
-"""What every command shares: lazily loaded config, exit codes and output helpers."""
+"""What every command shares: lazily loaded config, exit codes and output helpers.
+
+Importing a command module must stay cheap: ``vultr-scraper --help`` loads every one of them.
+So the modules here import click and the standard library at the top and anything heavier
+(msgspec, the config schema, redis, aiohttp, the worker) inside the function that uses it; a
+test (tests/worker/test_cli_imports.py) holds them to it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, NoReturn, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar, cast
 
 import click
-import msgspec
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
 
-from vultr_scraper_core import __version__
-from vultr_scraper_core.config import ConfigError, LoadedConfig, load_config
-from vultr_scraper_core.embedded_redis import EmbeddedRedisError
-from vultr_scraper_core.logs import setup_logging
 from vultr_scraper_worker.exit_status import ExitStatus
-from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, open_redis
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from redis.asyncio import Redis
+
+    from vultr_scraper_core.config import LoadedConfig
 
 T = TypeVar("T")
 
 
 def version_string() -> str:
+    from vultr_scraper_core import __version__
+
     return f"vultr-scraper {__version__}"
 
 
@@ -37,6 +41,8 @@ class State:
     def loaded(self) -> LoadedConfig:
         """The configuration; a config error ends the process with status 78."""
         if self._loaded is None:
+            from vultr_scraper_core.config import ConfigError, load_config
+
             try:
                 self._loaded = load_config(self.config_path)
             except ConfigError as error:
@@ -51,6 +57,8 @@ class State:
         ``human`` renders each (already redacted) JSON line as ``HH:MM:SS LEVEL message`` for a
         person watching a terminal; the JSON stays the format for journald and pipes.
         """
+        from vultr_scraper_core.logs import setup_logging
+
         loaded = self.loaded()
         stream: TextIO = sys.stderr if to_stderr else sys.stdout
         setup_logging(
@@ -77,6 +85,10 @@ class HumanLog:
 
 def human_log_line(line: str) -> str:
     """``07:17:20 scrape-catalog started (try 1/3)``; a line that is not JSON is kept as is."""
+    from datetime import UTC, datetime
+
+    import msgspec
+
     try:
         record = msgspec.json.decode(line)
     except msgspec.DecodeError:
@@ -106,11 +118,18 @@ def fail(message: str, status: int = ExitStatus.FAILURE) -> NoReturn:
 def open_store(loaded: LoadedConfig) -> AbstractAsyncContextManager[Redis]:
     """Redis for one-shot commands: the configured one or the embedded one (reused if a worker
     runs, else started for the command), giving up after about 1.5 s like ``jobs`` does."""
+    from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, open_redis
+
     return open_redis(loaded, outage_budget=CLI_OUTAGE_BUDGET)
 
 
 def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T:
     """Run ``work`` against Redis; exit 69 when it is unreachable, 1 when it refuses a command."""
+    import asyncio
+
+    from redis.exceptions import RedisError, ResponseError
+
+    from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 
     async def main() -> T:
         async with open_store(loaded) as redis:
@@ -129,6 +148,8 @@ def one_line(text: str) -> str:
 
 
 def print_json(document: Any) -> None:
+    import msgspec
+
     click.echo(msgspec.json.format(msgspec.json.encode(document), indent=2).decode())
 
 

@@ -7,9 +7,7 @@ import re
 from typing import Any
 
 import click
-import msgspec
 
-from vultr_scraper_core.config import config_to_dict
 from vultr_scraper_worker.cli.common import State, json_option, print_json
 
 MASK = "***"
@@ -40,6 +38,8 @@ def check(state: State, as_json: bool) -> None:
 @click.pass_obj
 def show(state: State, as_json: bool) -> None:
     """Print the effective configuration (defaults, file, environment); secrets masked."""
+    from vultr_scraper_core.config import config_to_dict
+
     loaded = state.loaded()
     document: dict[str, Any] = {
         "source": loaded.source,
@@ -95,6 +95,8 @@ def _toml_key(key: str) -> str:
 
 def _toml_string(value: str) -> str:
     # A JSON string is a valid TOML basic string (same escapes, \uXXXX included).
+    import msgspec
+
     return msgspec.json.encode(value).decode()
 
 

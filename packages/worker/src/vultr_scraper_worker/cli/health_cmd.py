@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from redis.asyncio import Redis
 
-from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.formats import format_time
-from vultr_scraper_core.store.health import HealthStore
-from vultr_scraper_jobs.health import configured_endpoints
 from vultr_scraper_worker.cli.common import (
     State,
     json_option,
@@ -19,6 +13,13 @@ from vultr_scraper_worker.cli.common import (
     print_table,
     with_redis,
 )
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from redis.asyncio import Redis
+
+    from vultr_scraper_core.config import LoadedConfig
 
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 COLUMNS = ("endpoint", "state", "since", "last_check", "status", "latency_ms", "up_24h", "up_7d")
@@ -32,6 +33,12 @@ async def health_report(
     loaded: LoadedConfig, redis: Redis, now: datetime | None = None
 ) -> dict[str, Any]:
     """The document ``health --json`` prints (also used by the table)."""
+    from datetime import UTC, datetime
+
+    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_core.store.health import HealthStore
+    from vultr_scraper_jobs.health import configured_endpoints
+
     config = loaded.config
     moment = now or datetime.now(UTC)
     endpoints = configured_endpoints(config)

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import msgspec
-from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 
-from vultr_scraper_core.config import LoadedConfig, state_dir
-from vultr_scraper_core.embedded_redis import EmbeddedRedis, EmbeddedRedisError, answers_ping
-from vultr_scraper_core.formats import format_time, format_unix
 from vultr_scraper_worker.cli.common import (
     State,
     fail,
@@ -24,22 +15,17 @@ from vultr_scraper_worker.cli.common import (
     one_line,
     print_json,
     print_table,
+    with_redis,
 )
-from vultr_scraper_worker.enqueue import enqueue_job, open_queue
 from vultr_scraper_worker.exit_status import ExitStatus
-from vultr_scraper_worker.plans import (
-    JobPlan,
-    describe_schedule,
-    job_overview,
-    load_job_set,
-    plan_jobs,
-)
-from vultr_scraper_worker.records.failed import FailedJobs, RetryRefused
-from vultr_scraper_worker.records.heartbeats import Heartbeat, Heartbeats
-from vultr_scraper_worker.records.queue import queue_snapshot
-from vultr_scraper_worker.records.runs import JobHistory
-from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET
-from vultr_scraper_worker.worker_main import run_worker
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+    from redis.asyncio import Redis
+
+    from vultr_scraper_core.config import LoadedConfig
+    from vultr_scraper_worker.plans import JobPlan
+    from vultr_scraper_worker.records.heartbeats import Heartbeat
 
 T = TypeVar("T")
 
@@ -57,6 +43,8 @@ def register(group: click.Group) -> None:
 
 def parse_arg(text: str) -> Any:
     """A job argument from the command line: a JSON value if it parses, else the text."""
+    import msgspec
+
     try:
         return msgspec.json.decode(text)
     except msgspec.DecodeError:
@@ -65,6 +53,8 @@ def parse_arg(text: str) -> Any:
 
 def check_arguments(plan: JobPlan, values: Sequence[Any]) -> None:
     """Exit 2 when JOB's function cannot take ``values`` (it would only fail in the worker)."""
+    import inspect
+
     try:
         signature = inspect.signature(plan.spec.function)
     except (TypeError, ValueError):
@@ -87,11 +77,20 @@ def check_arguments(plan: JobPlan, values: Sequence[Any]) -> None:
 
 
 def _plans(loaded: LoadedConfig, jobs_module: str | None) -> list[JobPlan]:
+    from vultr_scraper_worker.plans import load_job_set, plan_jobs
+
     return plan_jobs(loaded.config, load_job_set(jobs_module))
 
 
 def _with_queue(loaded: LoadedConfig, action: Callable[[ArqRedis], Awaitable[T]]) -> T:
     """Run ``action`` against the queue; Redis being unreachable exits with status 69."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+    from vultr_scraper_worker.enqueue import open_queue
+    from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET
 
     async def main() -> T:
         async with open_queue(loaded, outage_budget=CLI_OUTAGE_BUDGET) as queue:
@@ -115,6 +114,9 @@ def worker(state: State, burst: bool, jobs_module: str | None) -> None:
     unreachable longer than worker.redis_outage_budget, 1 on an unexpected error, 78 on a
     configuration error.
     """
+    from vultr_scraper_worker.plans import load_job_set
+    from vultr_scraper_worker.worker_main import run_worker
+
     loaded = state.loaded()
     state.setup_logging(to_stderr=False)
     sys.exit(run_worker(loaded, jobs=load_job_set(jobs_module), burst=burst))
@@ -148,6 +150,8 @@ def enqueue(
     is already queued, running or recently done, 2 unknown job or wrong arguments, 69 Redis
     unavailable.
     """
+    from vultr_scraper_worker.enqueue import enqueue_job
+
     loaded = state.loaded()
     plans = {plan.name: plan for plan in _plans(loaded, jobs_module)}
     if job_name not in plans:
@@ -179,6 +183,11 @@ def enqueue(
 @click.pass_obj
 def jobs(state: State, limit: int, as_json: bool, jobs_module: str | None) -> None:
     """Queued and running jobs, failed jobs with their errors, recent runs and schedules."""
+    from vultr_scraper_worker.plans import describe_schedule, job_overview
+    from vultr_scraper_worker.records.failed import FailedJobs
+    from vultr_scraper_worker.records.queue import queue_snapshot
+    from vultr_scraper_worker.records.runs import JobHistory
+
     loaded = state.loaded()
     config = loaded.config
     plans = _plans(loaded, jobs_module)
@@ -210,6 +219,8 @@ def jobs(state: State, limit: int, as_json: bool, jobs_module: str | None) -> No
 
 
 def _print_jobs(document: dict[str, Any]) -> None:
+    from vultr_scraper_core.formats import format_unix
+
     def section(title: str) -> None:
         click.echo(f"\n{title}")
 
@@ -293,6 +304,10 @@ def _print_jobs(document: dict[str, Any]) -> None:
 
 def _shown(value: str | None) -> str | None:
     """A time from the JSON document (RFC 3339 text) as the table shows times."""
+    from datetime import datetime
+
+    from vultr_scraper_core.formats import format_time
+
     return format_time(datetime.fromisoformat(value)) if value else None
 
 
@@ -301,6 +316,8 @@ def _seconds(value: float | None) -> str | None:
 
 
 def _args(job: dict[str, Any]) -> str:
+    import msgspec
+
     parts = [msgspec.json.encode(arg).decode() for arg in job.get("args") or []]
     parts += [
         f"{key}={msgspec.json.encode(value).decode()}"
@@ -335,6 +352,8 @@ def retry(state: State, job_id: str, as_json: bool) -> None:
     retryable, or already retried (the message names the job it was retried as), 69 Redis
     unavailable.
     """
+    from vultr_scraper_worker.records.failed import FailedJobs, RetryRefused
+
     loaded = state.loaded()
     config = loaded.config
 
@@ -363,6 +382,13 @@ def retry(state: State, job_id: str, as_json: bool) -> None:
 @click.pass_obj
 def check(state: State, max_age: float | None, as_json: bool) -> None:
     """Exit 0 if a worker heartbeat is fresh, else 69 with the reason (for probes and systemd)."""
+    import msgspec
+
+    from vultr_scraper_core.config import state_dir
+    from vultr_scraper_core.embedded_redis import EmbeddedRedis, answers_ping
+    from vultr_scraper_core.formats import format_unix
+    from vultr_scraper_worker.records.heartbeats import Heartbeats
+
     loaded = state.loaded()
     config = loaded.config
     limit = max_age if max_age is not None else 2 * config.worker.health_check_interval + 5
@@ -388,10 +414,10 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
             report(False, f"no worker running: the embedded Redis at {server.socket} is down", [])
             return
 
-    async def action(queue: ArqRedis) -> tuple[float, list[Heartbeat]]:
-        return await Heartbeats(queue, config.redis.key_prefix).latest()
+    async def action(redis: Redis) -> tuple[float, list[Heartbeat]]:
+        return await Heartbeats(redis, config.redis.key_prefix).latest()
 
-    now, beats = _with_queue(loaded, action)
+    now, beats = with_redis(loaded, action)
     workers: list[dict[str, Any]] = []
     for beat in beats:
         age = max(0.0, now - beat.at)

@@ -7,16 +7,10 @@ backoff up to ``worker.max_tries``, and the same history and failed-job records.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import uuid
 from typing import Any
 
 import click
-from redis.exceptions import RedisError
 
-from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_worker.cli.common import (
     State,
     fail,
@@ -27,11 +21,7 @@ from vultr_scraper_worker.cli.common import (
     quiet_option,
 )
 from vultr_scraper_worker.cli.queue_cmd import check_arguments, jobs_module_option, parse_arg
-from vultr_scraper_worker.enqueue import make_enqueue, open_queue
 from vultr_scraper_worker.exit_status import ExitStatus, for_job_status
-from vultr_scraper_worker.plans import load_job_set, plan_jobs
-from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, job_context
-from vultr_scraper_worker.wrapper import JobRunner, run_inline
 
 
 @click.command("run", short_help="Run one job now in this process and print its result.")
@@ -60,6 +50,19 @@ def run(
     Exit status: 0 success, 1 failed, 2 unknown job or wrong arguments, 3 quarantined (data
     held back, see `vultr-scraper quarantine`), 69 Redis unavailable, 78 configuration error.
     """
+    import asyncio
+    import os
+    import socket
+    import uuid
+
+    from redis.exceptions import RedisError
+
+    from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+    from vultr_scraper_worker.enqueue import make_enqueue, open_queue
+    from vultr_scraper_worker.plans import load_job_set, plan_jobs
+    from vultr_scraper_worker.runtime import CLI_OUTAGE_BUDGET, job_context
+    from vultr_scraper_worker.wrapper import JobRunner, run_inline
+
     loaded = state.loaded()
     plans = {plan.name: plan for plan in plan_jobs(loaded.config, load_job_set(jobs_module))}
     if job_name not in plans:
