@@ -15,6 +15,8 @@
   loguru,
   msgspec,
   prometheus-client,
+  jinja2,
+  markupsafe,
   redis,
   # `redis-server` (the top-level `redis` package) is put on the CLI's PATH: with no redis.url
   # configured the CLI starts its own redis-server under the state directory.
@@ -47,6 +49,8 @@ import ./python-package.nix inputs {
     loguru
     msgspec
     prometheus-client
+    jinja2
+    markupsafe
     redis
   ];
 

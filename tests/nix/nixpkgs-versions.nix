@@ -12,7 +12,9 @@
   dnspython = "2.7.0";
   hatchling = "1.27.0";
   hiredis = "3.2.1";
+  jinja2 = "3.1.6";
   loguru = "0.7.3";
+  markupsafe = "3.0.2";
   msgspec = "0.19.0";
   prometheus-client = "0.22.1";
   pyarrow = "21.0.0";

@@ -2,22 +2,21 @@
 
 Plain HTML and CSS, no JavaScript: the retry and run-now buttons are forms that post to the API
 with the login cookie (see ``auth``), and the API answers a form post with a redirect back here.
-Every value goes through ``html.render``/``escape``.
+Rendered by Jinja2 (``templating``, autoescaped) from ``templates/overview.html``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
-from vultr_scraper_core import __version__
-from vultr_scraper_core.describe import describe_event, plural
+from vultr_scraper_core.describe import plural
 from vultr_scraper_core.formats import from_unix
-from vultr_scraper_core.store.changes import ChangeEvent
 from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.auth import (
     Access,
@@ -26,327 +25,79 @@ from vultr_scraper_worker.api.auth import (
     set_session_cookie,
 )
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.html import Markup, join, render, static_file, template
 from vultr_scraper_worker.api.params import text
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
+from vultr_scraper_worker.api.templating import HTML, page, static_file
 from vultr_scraper_worker.plans import JobOverview, JobPlan, describe_schedule
-from vultr_scraper_worker.records.failed import FailedJob
-from vultr_scraper_worker.records.queue import QueueSnapshot
 
-HTML = "text/html"
-CHANGES_ON_PAGE = 15
 FAILED_ON_PAGE = 25
 
 
-# -- formatting ----------------------------------------------------------------------------
+@dataclass
+class JobRow:
+    name: str
+    description: str
+    schedule_text: str
+    last_run: Any
+    last_end: datetime | None
+    last_success: datetime | None
+    next_run: datetime | None
+    can_run: bool
 
 
-def ago(moment: datetime, now: datetime) -> str:
-    """``3 min ago`` / ``in 12 min``: coarse, for people."""
-    seconds = (now - moment).total_seconds()
-    future = seconds < 0
-    seconds = abs(seconds)
-    if seconds < 60:
-        amount = f"{int(seconds)} s"
-    elif seconds < 3600:
-        amount = f"{int(seconds // 60)} min"
-    elif seconds < 48 * 3600:
-        amount = f"{seconds / 3600:.1f} h"
-    else:
-        amount = f"{int(seconds // 86400)} days"
-    return f"in {amount}" if future else f"{amount} ago"
+@dataclass
+class EndpointRow:
+    name: str
+    url: str | None
+    state: Any
+    latency: str
+    uptime_24h: str
+    error: str
 
 
-def when(moment: datetime | None, now: datetime) -> Markup:
-    if moment is None:
-        return Markup('<span class="muted">never</span>')
-    moment = moment.astimezone(UTC)
-    return render(
-        '<time datetime="{iso}" title="{iso}">{short}</time> <span class="muted">({rel})</span>',
-        iso=moment.isoformat(),
-        short=moment.strftime("%Y-%m-%d %H:%M UTC"),
-        rel=ago(moment, now),
-    )
-
-
-def badge(word: str) -> Markup:
-    return render('<span class="badge {cls}">{word}</span>', cls=word.lower(), word=word)
-
-
-def empty(message: str) -> Markup:
-    return render('<p class="empty">{message}</p>', message=message)
-
-
-Cell = tuple[str, Markup | str]  # (css class, content)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> Markup:
-    """A table whose cells carry their column name (``data-label``): on a phone each row is
-    shown as a small card of "label: value" lines instead of a table too wide to read."""
-    head = join((render("<th>{h}</th>", h=header) for header in headers), "")
-    body = join(
-        render(
-            "<tr>{cells}</tr>",
-            cells=join(
-                (
-                    render(
-                        '<td class="{cls}" data-label="{label}"><div>{value}</div></td>',
-                        cls=cls,
-                        label=label,
-                        value=value,
-                    )
-                    for label, (cls, value) in zip(headers, row, strict=True)
-                ),
-                "",
-            ),
-        )
-        for row in rows
-    )
-    return render(
-        '<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-        "</table></div>",
-        head=head,
-        body=body,
-    )
-
-
-def post_button(action: str, label: str, *, secondary: bool = False) -> Markup:
-    return render(
-        '<form class="inline" method="post" action="{action}">'
-        '<button type="submit"{cls}>{label}</button></form>',
-        action=action,
-        label=label,
-        cls=Markup(' class="secondary"') if secondary else Markup(""),
-    )
-
-
-def layout(request: web.Request, title: str, body: Markup) -> Markup:
-    state = state_of(request)
-    session = Markup("")
-    if state.auth.configured:
-        if state.auth.session_valid(request):
-            session = post_button("/logout", "Log out", secondary=True)
-        else:
-            session = Markup('<a href="/login">Log in</a>')
-    return render(
-        template("layout.html"),
-        title=title,
-        body=body,
-        session=session,
-        version=__version__,
-        now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    )
-
-
-def html_response(
-    markup: Markup, *, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        text=str(markup), status=status, content_type=HTML, charset="utf-8", headers=headers
-    )
-
-
-# -- sections ------------------------------------------------------------------------------
-
-
-NONE = Markup('<span class="muted">-</span>')
-
-
-def _jobs_table(
-    jobs: Sequence[JobOverview], plans: Sequence[JobPlan], now: datetime, can_write: bool
-) -> Markup:
+def _job_rows(
+    jobs: Sequence[JobOverview], plans: Sequence[JobPlan], can_write: bool
+) -> list[JobRow]:
     schedules = {plan.name: plan.schedule for plan in plans}
     takes_arguments = {plan.name for plan in plans if reads_jobs.needs_arguments(plan)}
-    rows: list[list[Cell]] = []
+    rows = []
     for job in jobs:
-        last = job.last_run
-        outcome = badge(last.outcome) if last else NONE
-        if last is not None and last.error:
-            outcome = render('{b} <span class="muted">{e}</span>', b=outcome, e=last.error)
         schedule = schedules.get(job.name)
-        button = (
-            post_button(f"/api/v1/jobs/{job.name}/enqueue", "Run now", secondary=True)
-            if can_write and job.name not in takes_arguments
-            else NONE
-        )
         rows.append(
-            [
-                (
-                    "",
-                    render(
-                        '<strong>{name}</strong><br><span class="muted">{desc}</span>',
-                        name=job.name,
-                        desc=job.description,
-                    ),
-                ),
-                ("", describe_schedule(schedule) if schedule else job.schedule),
-                ("when", when(from_unix(last.end) if last else None, now)),
-                ("error", outcome),
-                ("when", when(job.last_success, now)),
-                ("when", when(job.next_run, now) if job.next_run else NONE),
-                ("", button),
-            ]
+            JobRow(
+                name=job.name,
+                description=job.description,
+                schedule_text=describe_schedule(schedule) if schedule else job.schedule,
+                last_run=job.last_run,
+                last_end=from_unix(job.last_run.end) if job.last_run else None,
+                last_success=job.last_success,
+                next_run=job.next_run,
+                can_run=can_write and job.name not in takes_arguments,
+            )
         )
-    headers = ["Job", "Schedule", "Last run", "Outcome", "Last success", "Next run", "Action"]
-    return table(headers, rows)
+    return rows
 
 
-def _queue_table(queue: QueueSnapshot, now: datetime) -> Markup:
-    if not queue.jobs:
-        return empty("The queue is empty.")
-    rows: list[list[Cell]] = [
-        [
-            ("mono", job.id),
-            ("", job.function),
-            ("", badge(job.state)),
-            ("when", when(from_unix(job.due_at), now)),
-            ("num", str(job.tries)),
-        ]
-        for job in queue.jobs
-    ]
-    return table(["Id", "Job", "State", "Due", "Tries"], rows)
-
-
-def _failed_table(failed: Sequence[FailedJob], now: datetime, can_write: bool) -> Markup:
-    if not failed:
-        return empty("No failed jobs.")
-    rows: list[list[Cell]] = []
-    for job in failed:
-        if job.retried_as:
-            action = render('<span class="muted">retried as {id}</span>', id=job.retried_as)
-        elif not job.retryable:
-            action = Markup('<span class="muted">not retryable</span>')
-        elif can_write:
-            action = post_button(f"/api/v1/jobs/{job.id}/retry", "Retry")
-        else:
-            action = Markup('<span class="muted">log in to retry</span>')
-        rows.append(
-            [
-                (
-                    "",
-                    render(
-                        '<strong>{f}</strong><br><span class="mono muted">{id}</span>',
-                        f=job.function,
-                        id=job.id,
-                    ),
-                ),
-                (
-                    "error",
-                    render('<span class="mono">{t}</span>: {e}', t=job.error_type, e=job.error),
-                ),
-                ("num", str(job.tries)),
-                ("when", when(from_unix(job.failed_at), now)),
-                ("", action),
-            ]
-        )
-    return table(["Job", "Error", "Tries", "Failed", "Action"], rows)
-
-
-def _changes_table(events: Sequence[ChangeEvent], now: datetime) -> Markup:
-    if not events:
-        return empty("No changes recorded yet.")
-    rows: list[list[Cell]] = [
-        [
-            ("when", when(event.at, now)),
-            ("", str(event.kind)),
-            ("mono", event.subject),
-            ("", event.region or ""),
-            ("error", describe_event(event)),
-        ]
-        for event in events
-    ]
-    return table(["When", "Kind", "Subject", "Region", "Change"], rows)
-
-
-def _cheapest_table(cheapest: Sequence[reads_catalog.RegionCheapest]) -> Markup:
-    if not cheapest:
-        return empty("No in-stock plan known yet (stock is checked by scrape-availability).")
-    rows: list[list[Cell]] = [
-        [
-            (
-                "",
-                render(
-                    '<strong>{r}</strong> <span class="muted">{c}</span>',
-                    r=item.region,
-                    c=item.city or "",
-                ),
-            ),
-            ("mono", item.plan),
-            ("num", f"${item.monthly}"),
-            ("num", str(item.vcpu) if item.vcpu is not None else "-"),
-            ("num", f"{item.ram_mb / 1024:g} GB" if item.ram_mb is not None else "-"),
-            ("", item.plan_type or ""),
-        ]
-        for item in cheapest
-    ]
-    return table(["Region", "Plan", "$/month", "vCPU", "RAM", "Type"], rows)
-
-
-def _health_table(endpoints: Sequence[reads_health.EndpointHealth], now: datetime) -> Markup:
-    if not endpoints:
-        return empty("No endpoints are checked ([[health.endpoints]] in the configuration).")
-    rows: list[list[Cell]] = []
+def _endpoint_rows(endpoints: Sequence[reads_health.EndpointHealth]) -> list[EndpointRow]:
+    rows = []
     for endpoint in endpoints:
-        state = endpoint.state
-        last = state.last
-        latency = f"{last.latency_ms:.0f} ms" if last and last.latency_ms is not None else "-"
+        last = endpoint.state.last
         day = endpoint.uptime.get("24h")
         ratio = day.ratio if day else None
         rows.append(
-            [
-                (
-                    "",
-                    render(
-                        '<strong>{n}</strong><br><span class="mono muted">{u}</span>',
-                        n=endpoint.name,
-                        u=endpoint.url or "(no longer configured)",
-                    ),
+            EndpointRow(
+                name=endpoint.name,
+                url=endpoint.url,
+                state=endpoint.state,
+                latency=(
+                    f"{last.latency_ms:.0f} ms" if last and last.latency_ms is not None else "-"
                 ),
-                ("", badge(state.state)),
-                ("when", when(state.since, now)),
-                ("num", latency),
-                ("num", f"{ratio * 100:.2f} %" if ratio is not None else "-"),
-                ("error", last.error if last and not last.ok else ""),
-            ]
-        )
-    return table(["Endpoint", "State", "Since", "Latency", "Uptime 24 h", "Last error"], rows)
-
-
-def _notices(
-    request: web.Request, args: Mapping[str, Any], summary: reads_catalog.CatalogSummary
-) -> Markup:
-    notices: list[Markup] = []
-    if args.get("retried"):
-        notices.append(
-            render(
-                '<div class="notice" role="status">Failed job re-enqueued as <code>{id}</code>.'
-                "</div>",
-                id=args["retried"],
+                uptime_24h=f"{ratio * 100:.2f} %" if ratio is not None else "-",
+                error=last.error or "" if last and not last.ok else "",
             )
         )
-    if args.get("enqueued"):
-        notices.append(
-            render(
-                '<div class="notice" role="status">Job enqueued as <code>{id}</code>.</div>',
-                id=args["enqueued"],
-            )
-        )
-    quarantine = summary.quarantine
-    if quarantine is not None:
-        reasons = join((render("<li>{r}</li>", r=reason) for reason in quarantine.reasons), "")
-        notices.append(
-            render(
-                '<div class="notice bad" role="alert"><h2>Catalogue scrape quarantined</h2>'
-                "<p>A scrape fetched at {fetched} failed the plausibility gate, so the previous "
-                "catalogue stays current and nothing was retired.{partial}</p><ul>{reasons}</ul>"
-                "</div>",
-                fetched=quarantine.fetched_at.strftime("%Y-%m-%d %H:%M UTC"),
-                partial=" The fetch was incomplete." if not quarantine.complete else "",
-                reasons=reasons,
-            )
-        )
-    return join(notices)
+    return rows
 
 
 def _catalog_counts(counts: dict[str, int]) -> str:
@@ -368,50 +119,40 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     jobs = await reads_jobs.scheduled_jobs(state, now)
     queue = await reads_jobs.queue_status(state)
     failed_count, failed = await reads_jobs.failed_jobs(state, FAILED_ON_PAGE)
-    changes = await reads_catalog.latest_changes(state, CHANGES_ON_PAGE, [])
     cheapest = await reads_catalog.cheapest_in_stock(state)
     endpoints = await reads_health.endpoint_health(state, now)
-    if not state.auth.configured:
-        hint = Markup(
-            '<p class="muted">Retry and run-now buttons appear once an API token is configured '
-            "(<code>[http] token_file</code>) and you are logged in.</p>"
-        )
-    elif not can_write:
-        hint = Markup('<p class="muted"><a href="/login">Log in</a> to retry or run jobs.</p>')
-    else:
-        hint = Markup("")
+    change_count = await reads_catalog.change_count(state)
+    latest = await reads_catalog.latest_changes(state, 1, [])
     counts = summary.counts
-    body = render(
-        template("status.html"),
-        notices=_notices(request, args, summary),
-        health_class="ok" if fresh else "bad",
-        health_word="fresh" if fresh else "stale",
-        health_reason=reason,
-        last_success_ago=ago(summary.last_success, now) if summary.last_success else "never",
-        last_success=when(summary.last_success, now),
+    return page(
+        request,
+        "overview.html",
+        now=now,
+        notices=args,
+        quarantine=summary.quarantine,
+        summary=summary,
+        fresh=fresh,
+        fresh_reason=reason,
         plan_count=plural(counts.get("plans", 0) + counts.get("metal", 0), "plan"),
         catalog_counts=_catalog_counts(counts),
+        queue=queue,
         queue_total=plural(queue.total, "job"),
-        queue_detail=f"{len(queue.running)} running, {failed_count} failed",
-        auth_hint=hint,
-        jobs_table=_jobs_table(jobs, state.plans, now, can_write),
-        queue_table=_queue_table(queue, now),
-        failed_count=str(failed_count),
-        failed_table=_failed_table(failed, now, can_write),
-        changes_table=_changes_table(changes, now),
-        cheapest_table=_cheapest_table(cheapest),
-        health_table=_health_table(endpoints, now),
+        can_write=can_write,
+        jobs=_job_rows(jobs, state.plans, can_write),
+        failed_count=failed_count,
+        failed=failed,
+        cheapest=cheapest,
+        endpoints=_endpoint_rows(endpoints),
+        changes_total=plural(change_count, "change"),
+        latest_change=latest[0] if latest else None,
     )
-    return html_response(layout(request, "vultr-scraper status", body))
 
 
 # -- login, logout, errors, stylesheet -----------------------------------------------------
 
 
 def login_form(request: web.Request, message: str = "", *, status: int = 200) -> web.Response:
-    notice = render('<div class="notice bad">{m}</div>', m=message) if message else Markup("")
-    body = render(template("login.html"), message=notice)
-    return html_response(layout(request, "Log in - vultr-scraper", body), status=status)
+    return page(request, "login.html", message=message, status=status)
 
 
 async def login_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -458,9 +199,14 @@ def error_page(
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Error"
-    body = render(template("error.html"), status=status, reason=reason, message=message)
-    return html_response(
-        layout(request, f"{status} {reason}", body), status=status, headers=headers
+    return page(
+        request,
+        "error.html",
+        status=status,
+        code=status,
+        headers=headers,
+        reason=reason,
+        message=message,
     )
 
 
