@@ -9,7 +9,10 @@ Columns (documented in docs/catalogue.md):
   valid_from, valid_to``; one row per (plan, region, price kind) and interval;
 * ``stock``: ``plan, region, start, end`` (``end`` empty: still in stock);
 * ``changes``: ``id, kind, at, subject, region, field, old, new, detail`` (JSON text values);
-* ``catalog``: one row per (plan, region) as ``plans`` lists them, at ``until`` (default now).
+* ``catalog``: one row per (plan, region) as ``plans`` lists them, at ``until`` (default now);
+* ``snapshot``: the current catalogue as one SQLite file (``history.snapshot``).
+
+``export(history, what, fmt, since, until)`` gives the row count and the bytes as chunks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, BinaryIO
@@ -25,20 +29,46 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vultr_scraper_core.history import tables
+from vultr_scraper_core.history import EXPORT_FORMATS, EXPORTS, export_problem, tables
 from vultr_scraper_core.history.query import History
 from vultr_scraper_core.models import Catalogue, CloudPlan, Plan
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow
 
-WHAT = ("prices", "stock", "changes", "catalog")
-FORMATS = ("csv", "parquet", "jsonl")
+WHAT = EXPORTS
+FORMATS = EXPORT_FORMATS
 GPUHUNT_COLUMNS = (
     "instance_name", "location", "price", "cpu", "memory", "gpu_count", "gpu_name",
     "gpu_memory", "spot", "disk_size", "gpu_vendor", "flags",
 )  # fmt: skip
 PRICE_COLUMNS = (*GPUHUNT_COLUMNS, "price_kind", "valid_from", "valid_to")
 _TIME = tables.TIME
+
+
+@dataclass(frozen=True)
+class Export:
+    rows: int | None  # None: the snapshot (a file of several tables)
+    chunks: Iterator[bytes]
+
+
+async def export(
+    history: History,
+    what: str,
+    fmt: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Export:
+    """``what`` as ``fmt``; a ValueError says why a combination is not offered."""
+    problem = export_problem(what, fmt)
+    if problem is not None:
+        raise ValueError(problem)
+    if what == "snapshot":
+        from vultr_scraper_core.history.snapshot import snapshot_sqlite
+
+        data = await snapshot_sqlite(history.redis, history.prefix)
+        return Export(rows=None, chunks=iter([data]))
+    found = await export_table(history, what, since, until)
+    return Export(rows=found.num_rows, chunks=chunks(found, fmt))
 
 
 async def export_table(

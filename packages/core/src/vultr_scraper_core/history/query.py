@@ -20,9 +20,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from vultr_scraper_core.config import Config, Secrets
 from vultr_scraper_core.history import prices as price_history
 from vultr_scraper_core.history import tables
-from vultr_scraper_core.history.files import Archive, ArchiveError
+from vultr_scraper_core.history.files import Archive, ArchiveError, archive_from_config
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
 from vultr_scraper_core.history.window import DAY, DayFiles, Window, day_start, parse_day
 from vultr_scraper_core.models import Catalogue
@@ -41,12 +42,28 @@ from vultr_scraper_core.store.stock import StockCheckpoint, StockStore, apply_fl
 
 
 class History:
+    """Reads history wherever it lives. Every method may raise ``ArchiveError`` (naming the
+    file) when the answer needs an archive file that is missing or unreadable; answers from
+    the window alone never touch the archive."""
+
     def __init__(self, redis: Redis, prefix: str, archive: Archive | None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.archive = archive
         self.window = Window(redis, prefix)
         self.redis_past = RedisPast(redis, prefix)
+
+    @classmethod
+    def from_config(
+        cls, redis: Redis, config: Config, secrets: Secrets, archive: Archive | None = None
+    ) -> History:
+        """The history of the configured store and archive (``archive``: one already open,
+        so that its cache of read files is shared)."""
+        return cls(
+            redis,
+            config.redis.key_prefix,
+            archive if archive is not None else archive_from_config(config, secrets),
+        )
 
     def _archive(self) -> Archive:
         if self.archive is None:

@@ -19,6 +19,7 @@ from vultr_scraper_worker.api.openapi import build_document
 from vultr_scraper_worker.api.page import ROUTES as PAGE_ROUTES
 from vultr_scraper_worker.api.page import error_page
 from vultr_scraper_worker.api.routes_catalog import ROUTES as CATALOG_ROUTES
+from vultr_scraper_worker.api.routes_export import ROUTES as EXPORT_ROUTES
 from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
 from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
 from vultr_scraper_worker.api.routing import Response, Route, json_response
@@ -59,6 +60,7 @@ def all_routes() -> list[Route]:
         *METRICS_ROUTES,
         *FEED_ROUTES,
         *CATALOG_ROUTES,
+        *EXPORT_ROUTES,
         *JOBS_ROUTES,
         OPENAPI_ROUTE,
     ]

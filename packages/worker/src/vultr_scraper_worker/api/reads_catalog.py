@@ -4,9 +4,13 @@ and ``availability`` commands)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+
+from loguru import logger
 
 from vultr_scraper_core.store.catalog import QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
@@ -18,6 +22,7 @@ from vultr_scraper_core.store.queries import (
     find_plans,
     stock,
 )
+from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.state import ApiState
 
 
@@ -98,8 +103,28 @@ def freshness(
     return True, f"the last successful catalogue scrape was {max(age, 0):.0f} s ago"
 
 
+@contextmanager
+def archive_errors() -> Iterator[None]:
+    """An archive file that is missing or unreadable: logged with its name, and a 500 that
+    says so without showing the server's paths."""
+    from vultr_scraper_core.history.files import ArchiveError
+
+    try:
+        yield
+    except ArchiveError as error:
+        logger.warning("HTTP API: history archive: {}", error)
+        raise ApiError(
+            500,
+            "the history archive could not be read for this time range "
+            "(the worker's log names the file)",
+        ) from None
+
+
 async def plans(state: ApiState, flt: PlanFilter, at: datetime | None = None) -> list[PlanRow]:
-    return await find_plans(state.redis, state.prefix, flt, at)
+    if at is None:
+        return await find_plans(state.redis, state.prefix, flt)
+    with archive_errors():
+        return await state.history().plans(flt, at)
 
 
 async def stock_rows(
@@ -160,10 +185,10 @@ async def read_changes(
         return []  # nothing was recorded before 1970; Redis refuses negative ids
     if since is not None and since <= EPOCH:
         since = None
-    feed = ChangeFeed(state.redis, state.prefix)
-    return await feed.read(
-        after=after, since=since, until=until, kinds=kinds or None, subject=subject, limit=limit
-    )
+    with archive_errors():
+        return await state.history().changes(
+            after=after, since=since, until=until, kinds=kinds or None, subject=subject, limit=limit
+        )
 
 
 async def latest_changes(state: ApiState, limit: int, kinds: list[str]) -> list[ChangeEvent]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from arq.connections import ArqRedis
@@ -11,6 +12,10 @@ from arq.connections import ArqRedis
 from vultr_scraper_core.config import Config, LoadedConfig, Secrets
 from vultr_scraper_worker.api.auth import Authenticator
 from vultr_scraper_worker.plans import JobPlan
+
+if TYPE_CHECKING:
+    from vultr_scraper_core.history.files import Archive
+    from vultr_scraper_core.history.query import History
 
 
 @dataclass
@@ -21,6 +26,7 @@ class ApiState:
     started_at: datetime
     auth: Authenticator
     plans: list[JobPlan]  # the jobs this worker serves, with their schedules
+    _archive: Archive | None = field(default=None, repr=False)  # opened on first use
 
     @classmethod
     def create(cls, loaded: LoadedConfig, redis: ArqRedis, plans: list[JobPlan]) -> ApiState:
@@ -39,6 +45,16 @@ class ApiState:
     @property
     def prefix(self) -> str:
         return self.config.redis.key_prefix
+
+    def history(self) -> History:
+        """History across the Redis window and the archive (one archive, and so one cache of
+        read files, per server)."""
+        from vultr_scraper_core.history.files import archive_from_config
+        from vultr_scraper_core.history.query import History
+
+        if self._archive is None:
+            self._archive = archive_from_config(self.config, self.secrets)
+        return History(self.redis, self.prefix, self._archive)
 
 
 STATE_KEY = web.AppKey("vultr_scraper_api_state", ApiState)

@@ -12,6 +12,7 @@ from vultr_scraper_worker.cli import (
     alerts_cmd,
     catalog_cmd,
     config_cmd,
+    export_cmd,
     health_cmd,
     queue_cmd,
     run_cmd,
@@ -63,6 +64,7 @@ queue_cmd.register(cli)  # worker, enqueue, jobs, retry, check
 cli.add_command(health_cmd.health)
 cli.add_command(alerts_cmd.alerts)
 catalog_cmd.register(cli)  # plans, changes, availability, quarantine
+cli.add_command(export_cmd.export)
 
 
 def main() -> None:

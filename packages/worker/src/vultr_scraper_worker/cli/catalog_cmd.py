@@ -9,8 +9,8 @@ configured and ``redis-server`` is missing for the embedded one.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -33,8 +33,12 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from vultr_scraper_core.config import LoadedConfig
+    from vultr_scraper_core.history.query import History
     from vultr_scraper_core.store.changes import ChangeEvent
     from vultr_scraper_core.store.queries import PlanRow
+
+T = TypeVar("T")
 
 __all__ = ["one_line", "with_redis"]  # kept importable from here
 
@@ -76,6 +80,22 @@ WHEN = option_value(_time)
 SIZE = option_value(parse_megabytes)
 MONEY = option_value(_money)
 CURSOR = option_value(_cursor)
+
+
+def read_history(loaded: LoadedConfig, work: Callable[[History], Awaitable[T]]) -> T:
+    """Run ``work`` on the history of the store and the archive; an archive file that is
+    missing or unreadable ends the command with its name (status 1)."""
+    from vultr_scraper_core.history.files import ArchiveError
+    from vultr_scraper_core.history.query import History
+
+    async def run(redis: Redis) -> T:
+        history = History.from_config(redis, loaded.config, loaded.secrets)
+        return await work(history)
+
+    try:
+        return with_redis(loaded, run)
+    except ArchiveError as error:
+        fail(f"history archive: {one_line(str(error))}", ExitStatus.FAILURE)
 
 
 def gigabytes(megabytes: int | None) -> str | None:
@@ -205,7 +225,10 @@ def plans(
         in_stock=True if in_stock else None,
     )
     prefix = loaded.config.redis.key_prefix
-    rows = with_redis(loaded, lambda redis: find_plans(redis, prefix, flt, at=at))
+    if at is None:
+        rows = with_redis(loaded, lambda redis: find_plans(redis, prefix, flt))
+    else:
+        rows = read_history(loaded, lambda history: history.plans(flt, at))
     total = len(rows)
     shown = rows[:limit] if limit else rows
     if as_json:
@@ -319,12 +342,14 @@ def changes(
     feed_key = loaded.config.redis.key_prefix
     newest = after is None and since is None and until is None
 
-    async def read(redis: Redis) -> list[ChangeEvent]:
+    async def latest(redis: Redis) -> list[ChangeEvent]:
+        # One more than shown, to tell whether older events exist.
         feed = ChangeFeed(redis, feed_key)
-        if newest:
-            # One more than shown, to tell whether older events exist.
-            return await feed.latest(limit + 1, kinds=set(kinds) or None, subject=subject)
-        return await feed.read(
+        return await feed.latest(limit + 1, kinds=set(kinds) or None, subject=subject)
+
+    async def read(history: History) -> list[ChangeEvent]:
+        # The window and, for older times, the archive.
+        return await history.changes(
             after=after,
             since=since,
             until=until,
@@ -333,7 +358,7 @@ def changes(
             limit=limit,
         )
 
-    events = with_redis(loaded, read)
+    events = with_redis(loaded, latest) if newest else read_history(loaded, read)
     if newest:
         older = len(events) > limit
         events = events[:limit][::-1]
