@@ -15,17 +15,15 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from vultr_scraper_core.formats import format_time, parse_time
 from vultr_scraper_core.history import EXPORT_FORMATS, EXPORTS, export_problem
-from vultr_scraper_worker.cli.catalog_cmd import read_history
-from vultr_scraper_worker.cli.common import State, fail, one_line, option_value, quiet_option
+from vultr_scraper_worker.cli.catalog_cmd import WHEN, read_history
+from vultr_scraper_worker.cli.common import State, fail, one_line, quiet_option
 from vultr_scraper_worker.exit_status import ExitStatus
 
 if TYPE_CHECKING:
     from vultr_scraper_core.history.export import Export
     from vultr_scraper_core.history.query import History
 
-WHEN = option_value(parse_time)
 PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
 
 
@@ -75,6 +73,8 @@ def export(
     if problem is not None:
         raise click.UsageError(problem)
     if since is not None and until is not None and since >= until:
+        from vultr_scraper_core.formats import format_time
+
         raise click.UsageError(
             f"--since ({format_time(since)}) must be before --until ({format_time(until)})"
         )
