@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from vultr_scraper_core.formats import (
     AGE_PATTERN,
     CURSOR_PATTERN,
+    format_instant,
     format_money,
     format_time,
     format_unix,
@@ -78,11 +79,23 @@ def test_a_shown_time_reads_back_to_the_second(moment: datetime) -> None:
     assert parse_time(shown) == moment.replace(microsecond=0)
 
 
-@given(st.integers(min_value=0, max_value=99999), st.sampled_from("mhdw"))
+@given(st.integers(min_value=0, max_value=99999), st.sampled_from("smhdw"))
 def test_every_age_the_pattern_allows_is_a_time(amount: int, unit: str) -> None:
     text = f"{amount}{unit}"
     assert re.fullmatch(AGE_PATTERN, text)
     assert parse_time(text, NOW) <= NOW
+
+
+def test_ages_in_seconds() -> None:
+    assert parse_time("90s", NOW) == NOW - timedelta(seconds=90)
+    assert parse_time("0S", NOW) == NOW
+
+
+@given(st.datetimes(timezones=st.just(UTC), min_value=datetime(1, 1, 2), allow_imaginary=False))
+def test_an_instant_is_written_with_z_and_reads_back_exactly(moment: datetime) -> None:
+    written = format_instant(moment)
+    assert written.endswith("Z") and "+00:00" not in written
+    assert parse_time(written) == moment
 
 
 def test_formatting_times() -> None:

@@ -30,6 +30,7 @@ from vultr_scraper_core.config import (
     StockGateConfig,
     VultrConfig,
 )
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.codec import utcnow
 from vultr_scraper_core.store.stock import StockStore
@@ -104,7 +105,7 @@ async def test_a_sell_out_seen_twice_is_recorded_once_with_events(world: World) 
     assert sorted(event.subject for event in events) == sorted(EWR)
     assert {(event.region, event.old, event.new) for event in events} == {("ewr", True, False)}
     assert all(event.detail["confirmed"] is True for event in events)
-    assert {event.detail["held_since"] for event in events} == {held.observed_at.isoformat()}
+    assert {event.detail["held_since"] for event in events} == {format_instant(held.observed_at)}
     assert await StockStore(world.redis, PREFIX).held() == {}
     intervals = await StockStore(world.redis, PREFIX).intervals(region="ewr")
     assert {pair: spans[-1].end for pair, spans in intervals.items()} == {

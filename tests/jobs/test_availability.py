@@ -48,19 +48,29 @@ async def test_first_check_records_silently_then_intervals_open_and_close(redis:
     )
     assert (gone.old, gone.new) == (True, False)
     assert gone.detail["type"] == "vcg" and gone.detail["gpu_type"] == "NVIDIA_A100"
+    # Times in event details are written like every other time: RFC 3339 with Z.
+    assert gone.detail["previous_since"].endswith("Z") and "+00:00" not in second["checked_at"]
     assert (back.old, back.new) == (False, True)
     assert (third["opened"], fourth["updated"], fourth["events"]) == (1, 0, 0)
 
     intervals = await StockStore(redis, "vs").intervals(plan="vcg-a100-1c-6g-4vram")
     (closed, open_) = intervals["vcg-a100-1c-6g-4vram@fra"]
-    assert closed.start.isoformat() == first["checked_at"]
-    assert closed.end is not None and closed.end.isoformat() == second["checked_at"]
-    assert open_.start.isoformat() == third["checked_at"] and open_.end is None
+    assert closed.start.isoformat().replace("+00:00", "Z") == first["checked_at"]
+    assert (
+        closed.end is not None
+        and closed.end.isoformat().replace("+00:00", "Z") == second["checked_at"]
+    )
+    assert (
+        open_.start.isoformat().replace("+00:00", "Z") == third["checked_at"] and open_.end is None
+    )
     (row,) = await stock(redis, "vs", plan="vcg-a100-1c-6g-4vram", region="fra")
-    assert row.in_stock and row.since.isoformat() == third["checked_at"]
+    assert row.in_stock and row.since.isoformat().replace("+00:00", "Z") == third["checked_at"]
     assert row.last_in_stock is not None
-    assert row.last_in_stock.isoformat() == fourth["checked_at"]
-    assert row.first_seen is not None and row.first_seen.isoformat() == first["checked_at"]
+    assert row.last_in_stock.isoformat().replace("+00:00", "Z") == fourth["checked_at"]
+    assert (
+        row.first_seen is not None
+        and row.first_seen.isoformat().replace("+00:00", "Z") == first["checked_at"]
+    )
 
 
 async def test_going_out_of_stock_remembers_the_last_check_that_listed_it(redis: Redis) -> None:
@@ -72,9 +82,15 @@ async def test_going_out_of_stock_remembers_the_last_check_that_listed_it(redis:
         third = await check(env)
     (row,) = await stock(redis, "vs", plan="vc2-2c-4gb", region="ams")
     assert not row.in_stock
-    assert row.last_in_stock is not None and row.last_in_stock.isoformat() == second["checked_at"]
-    assert row.since.isoformat() == third["checked_at"]
-    assert row.first_seen is not None and row.first_seen.isoformat() == first["checked_at"]
+    assert (
+        row.last_in_stock is not None
+        and row.last_in_stock.isoformat().replace("+00:00", "Z") == second["checked_at"]
+    )
+    assert row.since.isoformat().replace("+00:00", "Z") == third["checked_at"]
+    assert (
+        row.first_seen is not None
+        and row.first_seen.isoformat().replace("+00:00", "Z") == first["checked_at"]
+    )
 
 
 async def test_a_plan_new_to_a_checked_region_is_an_event(redis: Redis) -> None:

@@ -259,3 +259,13 @@ async def test_apprise_unknown_url_is_permanent(http: HttpClient) -> None:
             compose(DOWN, alert="a", sink="pager")
         )
     assert "nosuch://" in str(caught.value)
+
+
+def test_webhook_body_writes_times_with_z() -> None:
+    from vultr_scraper_jobs.sinks.web import render
+
+    sent = datetime(2026, 5, 1, 12, 30, 15, 250000, tzinfo=UTC)
+    message = compose(DOWN, alert="shop-down", sink="hook", now=sent)
+    body = msgspec.json.decode(render(SinkConfig(name="hook", url="http://h/"), None, message).body)
+    assert body["sent_at"] == "2026-05-01T12:30:15.250000Z"
+    assert body["event"]["at"] == "2026-05-01T12:00:00Z"

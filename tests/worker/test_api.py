@@ -308,6 +308,10 @@ async def test_changes_pages_with_a_cursor(redis_url: str, redis: Redis) -> None
         assert none["events"] == []
         future = await api.json("GET", "/api/v1/changes?since=2100-01-01")
         assert future["events"] == []
+        # Ages as the CLI takes them: 30d holds everything, 0s (now) nothing recorded before.
+        month = await api.json("GET", "/api/v1/changes?since=30d")
+        assert [item["id"] for item in month["events"]] == ids
+        assert (await api.json("GET", "/api/v1/changes?since=0s"))["events"] == []
         ancient = await api.json("GET", "/api/v1/changes?until=1900-01-01T00:00:00Z")
         assert ancient["events"] == []
 

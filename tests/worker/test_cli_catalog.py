@@ -158,6 +158,9 @@ def test_changes_filters_and_pages(config: Path, api: FakeVultrAPI) -> None:
     table = invoke(config, "changes", "--plan", "vc2-2c-4gb")
     assert "price_changed" in table.stdout and "20 -> 24" in table.stdout
     assert invoke(config, "changes", "--since", "1h").exit_code == 0
+    # Seconds too, read by the same parser as the API's since=.
+    recent = json_of(invoke(config, "changes", "--since", "3600s", "--limit", "2", "--json"))
+    assert [event["id"] for event in recent["changes"]] == ids[:2]
     future = json_of(invoke(config, "changes", "--since", "2999-01-01", "--json"))
     assert future["changes"] == []
 

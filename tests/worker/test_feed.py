@@ -112,8 +112,17 @@ async def test_kind_filter_and_limit(redis_url: str, redis: Redis) -> None:
     async with running_api(redis_url) as api:
         stock = await fetch(api, "/feed.atom?kind=stock_changed")
         both = await fetch(api, "/feed.atom?kind=stock_changed&kind=plan_added&limit=2")
+        reordered = await fetch(api, "/feed.atom?kind=plan_added&kind=stock_changed")
+        whole = await fetch(api, "/feed.atom?limit=3")
     assert [text(entry, "a:title") for entry in entries(stock)] == ["p1 back in stock in fra"]
     assert len(entries(both)) == 2
+    # Each filtered feed is a feed of its own (its own <id>); the order of kinds and the limit
+    # do not change which feed it is.
+    ids = {name: text(feed, "a:id") for name, feed in [("stock", stock), ("both", both)]}
+    ids["whole"] = text(whole, "a:id")
+    assert len(set(ids.values())) == 3
+    assert text(reordered, "a:id") == ids["both"]
+    assert "stock_changed" in text(stock, "a:title")
 
 
 async def test_markup_in_data_is_escaped(redis_url: str, redis: Redis) -> None:

@@ -7,8 +7,9 @@ what they accept (the CLI turns it into a usage error, the API into a 400).
 
 * A time is a date (``2026-01-15``, midnight UTC), a date and time (``2026-01-15T10:00Z``,
   ``2026-01-15 10:00:30.5+02:00``; seconds and zone optional, no zone meaning UTC; RFC 3339's
-  leap second reads as :59), or an age (``30m``, ``24h``, ``7d``, ``2w``: that long ago). It is
-  shown as RFC 3339 in UTC to the second: ``2026-01-15T10:00:00Z``.
+  leap second reads as :59), or an age (``90s``, ``30m``, ``24h``, ``7d``, ``2w``: that long
+  ago). It is shown as RFC 3339 in UTC to the second: ``2026-01-15T10:00:00Z``; times written
+  for machines keep their fraction (``format_instant``), with the same ``Z``.
 * A cursor is a change-feed event id, ``<ms>-<seq>`` or ``<ms>`` (at most 19 digits each, so
   always a valid Redis stream id).
 * Money is an exact decimal (``24``, ``0.007``, ``$5.50``, ``1e2``), never a float, and is shown
@@ -25,7 +26,8 @@ from typing import Any, overload
 # -- times ----------------------------------------------------------------------------------
 
 TIME_FORMS = (
-    "a date (2026-01-15), a date and time (RFC 3339: 2026-01-15T10:00:00Z) or an age (24h, 7d)"
+    "a date (2026-01-15), a date and time (RFC 3339: 2026-01-15T10:00:00Z) "
+    "or an age (90s, 30m, 24h, 7d, 2w)"
 )
 
 _DATE_TIME = re.compile(
@@ -34,9 +36,9 @@ _DATE_TIME = re.compile(
     r"(?P<tz>[Zz]|[+-][0-9]{2}:[0-9]{2})?)?"
 )
 # At most 99999 units: 99999 weeks is about 1900 years, still a valid datetime.
-AGE_PATTERN = r"^[0-9]{1,5}[mhdw]$"
+AGE_PATTERN = r"^[0-9]{1,5}[smhdw]$"
 _AGE = re.compile(AGE_PATTERN)
-_AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
@@ -92,6 +94,13 @@ def format_time(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def format_instant(moment: datetime) -> str:
+    """``2026-01-15T10:00:00.123456Z``: RFC 3339 in UTC at full precision, for times written
+    for machines (event details, job results, webhook bodies) where a rounded time would no
+    longer equal the stored one."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def from_unix(seconds: float | None) -> datetime | None:

@@ -37,6 +37,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import Config
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.models import (
     AVAILABILITY_SHAPE,
     Catalogue,
@@ -224,7 +225,7 @@ def _outcome(
         },
         "confirmed_regions": sorted(decision.confirmed),
         "in_stock": in_stock,
-        "checked_at": at.isoformat(),
+        "checked_at": format_instant(at),
     }
 
 
@@ -322,11 +323,11 @@ def stock_events(
                 if isinstance(value, str):
                     detail[key] = value
         if old is not None:
-            detail["previous_since"] = old.since.isoformat()
+            detail["previous_since"] = format_instant(old.since)
         held = (confirmed or {}).get(region)
         if held is not None:
             detail["confirmed"] = True
-            detail["held_since"] = held.observed_at.isoformat()
+            detail["held_since"] = format_instant(held.observed_at)
         if region in accepted:
             detail["accepted"] = True
         events.append(

@@ -32,6 +32,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import CatalogConfig, Config
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.models import (
     COLLECTIONS,
     Catalogue,
@@ -251,7 +252,7 @@ def _empty_result(status: str, snapshot: FetchedSnapshot) -> dict[str, Any]:
         "retired": 0,
         "events": 0,
         "counts": snapshot.catalogue.counts(),
-        "fetched_at": snapshot.fetched_at.isoformat(),
+        "fetched_at": format_instant(snapshot.fetched_at),
         "requests": snapshot.requests,
     }
 

@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import Config
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.freshness import CatalogueCondition, catalogue_condition
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.conditions import CatalogFlag, ConditionStore
@@ -43,12 +44,12 @@ def transitions(
     if "stale" in after and "stale" not in before:
         detail: dict[str, Any] = {
             "reason": condition.reason,
-            "stale_since": after["stale"].isoformat(),
+            "stale_since": format_instant(after["stale"]),
         }
         events.append(_event(EventKind.CATALOG_STALE, now, "fresh", "stale", detail))
     elif "stale" in before and "stale" not in after:
         lasted = round((now - before["stale"]).total_seconds(), 3)
-        detail = {"stale_since": before["stale"].isoformat(), "stale_s": lasted}
+        detail = {"stale_since": format_instant(before["stale"]), "stale_s": lasted}
         events.append(_event(EventKind.CATALOG_FRESH, now, "stale", "fresh", detail))
     if "quarantined" in after and "quarantined" not in before:
         detail = {"reason": condition.quarantine_reason}
@@ -56,7 +57,10 @@ def transitions(
         events.append(_event(EventKind.CATALOG_QUARANTINED, at, "current", "quarantined", detail))
     elif "quarantined" in before and "quarantined" not in after:
         lasted = round((now - before["quarantined"]).total_seconds(), 3)
-        detail = {"quarantined_since": before["quarantined"].isoformat(), "quarantined_s": lasted}
+        detail = {
+            "quarantined_since": format_instant(before["quarantined"]),
+            "quarantined_s": lasted,
+        }
         events.append(_event(EventKind.QUARANTINE_CLEARED, now, "quarantined", "current", detail))
     return events
 

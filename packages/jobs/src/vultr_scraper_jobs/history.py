@@ -14,6 +14,7 @@ from typing import Any
 
 from loguru import logger
 
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.history.files import archive_from_config
 from vultr_scraper_core.history.mover import HistoryMover
 from vultr_scraper_jobs.context import deps
@@ -38,7 +39,7 @@ async def move_history(ctx: Mapping[str, Any]) -> dict[str, Any]:
         "updated": len(summary.moved),
         "days": [day.day for day in summary.moved],
         "rows": rows,
-        "boundary": summary.boundary.isoformat() if summary.boundary else None,
+        "boundary": format_instant(summary.boundary) if summary.boundary else None,
         "seconds": round(sum(day.seconds for day in summary.moved), 3),
     }
     if summary.skipped:

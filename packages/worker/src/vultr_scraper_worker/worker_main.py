@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vultr_scraper_core.config import LoadedConfig, mask_url
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
@@ -218,7 +219,7 @@ async def _serve_on(
         queue=config.redis.queue_name,
         jobs=[plan.name for plan in plans],
         schedules={plan.name: describe_schedule(plan.schedule) for plan in plans},
-        next_runs={name: when.isoformat() for name, when in upcoming.items() if when},
+        next_runs={name: format_time(when) for name, when in upcoming.items() if when},
     ).info(f"worker {worker_id} starting with {len(plans)} jobs")
     worker.main_task = asyncio.ensure_future(worker.main())
     try:

@@ -29,6 +29,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.codec import text
 
@@ -116,7 +117,7 @@ def transition_event(
         kind = EventKind.ENDPOINT_DOWN
     else:
         if before.since is not None:
-            detail["down_since"] = before.since.isoformat()
+            detail["down_since"] = format_instant(before.since)
             detail["downtime_s"] = round((result.at - before.since).total_seconds(), 3)
         kind = EventKind.ENDPOINT_UP
     return ChangeEvent(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from vultr_scraper_core.config import SinkConfig
+from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.http import HttpClient
 from vultr_scraper_core.store.changes import EventKind
 from vultr_scraper_jobs.sinks.base import Receipt
@@ -72,7 +73,7 @@ def render(sink: SinkConfig, secret: str | None, message: Message) -> Notificati
             "delivery": message.delivery,
             "alert": message.alert,
             "sink": message.sink,
-            "sent_at": message.sent_at.isoformat(),
+            "sent_at": format_instant(message.sent_at),
             "reminder": message.reminder,
             "text": message.summary,
         }

@@ -45,7 +45,7 @@ def title(event: ChangeEvent) -> str:
 
 
 def content(event: ChangeEvent) -> str:
-    lines = [f"{event.kind} at {event.at.isoformat()}", f"subject: {event.subject}"]
+    lines = [f"{event.kind} at {format_time(event.at)}", f"subject: {event.subject}"]
     if event.region:
         lines.append(f"region: {event.region}")
     if event.field:
@@ -59,7 +59,18 @@ def content(event: ChangeEvent) -> str:
     return "\n".join(lines)
 
 
-def render_feed(events: list[ChangeEvent], *, self_url: str, site_url: str) -> bytes:
+def feed_id(kinds: list[str]) -> str:
+    """The feed's ``<id>``: the whole feed has one, each filtered feed (its set of kinds) its
+    own, so a reader never takes a filtered subscription for the full one."""
+    name = "vultr-scraper change feed"
+    if kinds:
+        name += " of kinds " + ",".join(sorted(set(kinds)))
+    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, name)}"
+
+
+def render_feed(
+    events: list[ChangeEvent], *, self_url: str, site_url: str, kinds: list[str] | None = None
+) -> bytes:
     ET.register_namespace("", ATOM)
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -69,8 +80,9 @@ def render_feed(events: list[ChangeEvent], *, self_url: str, site_url: str) -> b
         return element
 
     root = ET.Element(f"{{{ATOM}}}feed")
-    sub(root, "id", f"urn:uuid:{uuid.uuid5(_NAMESPACE, 'vultr-scraper change feed')}")
-    sub(root, "title", "vultr-scraper: Vultr catalogue and endpoint changes")
+    sub(root, "id", feed_id(kinds or []))
+    shown = f" ({', '.join(sorted(set(kinds)))})" if kinds else ""
+    sub(root, "title", f"vultr-scraper: Vultr catalogue and endpoint changes{shown}")
     newest = max((event.at for event in events), default=None)
     sub(root, "updated", format_time(newest or datetime.now(UTC)))
     sub(root, "link", rel="self", href=self_url, type=ATOM_TYPE)
@@ -109,7 +121,7 @@ async def atom_feed(request: web.Request, args: dict[str, Any]) -> web.StreamRes
     site = f"{request.scheme}://{request.host}/"
     # Built from the parts: request.url trips over the port on older aiohttp/yarl.
     self_url = f"{request.scheme}://{request.host}{request.rel_url}"
-    body = render_feed(events, self_url=self_url, site_url=site)
+    body = render_feed(events, self_url=self_url, site_url=site, kinds=args["kind"])
     return web.Response(body=body, content_type=ATOM_TYPE, charset="utf-8")
 
 

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from vultr_scraper_core import __version__
-from vultr_scraper_core.formats import from_unix
+from vultr_scraper_core.formats import format_time, from_unix
 from vultr_scraper_worker.api import charts
 
 HTML = "text/html"
@@ -75,7 +75,13 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        unix=from_unix, ago=ago, duration=duration, percent=percent, money=money, utc=utc
+        unix=from_unix,
+        ago=ago,
+        duration=duration,
+        percent=percent,
+        money=money,
+        utc=utc,
+        iso=format_time,
     )
     env.globals.update(charts=charts, version=__version__)
     return env
