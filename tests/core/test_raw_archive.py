@@ -1,0 +1,68 @@
+"""The raw-response archive indexes a URL's body once per change, with when it was last seen,
+instead of once per fetch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from vultr_scraper_core.store.archive import RawArchive, RawResponse
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PLANS = "https://api.vultr.com/v2/plans"
+REGIONS = "https://api.vultr.com/v2/regions"
+
+
+def fetched(url: str, body: bytes, minutes: int, status: int = 200) -> RawResponse:
+    return RawResponse(
+        url=url,
+        status=status,
+        headers={"date": f"minute {minutes}"},
+        body=body,
+        fetched_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+async def test_an_unchanged_body_moves_last_seen_and_adds_no_entry(redis: Redis) -> None:
+    archive = RawArchive(redis, "vs")
+    for minute in range(0, 50, 5):  # ten identical scrapes of two URLs
+        await archive.put([fetched(PLANS, b"plans v1", minute), fetched(REGIONS, b"r", minute)])
+    assert await redis.zcard("vs:archive:index") == 2
+    entries = await archive.entries()
+    assert sorted((e.url, e.fetched_at, e.last_seen) for e in entries) == [
+        (PLANS, T0, T0 + timedelta(minutes=45)),
+        (REGIONS, T0, T0 + timedelta(minutes=45)),
+    ]
+    assert entries[0].headers == {"date": "minute 0"}  # the first fetch's
+
+    # The body changes: a new entry, and the old one keeps when it was last seen.
+    await archive.put([fetched(PLANS, b"plans v2", 50)])
+    await archive.put([fetched(PLANS, b"plans v2", 55)])
+    # The same body with another status is a change too.
+    await archive.put([fetched(PLANS, b"plans v2", 60, status=500)])
+    plans = [e for e in await archive.entries() if e.url == PLANS]
+    assert [(e.fetched_at, e.last_seen, e.status) for e in plans] == [
+        (T0, T0 + timedelta(minutes=45), 200),
+        (T0 + timedelta(minutes=50), T0 + timedelta(minutes=55), 200),
+        (T0 + timedelta(minutes=60), T0 + timedelta(minutes=60), 500),
+    ]
+    assert await archive.body(plans[1].sha256) == b"plans v2"
+
+
+async def test_prune_keeps_a_current_entry_that_is_still_seen(redis: Redis) -> None:
+    archive = RawArchive(redis, "vs")
+    await archive.put([fetched(PLANS, b"old", 0), fetched(REGIONS, b"gone", 0)])
+    await archive.put([fetched(PLANS, b"new", 10)])
+    await archive.put([fetched(PLANS, b"new", 24 * 60 * 40)])  # still the same 40 days later
+    pruned = await archive.prune(T0 + timedelta(days=30))
+    # "old" (replaced) and REGIONS (last seen at 0) go; "new" was first fetched before the
+    # cutoff but is still current and seen after it, so it stays.
+    assert (pruned.responses, pruned.bodies) == (2, 2)
+    left = await archive.entries()
+    assert [(e.url, e.fetched_at) for e in left] == [(PLANS, T0 + timedelta(minutes=10))]
+    assert left[0].last_seen == T0 + timedelta(days=40)
+    assert await archive.body(left[0].sha256) == b"new"
+    # A URL no longer fetched is forgotten with its entry: the next fetch starts a new one.
+    await archive.put([fetched(REGIONS, b"gone", 24 * 60 * 41)])
+    assert len(await archive.entries()) == 2
