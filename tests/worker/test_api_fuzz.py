@@ -43,7 +43,7 @@ if int(metadata.version("schemathesis").split(".")[0]) < 4:
     pytest.skip("needs schemathesis 4 (its Python API changed)", allow_module_level=True)
 
 import schemathesis
-from schemathesis.specs.openapi.checks import unsupported_method
+from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
 # Per operation and identity; enough to hit every parameter's edge cases. A longer local run:
 # VS_FUZZ_EXAMPLES=500 scripts/test -- tests/worker/test_api_fuzz.py
@@ -152,6 +152,18 @@ FUZZ = settings(
 # any handler runs; newer ones let the router answer 405). test_api.py checks 405 + Allow for
 # known methods.
 EXCLUDED = [unsupported_method]
+# A mute's query parameters depend on each other (exactly one of `for` and `until`; an end in
+# the future, at most a year away), which JSON Schema cannot say of query parameters: a
+# schema-valid mute may be a 400. Every other check still runs on it.
+DEPENDENT_PARAMETERS = {("POST", "/api/v1/maintenance/{target}")}
+
+
+def excluded(case: Any) -> list[Any]:
+    if (case.operation.method.upper(), case.operation.path) in DEPENDENT_PARAMETERS:
+        return [*EXCLUDED, positive_data_acceptance]
+    return EXCLUDED
+
+
 TestFunction = Callable[[Any, LiveApi], None]
 
 
@@ -163,7 +175,7 @@ def fuzz(test: TestFunction) -> TestFunction:
 
 @fuzz
 def test_anonymous_requests_never_fail_and_match_the_document(case: Any, live_api: LiveApi) -> None:
-    case.call_and_validate(base_url=live_api.url, excluded_checks=EXCLUDED)
+    case.call_and_validate(base_url=live_api.url, excluded_checks=excluded(case))
 
 
 @fuzz
@@ -173,5 +185,5 @@ def test_authenticated_requests_never_fail_and_match_the_document(
     case.call_and_validate(
         base_url=live_api.url,
         headers={"Authorization": f"Bearer {TOKEN}"},
-        excluded_checks=EXCLUDED,
+        excluded_checks=excluded(case),
     )

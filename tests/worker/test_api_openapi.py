@@ -121,7 +121,8 @@ async def test_each_documented_query_parameter_is_honoured(
 async def test_undocumented_query_parameters_are_refused(redis_url: str, route: Any) -> None:
     async with running_api(redis_url) as api:
         path = route.path.replace("{job_id}", "x:1").replace("{name}", "scrape-catalog")
-        path = path.replace("{what}.{format}", "changes.csv")
+        path = path.replace("{what}.{format}", "changes.csv").replace("{target}", "vultr-api")
+        path = path.replace("{plan_id}", "vc2-1c-1gb")
         async with api.request(route.method, f"{path}?undocumented=1", token=TOKEN) as response:
             assert response.status == 400
             assert "unknown query parameter 'undocumented'" in html.unescape(await response.text())

@@ -72,6 +72,8 @@ class HttpConfig(_Section):
     # How people reach this server (e.g. https://vultr.example.com), for links in notifications;
     # empty: http://<listen>.
     public_url: str = ""
+    public_badges: bool = False  # /badge/... without the token (for READMEs and wikis)
+    badge_max_age: int = 300  # seconds a badge may be cached (Cache-Control max-age)
 
 
 @dataclass(frozen=True)
@@ -438,6 +440,7 @@ def problems(config: Config) -> list[tuple[str, str]]:
         found.append(("http.listen", str(error)))
     if config.http.public_url and not config.http.public_url.startswith(("http://", "https://")):
         found.append(("http.public_url", "must start with http:// or https://"))
+    at_least("http.badge_max_age", config.http.badge_max_age, 0)
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         found.append(("redis.url", "must start with redis://, rediss:// or unix://"))
     return found

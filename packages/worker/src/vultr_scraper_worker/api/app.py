@@ -18,10 +18,12 @@ from vultr_scraper_worker.api.metrics import ROUTES as METRICS_ROUTES
 from vultr_scraper_worker.api.openapi import build_document
 from vultr_scraper_worker.api.page import ROUTES as PAGE_ROUTES
 from vultr_scraper_worker.api.page import error_page
+from vultr_scraper_worker.api.routes_badges import ROUTES as BADGE_ROUTES
 from vultr_scraper_worker.api.routes_catalog import ROUTES as CATALOG_ROUTES
 from vultr_scraper_worker.api.routes_export import ROUTES as EXPORT_ROUTES
 from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
 from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
+from vultr_scraper_worker.api.routes_maintenance import ROUTES as MAINTENANCE_ROUTES
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState, state_of
 
@@ -36,7 +38,10 @@ CONTENT_SECURITY_POLICY = (
 
 async def _openapi(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
-    document = build_document(all_routes(), protect_reads=state.config.http.protect_reads)
+    http = state.config.http
+    document = build_document(
+        all_routes(), protect_reads=http.protect_reads, public_badges=http.public_badges
+    )
     return json_response(document)
 
 
@@ -59,9 +64,11 @@ def all_routes() -> list[Route]:
         *HEALTH_ROUTES,
         *METRICS_ROUTES,
         *FEED_ROUTES,
+        *BADGE_ROUTES,
         *CATALOG_ROUTES,
         *EXPORT_ROUTES,
         *JOBS_ROUTES,
+        *MAINTENANCE_ROUTES,
         OPENAPI_ROUTE,
     ]
 

@@ -39,12 +39,23 @@ class Access(StrEnum):
     OPEN = "open"  # never needs the token (health check, OpenAPI document, login form)
     READ = "read"  # open unless [http] protect_reads
     WRITE = "write"  # always needs the token
+    BADGE = "badge"  # open only with [http] public_badges, else needs the token
+
+
+def token_needed(access: Access, *, protect_reads: bool, public_badges: bool) -> bool:
+    """The one rule, for the server and for the OpenAPI document alike."""
+    if access is Access.BADGE:
+        return not public_badges
+    return access is Access.WRITE or (access is Access.READ and protect_reads)
 
 
 class Authenticator:
-    def __init__(self, token: str | None, *, protect_reads: bool) -> None:
+    def __init__(
+        self, token: str | None, *, protect_reads: bool, public_badges: bool = False
+    ) -> None:
         self._token = token.encode() if token else None
         self.protect_reads = protect_reads
+        self.public_badges = public_badges
         self._session = (
             hmac.new(self._token, b"vultr-scraper session v1", hashlib.sha256).hexdigest()
             if self._token
@@ -56,7 +67,9 @@ class Authenticator:
         return self._token is not None
 
     def needs_token(self, access: Access) -> bool:
-        return access is Access.WRITE or (access is Access.READ and self.protect_reads)
+        return token_needed(
+            access, protect_reads=self.protect_reads, public_badges=self.public_badges
+        )
 
     def token_matches(self, candidate: str) -> bool:
         if self._token is None:
@@ -87,7 +100,10 @@ class Authenticator:
         if not self.needs_token(access):
             return
         if self._token is None:
-            what = "write requests" if access is Access.WRITE else "reads (protect_reads is on)"
+            what = {
+                Access.WRITE: "write requests",
+                Access.BADGE: "badges (public_badges is off)",
+            }.get(access, "reads (protect_reads is on)")
             raise ApiError(403, NO_TOKEN_MESSAGE.format(what=what))
         header = request.headers.get("Authorization")
         if header is not None:

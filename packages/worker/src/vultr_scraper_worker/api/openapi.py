@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from vultr_scraper_core import __version__
-from vultr_scraper_worker.api.auth import Access
+from vultr_scraper_worker.api.auth import token_needed
 from vultr_scraper_worker.api.routing import Response, Route
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -65,8 +65,10 @@ def _error(status: int, html: bool) -> dict[str, Any]:
     return document
 
 
-def operation(route: Route, *, protect_reads: bool) -> dict[str, Any]:
-    needs_token = route.access is Access.WRITE or (route.access is Access.READ and protect_reads)
+def operation(route: Route, *, protect_reads: bool, public_badges: bool = False) -> dict[str, Any]:
+    needs_token = token_needed(
+        route.access, protect_reads=protect_reads, public_badges=public_badges
+    )
     responses: dict[str, Any] = {
         str(status): _response(status, response, route.html)
         for status, response in sorted(route.responses.items())
@@ -106,11 +108,13 @@ def operation(route: Route, *, protect_reads: bool) -> dict[str, Any]:
     return document
 
 
-def build_document(routes: Iterable[Route], *, protect_reads: bool) -> dict[str, Any]:
+def build_document(
+    routes: Iterable[Route], *, protect_reads: bool, public_badges: bool = False
+) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = operation(
-            route, protect_reads=protect_reads
+            route, protect_reads=protect_reads, public_badges=public_badges
         )
     return {
         "openapi": "3.1.0",

@@ -54,6 +54,7 @@ class EndpointRow:
     latency: str
     uptime_24h: str
     error: str
+    maintenance: Any = None  # Maintenance (why, until when) while alerts are held back
 
 
 def _job_rows(
@@ -95,6 +96,7 @@ def _endpoint_rows(endpoints: Sequence[reads_health.EndpointHealth]) -> list[End
                 ),
                 uptime_24h=f"{ratio * 100:.2f} %" if ratio is not None else "-",
                 error=last.error or "" if last and not last.ok else "",
+                maintenance=endpoint.maintenance,
             )
         )
     return rows

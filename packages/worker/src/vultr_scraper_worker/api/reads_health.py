@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from vultr_scraper_core.config import mask_url
+from vultr_scraper_core.maintenance import Maintenance
 from vultr_scraper_core.store.health import EndpointState, HealthStore, Uptime
 from vultr_scraper_jobs.health import configured_endpoints
+from vultr_scraper_jobs.maintenance import maintenance_now
 from vultr_scraper_worker.api.state import ApiState
 
 UPTIME_WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -19,6 +21,7 @@ class EndpointHealth:
     url: str | None  # credentials masked; None: no longer configured, still in the store
     state: EndpointState
     uptime: dict[str, Uptime]  # window ("24h", "7d", "30d") -> uptime
+    maintenance: Maintenance | None = None  # in a maintenance window or muted now
 
 
 async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[EndpointHealth]:
@@ -33,12 +36,14 @@ async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[
     windows = {
         label: await store.uptime(names, hours, now) for label, hours in UPTIME_WINDOWS.items()
     }
+    maintenance = await maintenance_now(state.redis, state.config, now or datetime.now(UTC))
     return [
         EndpointHealth(
             name=name,
             url=configured.get(name),
             state=states[name],
             uptime={label: found[name] for label, found in windows.items()},
+            maintenance=maintenance.subjects.get(name),
         )
         for name in names
     ]

@@ -36,6 +36,8 @@ def endpoint_doc(endpoint: reads_health.EndpointHealth) -> dict[str, Any]:
             }
             for label, uptime in endpoint.uptime.items()
         },
+        "in_maintenance": endpoint.maintenance is not None,
+        "maintenance": msgspec.to_builtins(endpoint.maintenance) if endpoint.maintenance else None,
     }
 
 

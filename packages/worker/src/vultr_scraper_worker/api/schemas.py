@@ -151,6 +151,9 @@ UPTIME = obj(
     }
 )
 
+# Why a subject is in maintenance now (a recurring window or a mute) and until when.
+IN_MAINTENANCE = obj({"until": TIME, "reason": {"type": "string"}})
+
 ENDPOINT = obj(
     {
         "name": {"type": "string"},
@@ -160,10 +163,39 @@ ENDPOINT = obj(
         "checks": {"type": "integer"},
         "last": {"anyOf": [{"type": "object"}, {"type": "null"}]},
         "uptime": obj({"24h": UPTIME, "7d": UPTIME, "30d": UPTIME}),
+        "in_maintenance": {"type": "boolean"},
+        "maintenance": nullable(IN_MAINTENANCE),
     }
 )
 
 HEALTH = obj({"endpoints": array(ENDPOINT)})
+
+MUTE = obj(
+    {
+        "target": {"type": "string"},
+        "until": TIME,
+        "created_at": TIME,
+        "reason": {"type": "string"},
+    }
+)
+UNMUTED = obj({"target": {"type": "string"}, "removed": {"type": "boolean"}})
+MAINTENANCE = obj(
+    {
+        "at": TIME,
+        "in_maintenance": {"type": "object", "additionalProperties": IN_MAINTENANCE},
+        "mutes": array(MUTE),
+        "windows": array(
+            obj(
+                {
+                    "scope": {"type": "string"},
+                    "window": {"type": "string"},
+                    "active": {"type": "boolean"},
+                    "active_until": NULLABLE_TIME,
+                }
+            )
+        ),
+    }
+)
 
 HEALTHZ = obj(
     {

@@ -38,7 +38,11 @@ class ApiState:
             secrets=secrets,
             redis=redis,
             started_at=datetime.now(UTC),
-            auth=Authenticator(secrets.http_token, protect_reads=config.http.protect_reads),
+            auth=Authenticator(
+                secrets.http_token,
+                protect_reads=config.http.protect_reads,
+                public_badges=config.http.public_badges,
+            ),
             plans=plans,
         )
 

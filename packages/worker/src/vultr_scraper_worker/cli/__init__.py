@@ -14,6 +14,7 @@ from vultr_scraper_worker.cli import (
     config_cmd,
     export_cmd,
     health_cmd,
+    maintenance_cmd,
     queue_cmd,
     run_cmd,
 )
@@ -63,6 +64,9 @@ cli.add_command(run_cmd.run)
 queue_cmd.register(cli)  # worker, enqueue, jobs, retry, check
 cli.add_command(health_cmd.health)
 cli.add_command(alerts_cmd.alerts)
+cli.add_command(maintenance_cmd.mute)
+cli.add_command(maintenance_cmd.unmute)
+cli.add_command(maintenance_cmd.maintenance)
 catalog_cmd.register(cli)  # plans, changes, availability, quarantine
 cli.add_command(export_cmd.export)
 

@@ -38,6 +38,7 @@ async def health_report(
     from vultr_scraper_core.formats import format_time
     from vultr_scraper_core.store.health import HealthStore
     from vultr_scraper_jobs.health import configured_endpoints
+    from vultr_scraper_jobs.maintenance import maintenance_now
 
     config = loaded.config
     moment = now or datetime.now(UTC)
@@ -46,10 +47,12 @@ async def health_report(
     store = HealthStore(redis, config.redis.key_prefix, keep_results=config.health.keep_results)
     states = await store.states(names)
     uptimes = {key: await store.uptime(names, hours, moment) for key, hours in WINDOWS.items()}
+    in_maintenance = (await maintenance_now(redis, config, moment)).subjects
     rows = []
     for endpoint in endpoints:
         state = states[endpoint.name]
         last = state.last
+        held = in_maintenance.get(endpoint.name)
         rows.append(
             {
                 "name": endpoint.name,
@@ -69,6 +72,10 @@ async def health_report(
                 "uptime": {key: uptimes[key][endpoint.name].ratio for key in WINDOWS},
                 "probes": {key: uptimes[key][endpoint.name].probes for key in WINDOWS},
                 "avg_latency_ms_24h": uptimes["24h"][endpoint.name].avg_latency_ms,
+                "in_maintenance": held is not None,
+                "maintenance": {"until": format_time(held.until), "reason": held.reason}
+                if held
+                else None,
             }
         )
     return {"generated_at": format_time(moment), "endpoints": rows}
@@ -91,7 +98,7 @@ def health(state: State, as_json: bool) -> None:
     rows = [
         {
             "endpoint": row["name"],
-            "state": row["state"].upper(),
+            "state": row["state"].upper() + (" (maintenance)" if row["in_maintenance"] else ""),
             "since": row["since"],
             "last_check": row["last_check"],
             "status": row["last_status"]
