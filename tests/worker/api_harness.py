@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,14 @@ from vultr_scraper_core.models import Catalogue, CloudPlan, Region
 from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.codec import encode
-from vultr_scraper_core.store.stock import Interval, RegionCheck, StockState, StockStore, pair_key
+from vultr_scraper_core.store.stock import (
+    HeldStock,
+    Interval,
+    RegionCheck,
+    StockState,
+    StockStore,
+    pair_key,
+)
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState
@@ -187,6 +194,22 @@ async def set_stock(redis: Redis, in_stock: dict[tuple[str, str], bool], *, at: 
     checked = {region: RegionCheck(first_checked=at, last_checked=at) for _, region in in_stock}
     async with store.transaction() as tx:
         tx.stage(states=states, intervals=intervals, regions=checked, events=[])
+        assert await tx.execute()
+
+
+async def hold_stock(redis: Redis, region: str, *, at: datetime, reasons: list[str]) -> None:
+    """A region's availability answer held back by the stock gate, written as the job does."""
+    held = HeldStock(
+        region=region,
+        observed_at=at,
+        checks=["emptied"],
+        reasons=reasons,
+        listed=[],
+        in_stock_before=4,
+        confirm_at=at + timedelta(minutes=5),
+    )
+    async with StockStore(redis, PREFIX).transaction() as tx:
+        tx.stage(states={}, intervals={}, regions={}, events=[], hold=[held])
         assert await tx.execute()
 
 

@@ -17,6 +17,7 @@ from tests.worker.api_harness import (
     cloud_plan,
     commit_catalogue,
     event,
+    hold_stock,
     quarantine,
     record_run,
     running_api,
@@ -164,10 +165,25 @@ async def test_every_value_is_escaped(redis_url: str, redis: Redis) -> None:
     )
     await add_failed_job(redis, "x:1", HOSTILE, error=HOSTILE, error_type=HOSTILE)
     await quarantine(redis, at=NOW, reasons=[HOSTILE])
+    await hold_stock(redis, HOSTILE, at=NOW, reasons=[HOSTILE])
     async with running_api(redis_url) as api:
         _, body = await api.text("/")
     assert HOSTILE not in body
-    assert body.count("&lt;img src=x onerror=alert(1)&gt;") >= 5
+    assert body.count("&lt;img src=x onerror=alert(1)&gt;") >= 7
+
+
+async def test_held_stock_answers_are_shown(redis_url: str, redis: Redis) -> None:
+    async with running_api(redis_url) as api:
+        _, body = await api.text("/")
+    assert "Stock answers held back" not in body
+    await hold_stock(redis, "ewr", at=NOW, reasons=["ewr: reports no plan in stock, down from 4"])
+    async with running_api(redis_url) as api:
+        _, body = await api.text("/")
+    notice = body[body.index("Stock answers held back") :]
+    assert "held back the availability answer of 1 region" in notice
+    assert "<strong>ewr</strong>" in notice
+    assert "ewr: reports no plan in stock, down from 4" in notice
+    assert "vultr-scraper quarantine" in notice
 
 
 async def test_notices_from_the_form_redirects(redis_url: str) -> None:

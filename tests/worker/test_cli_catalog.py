@@ -281,3 +281,46 @@ def test_parsers_and_formatting() -> None:
     )
     assert describe_value([str(n) for n in range(30)]).endswith("...")
     assert describe_value(True) == "yes" and describe_value(None) == "-"
+
+
+def test_held_stock_answers_are_shown_accepted_and_discarded(
+    config: Path, api: FakeVultrAPI
+) -> None:
+    assert invoke(config, "run", "scrape-catalog").exit_code == 0
+    for _ in range(2):  # the first check of each region is the silent baseline
+        assert invoke(config, "run", "scrape-availability").exit_code == 0
+    stock_before = json_of(invoke(config, "changes", "--kind", "stock_changed", "--json"))
+    fra_before = json_of(invoke(config, "availability", "--region", "fra", "--json"))
+    assert any(row["in_stock"] for row in fra_before["stock"])
+    for region in api.catalogue.availability:
+        api.catalogue.availability[region] = []  # one empty answer everywhere
+    held = invoke(config, "run", "scrape-availability")
+    assert held.exit_code == 3
+
+    shown = invoke(config, "quarantine")
+    assert shown.exit_code == 0, shown.output
+    assert "held stock answers: 4 regions" in shown.stdout
+    assert "ewr: reports no plan in stock, down from 4" in shown.stdout
+    assert "4 -> 0" in shown.stdout and "emptied" in shown.stdout
+    document = json_of(invoke(config, "quarantine", "--json"))
+    assert document["quarantine"] is None
+    assert [answer["region"] for answer in document["stock"]] == ["ams", "ewr", "fra", "sao"]
+    assert all(answer["reasons"] and answer["listed"] == [] for answer in document["stock"])
+
+    accepted = json_of(invoke(config, "quarantine", "accept", "--region", "ewr", "--json"))
+    assert accepted["status"] == "success"
+    assert accepted["stock"]["accepted"] == ["ewr"] and accepted["stock"]["events"] == 4
+    ewr = json_of(invoke(config, "availability", "--region", "ewr", "--json"))
+    assert ewr["stock"] and not any(row["in_stock"] for row in ewr["stock"])
+    fra = json_of(invoke(config, "availability", "--region", "fra", "--json"))
+    assert fra == fra_before  # still held, so unchanged
+    stock_after = json_of(invoke(config, "changes", "--kind", "stock_changed", "--json"))
+    assert stock_after["count"] == stock_before["count"] + 4
+
+    discarded = invoke(config, "quarantine", "discard", "--stock")
+    assert discarded.stdout.strip() == "held stock answers discarded: ams, fra, sao"
+    assert invoke(config, "quarantine").stdout.strip() == "nothing is quarantined"
+    again = invoke(config, "quarantine", "accept")
+    assert again.exit_code == 1 and "nothing is quarantined" in again.stderr
+    fra = json_of(invoke(config, "availability", "--region", "fra", "--json"))
+    assert fra == fra_before  # discarded: unchanged

@@ -18,6 +18,7 @@ from tests.worker.api_harness import (
     cloud_plan,
     commit_catalogue,
     event,
+    hold_stock,
     quarantine,
     record_run,
     running_api,
@@ -161,6 +162,19 @@ async def test_catalogue_stock_changes_and_quarantine(redis_url: str, redis: Red
     assert value(families["vultr_scraper_stock_pairs"], state="in_stock") == 1
     assert value(families["vultr_scraper_stock_pairs"], state="out_of_stock") == 1
     assert value(families["vultr_scraper_changes"], "vultr_scraper_changes_total") == 3
+    assert value(families["vultr_scraper_stock_held_regions"]) == 0
+
+
+async def test_held_stock_answers(redis_url: str, redis: Redis) -> None:
+    await hold_stock(redis, "ewr", at=NOW - timedelta(minutes=2), reasons=["ewr: reports none"])
+    await hold_stock(redis, "fra", at=NOW, reasons=["fra: reports none"])
+    async with running_api(redis_url) as api:
+        families = await scrape(api)
+    assert value(families["vultr_scraper_stock_held_regions"]) == 2
+    since = families["vultr_scraper_stock_held_since_timestamp_seconds"]
+    assert math.isclose(value(since, region="fra"), NOW.timestamp(), abs_tol=1)
+    ewr = value(since, region="ewr")
+    assert math.isclose(ewr, (NOW - timedelta(minutes=2)).timestamp(), abs_tol=1)
 
 
 async def test_endpoint_health(redis_url: str, redis: Redis) -> None:

@@ -152,6 +152,19 @@ async def _catalog_families(state: ApiState) -> list[Metric]:
     )
     if summary.quarantine is not None:
         since.add_metric([], summary.quarantine.quarantined_at.timestamp())
+    held = _gauge(
+        "stock_held_regions",
+        "Regions whose availability answer the stock gate holds back (unusable, or a mass "
+        "change waiting for confirmation)",
+    )
+    held.add_metric([], len(summary.held_stock))
+    held_since = _gauge(
+        "stock_held_since_timestamp_seconds",
+        "When the held-back availability answer of a region arrived",
+        ["region"],
+    )
+    for answer in summary.held_stock:
+        held_since.add_metric([answer.region], answer.observed_at.timestamp())
     fresh = _gauge(
         "catalog_fresh", "1 when the last good scrape is younger than [http] catalog_max_age"
     )
@@ -161,7 +174,8 @@ async def _catalog_families(state: ApiState) -> list[Metric]:
         stock.add_metric([name], count)
     changes = CounterMetricFamily(f"{NS}_changes", "Events in the change feed (never trimmed)")
     changes.add_metric([], await reads_catalog.change_count(state))
-    families: list[Metric] = [items, last_ok, last_try, quarantined, since, fresh, stock, changes]
+    families: list[Metric] = [items, last_ok, last_try, quarantined, since, held, held_since]
+    families += [fresh, stock, changes]
     if state.config.http.price_metrics:
         families.extend(await _price_families(state))
     return families

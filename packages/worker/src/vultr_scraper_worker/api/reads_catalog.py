@@ -22,6 +22,7 @@ from vultr_scraper_core.store.queries import (
     find_plans,
     stock,
 )
+from vultr_scraper_core.store.stock import HeldStock, StockStore
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.state import ApiState
 
@@ -38,6 +39,7 @@ class CatalogSummary:
     stock_checked_at: datetime | None = None
     quarantine: QuarantineInfo | None = None
     stock: dict[str, int] = field(default_factory=dict)  # in_stock / out_of_stock -> pairs
+    held_stock: list[HeldStock] = field(default_factory=list)  # by region: the stock gate's
 
 
 @dataclass
@@ -84,7 +86,14 @@ async def summary(state: ApiState, *, with_stock: bool = False) -> CatalogSummar
         stock_checked_at=found.stock_checked_at,
         quarantine=found.quarantine,
         stock=counted,
+        held_stock=await held_stock(state),
     )
+
+
+async def held_stock(state: ApiState) -> list[HeldStock]:
+    """The availability answers the stock gate holds back, by region."""
+    held = await StockStore(state.redis, state.prefix).held()
+    return [held[region] for region in sorted(held)]
 
 
 def freshness(

@@ -429,7 +429,14 @@ _PREVIEW = 20
 
 
 async def quarantine_report(redis: Redis, prefix: str) -> dict[str, Any]:
-    """The pending snapshot, its reasons, and what accepting it would change."""
+    """The pending snapshot, its reasons, what accepting it would change, and the held stock
+    answers."""
+    from vultr_scraper_worker.cli.held_stock import held_answers
+
+    return {**await _catalogue_report(redis, prefix), "stock": await held_answers(redis, prefix)}
+
+
+async def _catalogue_report(redis: Redis, prefix: str) -> dict[str, Any]:
     import asyncio
 
     import msgspec
@@ -465,17 +472,19 @@ async def quarantine_report(redis: Redis, prefix: str) -> dict[str, Any]:
 @click.group(
     "quarantine",
     invoke_without_command=True,
-    short_help="A held-back catalogue snapshot: show, accept, discard.",
+    short_help="Held-back catalogue snapshot and stock answers: show, accept, discard.",
 )
 @json_option
 @click.pass_context
 def quarantine(ctx: click.Context, as_json: bool) -> None:
-    """Show the quarantined snapshot (held back by the plausibility gate) and why.
+    """Show the quarantined snapshot (held back by the plausibility gate) and the held stock
+    answers (held back by the stock gate), and why.
 
-    `quarantine accept` makes it current; accepting an incomplete snapshot still retires
-    nothing. `quarantine discard` drops it.
+    `quarantine accept` makes them current; accepting an incomplete snapshot still retires
+    nothing. `quarantine discard` drops them. `--catalog` / `--stock` choose one of the two,
+    `--region` the regions whose stock answer to accept or drop.
     """
-    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_worker.cli.held_stock import echo_held
 
     if ctx.invoked_subcommand is not None:
         return
@@ -486,10 +495,19 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
-    info = report["quarantine"]
-    if info is None:
+    if report["quarantine"] is None and not report["stock"]:
         click.echo("nothing is quarantined")
         return
+    if report["quarantine"] is not None:
+        _echo_catalogue_quarantine(report)
+    if report["stock"]:
+        echo_held(report["stock"])
+
+
+def _echo_catalogue_quarantine(report: dict[str, Any]) -> None:
+    from vultr_scraper_core.formats import format_time
+
+    info = report["quarantine"]
     click.echo(f"fetched at:     {format_time(info.fetched_at)}")
     click.echo(f"quarantined at: {format_time(info.quarantined_at)}")
     click.echo(f"complete:       {'yes' if info.complete else 'no (accepting retires nothing)'}")
@@ -510,21 +528,61 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
     click.echo("or drop it:  vultr-scraper quarantine discard")
 
 
+def _parts(catalog: bool, stock: bool, regions: tuple[str, ...]) -> tuple[bool, bool]:
+    """Which of the two to act on: both unless one is named; ``--region`` means stock."""
+    if not catalog and not stock:
+        return not regions, True
+    return catalog, stock
+
+
+_CATALOG = click.option("--catalog", is_flag=True, help="Only the quarantined snapshot.")
+_STOCK = click.option("--stock", is_flag=True, help="Only the held stock answers.")
+_REGION = click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    metavar="REGION",
+    help="Only this region's held stock answer (repeatable).",
+)
+
+
 @quarantine.command("accept")
+@_CATALOG
+@_STOCK
+@_REGION
 @json_option
 @click.pass_obj
-def accept(state: State, as_json: bool) -> None:
-    """Make the quarantined snapshot current (an operator's decision) and print the result."""
+def accept(
+    state: State, catalog: bool, stock: bool, regions: tuple[str, ...], as_json: bool
+) -> None:
+    """Make what is held back current (an operator's decision) and print the result."""
     from vultr_scraper_jobs.catalog import accept_quarantine
+    from vultr_scraper_worker.cli.held_stock import accept_stock, stock_summary
 
     loaded = state.loaded()
-    result = with_redis(loaded, lambda redis: accept_quarantine(redis, loaded.config))
+    with_catalog, with_stock = _parts(catalog, stock, regions)
+
+    async def work(redis: Redis) -> dict[str, Any]:
+        result: dict[str, Any] = {"status": "failed", "reason": "nothing is quarantined"}
+        if with_catalog:
+            result = await accept_quarantine(redis, loaded.config)
+        if with_stock:
+            accepted = await accept_stock(redis, loaded.config, regions or None)
+            if accepted is not None and result.get("status") != "success":
+                result = {"status": "success"}
+            result["stock"] = accepted
+        return result
+
+    result = with_redis(loaded, work)
     if as_json:
         print_json(result)
     if result.get("status") != "success":
         fail(str(result.get("reason", "accept failed")), ExitStatus.FAILURE)
     if not as_json:
-        click.echo(f"quarantined snapshot accepted: {_accept_summary(result)}")
+        if any(key in result for key in ("added", "events")):
+            click.echo(f"quarantined snapshot accepted: {_accept_summary(result)}")
+        if result.get("stock"):
+            click.echo(f"held stock answers accepted: {stock_summary(result['stock'])}")
 
 
 def _accept_summary(result: dict[str, Any]) -> str:
@@ -540,19 +598,37 @@ def _accept_summary(result: dict[str, Any]) -> str:
 
 
 @quarantine.command("discard")
+@_CATALOG
+@_STOCK
+@_REGION
 @json_option
 @click.pass_obj
-def discard(state: State, as_json: bool) -> None:
-    """Drop the quarantined snapshot without applying it (the current catalogue stays)."""
+def discard(
+    state: State, catalog: bool, stock: bool, regions: tuple[str, ...], as_json: bool
+) -> None:
+    """Drop what is held back without applying it (the current catalogue and stock stay)."""
     from vultr_scraper_core.store.catalog import CatalogueStore
+    from vultr_scraper_worker.cli.held_stock import discard_stock
 
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
-    dropped = with_redis(loaded, lambda redis: CatalogueStore(redis, prefix).discard_quarantine())
+    with_catalog, with_stock = _parts(catalog, stock, regions)
+
+    async def work(redis: Redis) -> tuple[bool, list[str]]:
+        dropped = with_catalog and await CatalogueStore(redis, prefix).discard_quarantine()
+        held = await discard_stock(redis, prefix, regions or None) if with_stock else []
+        return bool(dropped), held
+
+    dropped, held = with_redis(loaded, work)
     if as_json:
-        print_json({"discarded": bool(dropped)})
+        print_json({"discarded": dropped, "stock_discarded": held})
         return
-    click.echo("quarantined snapshot discarded" if dropped else "nothing is quarantined")
+    if dropped:
+        click.echo("quarantined snapshot discarded")
+    if held:
+        click.echo(f"held stock answers discarded: {', '.join(held)}")
+    if not dropped and not held:
+        click.echo("nothing is quarantined")
 
 
 def register(cli: click.Group) -> None:
