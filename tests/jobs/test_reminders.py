@@ -34,6 +34,7 @@ from vultr_scraper_core.store.health import HealthStore, ProbeResult
 from vultr_scraper_core.store.mutes import MuteStore
 from vultr_scraper_jobs.alerts import dispatch_alerts
 from vultr_scraper_jobs.context import make_context
+from vultr_scraper_jobs.maintenance import remove_mute, set_mute
 
 PREFIX = "vs"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -254,3 +255,59 @@ async def _commit(store: CatalogueStore, at: datetime) -> None:
         store.keys.meta, mapping={"last_success_at": at.isoformat(), "version": "1"}
     )
     assert (await store.meta()).last_success_at == at
+
+
+# Sundays 02:00-04:00 in Berlin, and Mondays 08:00-10:00 in Auckland (13 hours ahead of UTC in
+# March, so that window is Sunday evening UTC). In 2026 Berlin's clocks go forward on Sunday
+# 29 March at 02:00: that night the window is 01:00-02:00 UTC, a week before 01:00-03:00 UTC,
+# a week after 00:00-02:00 UTC.
+WINDOWS = [
+    WindowConfig(days=["sun"], start="02:00", end="04:00", timezone="Europe/Berlin"),
+    WindowConfig(days=["mon"], start="08:00", end="10:00", timezone="Pacific/Auckland"),
+]
+
+
+@pytest.mark.parametrize(
+    ("now", "muted"),
+    [
+        (datetime(2026, 3, 22, 2, 30, tzinfo=UTC), True),  # 03:30 CET
+        (datetime(2026, 3, 29, 1, 30, tzinfo=UTC), True),  # 03:30 CEST, the short night
+        (datetime(2026, 3, 29, 2, 30, tzinfo=UTC), False),  # 04:30 CEST: the window is over
+        (datetime(2026, 4, 5, 0, 30, tzinfo=UTC), True),  # 02:30 CEST
+        (datetime(2026, 4, 5, 2, 30, tzinfo=UTC), False),  # 04:30 CEST
+        (datetime(2026, 3, 22, 20, 0, tzinfo=UTC), True),  # Monday 09:00 in Auckland
+        (datetime(2026, 3, 22, 22, 0, tzinfo=UTC), False),  # Monday 11:00 in Auckland
+    ],
+    ids=str,
+)
+async def test_windows_across_a_dst_change_and_the_date_line(
+    redis: Redis, now: datetime, muted: bool
+) -> None:
+    w = await world(redis)
+    w.config = Config(
+        health=w.config.health, alerts=w.config.alerts, sinks=w.config.sinks, maintenance=WINDOWS
+    )
+    await w.probe(now - 2 * MINUTE, ok=False, times=2)
+    [down] = await ChangeFeed(redis, PREFIX).latest(1)
+    result = await w.dispatch(now)
+    if muted:
+        assert w.queue.take() == [] and result["muted"] == 1
+        [record] = await DeliveryLedger(redis, PREFIX).recent()
+        assert record.outcome == "muted" and "window" in record.error
+    else:
+        assert w.queue.take() == [("hook", down.id, "api-down", 0)]
+
+
+async def test_mute_set_like_the_cli_does_holds_alerts_until_unmuted(redis: Redis) -> None:
+    w = await world(redis, remind_every=3600)
+    await set_mute(redis, w.config, "api", until=T0 + 5 * HOUR, now=T0, reason="migration")
+    await w.probe(T0, ok=False, times=2)
+    [down] = await ChangeFeed(redis, PREFIX).latest(1)
+    await w.dispatch(T0 + 2 * MINUTE)
+    assert w.queue.take() == []
+    # Ended early by `unmute`: the next run announces what still lasts, once.
+    assert await remove_mute(redis, w.config, "api")
+    await w.dispatch(T0 + 10 * MINUTE)
+    assert w.queue.take() == [("hook", down.id, "api-down", 1)]
+    await w.dispatch(T0 + 11 * MINUTE)
+    assert w.queue.take() == []
