@@ -227,7 +227,17 @@ def test_catalogue_counts_and_lookup() -> None:
     plan = parse_record(CloudPlan, {"id": "vc2-1c-1gb"})
     metal = parse_record(MetalPlan, {"id": "vbm-4c-32gb"})
     catalogue = Catalogue(plans={plan.id: plan}, metal={metal.id: metal})
-    assert catalogue.counts() == {"plans": 1, "metal": 1, "regions": 0, "os": 0}
+    assert catalogue.counts() == {
+        "plans": 1,
+        "metal": 1,
+        "regions": 0,
+        "os": 0,
+        "apps": 0,
+        "k8s_versions": 0,
+        "storage_clusters": 0,
+        "isos": 0,
+        "databases": 0,
+    }
     assert catalogue.plan("vbm-4c-32gb") is metal
     assert catalogue.plan("nope") is None
 

@@ -64,7 +64,17 @@ async def test_commit_then_load_round_trips_everything(redis: Redis) -> None:
     assert loaded.meta.version == 1
     assert loaded.meta.fetched_at == T0 and loaded.meta.last_status == "success"
     assert [stored.subject for stored in await ChangeFeed(redis, "vs").read()] == ["p0"]
-    assert await store.counts() == {"plans": 3, "metal": 1, "regions": 1, "os": 1}
+    assert await store.counts() == {
+        "plans": 3,
+        "metal": 1,
+        "regions": 1,
+        "os": 1,
+        "apps": 0,
+        "k8s_versions": 0,
+        "storage_clusters": 0,
+        "isos": 0,
+        "databases": 0,
+    }
     keys = {key.decode() for key in await redis.keys("*")}
     assert keys and all(key.startswith("vs:") for key in keys)
 
@@ -79,8 +89,8 @@ async def test_unchanged_records_are_not_rewritten_and_removed_ones_go(redis: Re
     assert sorted(key.decode() for key in plan_keys) == ["p0", "p1"]
     stored = await redis.hget("vs:catalog:plans", "p0")  # type: ignore[misc]
     assert stored is not None and b'"1"' in stored  # the old text stays: nothing changed
-    # One version per record at first, then only the retirement of p2.
-    assert await redis.zcard("vs:catalog:versions") == 3 + 1 + 1 + 1
+    # One version per record at first (3 plans, metal, region, OS), then only p2's retirement.
+    assert await redis.zcard("vs:catalog:versions") == 3 + 1 + 1 + 1 + 1
 
 
 async def test_a_concurrent_commit_makes_the_second_fail_cleanly(redis: Redis) -> None:
@@ -131,7 +141,7 @@ async def test_history_replays_to_any_time(redis: Redis) -> None:
     assert before == Catalogue()
     first = await store.catalogue_at(T0 + timedelta(minutes=30))
     assert first.plans == catalogue(1).plans and first.regions == catalogue(1).regions
-    assert first.os == {}  # the OS list has no history
+    assert first.os == catalogue(1).os  # OS images keep versions like the rest
     second = await store.catalogue_at(T0 + timedelta(hours=2))
     assert second.plans == catalogue(2, size=2).plans
     assert second.metal["m"].monthly_cost == Decimal(2)

@@ -1,11 +1,16 @@
 """A fake Vultr API v2 on a real loopback HTTP server, with injectable faults.
 
-It serves ``/v2/plans``, ``/v2/plans-metal``, ``/v2/regions``, ``/v2/os`` with Vultr's cursor
-pagination (base64 ``next__<last id>`` cursors, empty string at the end, ``meta.total``) and
-``/v2/regions/{id}/availability``. Faults are queued per request matcher: a status with a JSON or
-HTML body and optional ``Retry-After``, latency, truncated JSON, a short body, a dropped
-connection, or a flood (a huge, valid JSON body streamed in chunks). Test data here is written
-from the documented schema, not copied from captures.
+It serves ``/v2/plans``, ``/v2/plans-metal``, ``/v2/regions``, ``/v2/os``,
+``/v2/applications``, ``/v2/object-storage/clusters``, ``/v2/iso-public`` and
+``/v2/databases/plans`` with Vultr's cursor pagination (base64 ``next__<last id>`` cursors,
+empty string at the end, ``meta.total``), ``/v2/kubernetes/versions`` (one unpaged list of
+strings) and ``/v2/regions/{id}/availability``. ``/v2/databases/plans`` wants
+``Authorization: Bearer <api_key>`` and answers 401 otherwise, like Vultr.
+
+Faults are queued per request matcher: a status with a JSON or HTML body and optional
+``Retry-After``, latency, truncated JSON, a short body, a dropped connection, or a flood (a
+huge, valid JSON body streamed in chunks). Test data here is written from the documented
+schema, not copied from captures.
 """
 
 from __future__ import annotations
@@ -99,6 +104,39 @@ def make_region(region_id: str, city: str, country: str, continent: str, **field
     return region
 
 
+def make_app(app_id: int, name: str, **fields: Any) -> JSON:
+    """An application as ``/v2/applications`` documents it (one-click unless overridden)."""
+    app: JSON = {
+        "id": app_id,
+        "name": name,
+        "short_name": name.lower().replace(" ", ""),
+        "deploy_name": f"{name} on Ubuntu 24.04",
+        "type": "one-click",
+        "vendor": "vultr",
+        "image_id": "",
+    }
+    app.update(fields)
+    return app
+
+
+def make_database_plan(plan_id: str, **fields: Any) -> JSON:
+    """A managed database plan as ``/v2/databases/plans`` documents it."""
+    plan: JSON = {
+        "id": plan_id,
+        "number_of_nodes": 1,
+        "type": "business",
+        "vcpu_count": 1,
+        "ram": 1024,
+        "disk": 25,
+        "monthly_cost": 15,
+        "supported_engines": {"mysql": True, "pg": True, "valkey": False, "kafka": False},
+        "max_connections": {"mysql": 75, "pg": 22},
+        "locations": ["ewr", "fra", "ams"],
+    }
+    plan.update(fields)
+    return plan
+
+
 def default_catalogue() -> FakeCatalogue:
     """A small, realistic catalogue: cloud, GPU, São Paulo twin and regional-price plans."""
     plans = [
@@ -160,8 +198,68 @@ def default_catalogue() -> FakeCatalogue:
         "ams": ["vc2-1c-1gb", "vc2-2c-4gb"],
         "sao": ["vc2-1c-1gb-sc1"],
     }
+    apps = [
+        make_app(1, "LEMP"),
+        make_app(2, "Docker"),
+        make_app(
+            1028,
+            "OpenLiteSpeed WordPress",
+            short_name="openlitespeedwordpress",
+            type="marketplace",
+            vendor="LiteSpeed_Technologies",
+            image_id="openlitespeed-wordpress",
+        ),
+    ]
+    k8s_versions = ["v1.33.0+1", "v1.32.4+1", "v1.31.8+1"]
+    storage_clusters = [
+        {"id": 2, "region": "ewr", "hostname": "ewr1.vultrobjects.com", "deploy": "yes"},
+        {"id": 4, "region": "ams", "hostname": "ams1.vultrobjects.com", "deploy": "yes"},
+        {"id": 9, "region": "fra", "hostname": "fra1.vultrobjects.com", "deploy": "no"},
+    ]
+    isos = [
+        {
+            "id": "0532a75b-14e8-48b8-b27e-1ebcf382a804",
+            "name": "Alpine Linux 3.20 x86_64",
+            "description": "Alpine Linux standard ISO",
+            "md5sum": "1f0e1b9c8c4e0b3f6d9b6f2a0c7e5d41",
+        },
+        {
+            "id": "b3e2b5f4-7a54-4c0e-9d5f-2f1c3b4a5d6e",
+            "name": "SystemRescue 11.01 x64",
+            "description": "A Linux system rescue toolkit",
+            "md5sum": "9d1c0b2f4e3a5b6c7d8e9f0a1b2c3d4e",
+        },
+    ]
+    databases = [
+        make_database_plan("vultr-dbaas-hobbyist-cc-1-25-1", type="hobbyist", monthly_cost=15),
+        make_database_plan(
+            "vultr-dbaas-startup-cc-1-55-2",
+            type="startup",
+            ram=2048,
+            disk=55,
+            monthly_cost=30,
+            max_connections={"mysql": 150, "pg": 47},
+        ),
+        make_database_plan(
+            "vultr-dbaas-business-cc-1-55-2-3",
+            number_of_nodes=3,
+            ram=2048,
+            disk=55,
+            monthly_cost=90,
+            locations=["ewr", "fra"],
+        ),
+    ]
     return FakeCatalogue(
-        plans=plans, metal=metal, regions=regions, images=images, availability=availability
+        plans=plans,
+        metal=metal,
+        regions=regions,
+        images=images,
+        availability=availability,
+        apps=apps,
+        k8s_versions=k8s_versions,
+        storage_clusters=storage_clusters,
+        isos=isos,
+        databases=databases,
     )
 
 
@@ -172,6 +270,11 @@ class FakeCatalogue:
     regions: list[JSON] = field(default_factory=list)
     images: list[JSON] = field(default_factory=list)
     availability: dict[str, list[str]] = field(default_factory=dict)
+    apps: list[JSON] = field(default_factory=list)
+    k8s_versions: list[Any] = field(default_factory=list)  # strings, as Vultr sends them
+    storage_clusters: list[JSON] = field(default_factory=list)
+    isos: list[JSON] = field(default_factory=list)
+    databases: list[JSON] = field(default_factory=list)
 
     def plan(self, plan_id: str) -> JSON:
         return next(plan for plan in self.plans if plan["id"] == plan_id)
@@ -225,6 +328,8 @@ class FakeVultrAPI:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.port = 0
+        # The key /v2/databases/plans accepts (any other endpoint ignores Authorization).
+        self.api_key = "test-api-key"
 
     # -- fault injection ------------------------------------------------------------------
     def fail(
@@ -315,6 +420,11 @@ class FakeVultrAPI:
         app.router.add_get("/v2/regions", self._regions)
         app.router.add_get("/v2/os", self._os)
         app.router.add_get("/v2/regions/{region}/availability", self._availability)
+        app.router.add_get("/v2/applications", self._applications)
+        app.router.add_get("/v2/kubernetes/versions", self._k8s_versions)
+        app.router.add_get("/v2/object-storage/clusters", self._storage_clusters)
+        app.router.add_get("/v2/iso-public", self._isos)
+        app.router.add_get("/v2/databases/plans", self._databases)
         return app
 
     async def start(self) -> str:
@@ -360,6 +470,31 @@ class FakeVultrAPI:
 
     async def _os(self, request: web.Request) -> web.StreamResponse:
         return await self._paginated(request, "os", self.catalogue.images)
+
+    async def _applications(self, request: web.Request) -> web.StreamResponse:
+        items = self.catalogue.apps
+        app_type = request.query.get("type", "all")
+        if app_type != "all":
+            items = [app for app in items if app.get("type") == app_type]
+        return await self._paginated(request, "applications", items)
+
+    async def _k8s_versions(self, request: web.Request) -> web.StreamResponse:
+        fault_response = await self._before(request)
+        if fault_response is not None:
+            return fault_response
+        return await self._send(request, {"versions": list(self.catalogue.k8s_versions)})
+
+    async def _storage_clusters(self, request: web.Request) -> web.StreamResponse:
+        return await self._paginated(request, "clusters", self.catalogue.storage_clusters)
+
+    async def _isos(self, request: web.Request) -> web.StreamResponse:
+        return await self._paginated(request, "public_isos", self.catalogue.isos)
+
+    async def _databases(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            self._record(request)
+            return web.json_response({"error": "Invalid API token.", "status": 401}, status=401)
+        return await self._paginated(request, "plans", self.catalogue.databases)
 
     async def _availability(self, request: web.Request) -> web.StreamResponse:
         region = request.match_info["region"]
@@ -415,7 +550,7 @@ class FakeVultrAPI:
         }
         return await self._send(request, document)
 
-    async def _before(self, request: web.Request) -> web.StreamResponse | None:
+    def _record(self, request: web.Request) -> None:
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -424,6 +559,9 @@ class FakeVultrAPI:
                 headers=dict(request.headers),
             )
         )
+
+    async def _before(self, request: web.Request) -> web.StreamResponse | None:
+        self._record(request)
         if self.latency:
             await self._pause(self.latency)
         for fault in list(self.faults):

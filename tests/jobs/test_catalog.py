@@ -92,7 +92,17 @@ async def test_a_three_page_catalogue_is_read_whole(redis: Redis) -> None:
         result = await env.scrape()
         assert env.api.count("/v2/plans") == 3
     assert result["status"] == "success"
-    assert result["counts"] == {"plans": 6, "metal": 1, "regions": 4, "os": 3}
+    assert result["counts"] == {
+        "plans": 6,
+        "metal": 1,
+        "regions": 4,
+        "os": 3,
+        "apps": 3,
+        "k8s_versions": 3,
+        "storage_clusters": 3,
+        "isos": 2,
+        "databases": 0,  # no API key configured: not read
+    }
     assert result["added"] == 7 and result["updated"] == 7 and result["retired"] == 0
     committed = (await CatalogueStore(redis, "vs").load()).catalogue
     assert sorted(committed.plans) == sorted(plan["id"] for plan in env.catalogue.plans)
@@ -372,6 +382,10 @@ async def test_raw_bodies_are_archived_unless_retention_is_zero(redis: Redis) ->
         await env.scrape()
         entries = await RawArchive(redis, "vs").entries()
     assert sorted({entry.url.split("?")[0].rsplit("/v2", 1)[1] for entry in entries}) == [
+        "/applications",
+        "/iso-public",
+        "/kubernetes/versions",
+        "/object-storage/clusters",
         "/os",
         "/plans",
         "/plans-metal",

@@ -1,7 +1,9 @@
 """A tiny stand-in for Vultr's public catalogue API v2, for the NixOS VM test (stdlib only).
 
-Serves ``/v2/plans``, ``/v2/plans-metal``, ``/v2/regions``, ``/v2/os`` (one page each, with
-``meta: {total, links: {next: "", prev: ""}}``) and ``/v2/regions/<id>/availability``. Data is
+Serves ``/v2/plans``, ``/v2/plans-metal``, ``/v2/regions``, ``/v2/os``, ``/v2/applications``,
+``/v2/object-storage/clusters``, ``/v2/iso-public`` (one page each, with
+``meta: {total, links: {next: "", prev: ""}}``), ``/v2/kubernetes/versions`` and
+``/v2/regions/<id>/availability``. Data is
 written from the documented schema. Listens on loopback only::
 
     python3 fake_vultr_api.py --port 8001
@@ -87,11 +89,31 @@ AVAILABILITY: dict[str, list[str]] = {
     "ewr": ["vc2-1c-1gb", "vc2-2c-4gb", "vhf-1c-2gb", "vbm-4c-32gb"],
     "fra": ["vc2-1c-1gb"],
 }
+APPLICATIONS: list[dict[str, Any]] = [
+    {
+        "id": 2,
+        "name": "Docker",
+        "short_name": "docker",
+        "deploy_name": "Docker on Ubuntu 24.04",
+        "type": "one-click",
+        "vendor": "vultr",
+        "image_id": "",
+    }
+]
+STORAGE_CLUSTERS: list[dict[str, Any]] = [
+    {"id": 2, "region": "ewr", "hostname": "ewr1.vultrobjects.com", "deploy": "yes"}
+]
+ISOS: list[dict[str, Any]] = [
+    {"id": "iso-1", "name": "Alpine Linux x86_64", "description": "Alpine standard", "md5sum": ""}
+]
 LISTS: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "/v2/plans": ("plans", PLANS),
     "/v2/plans-metal": ("plans_metal", PLANS_METAL),
     "/v2/regions": ("regions", REGIONS),
     "/v2/os": ("os", OS),
+    "/v2/applications": ("applications", APPLICATIONS),
+    "/v2/object-storage/clusters": ("clusters", STORAGE_CLUSTERS),
+    "/v2/iso-public": ("public_isos", ISOS),
 }
 AVAILABILITY_PATH = re.compile(r"^/v2/regions/(?P<region>[a-z0-9]+)/availability$")
 
@@ -102,6 +124,8 @@ def response_for(path: str) -> tuple[int, dict[str, Any]]:
         key, items = LISTS[path]
         meta = {"total": len(items), "links": {"next": "", "prev": ""}}
         return 200, {key: items, "meta": meta}
+    if path == "/v2/kubernetes/versions":
+        return 200, {"versions": ["v1.33.0+1", "v1.32.4+1"]}
     match = AVAILABILITY_PATH.match(path)
     if match:
         region = match.group("region")

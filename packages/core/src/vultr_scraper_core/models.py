@@ -146,6 +146,65 @@ class OperatingSystem(Record, kw_only=True, omit_defaults=True):
     family: str | None = None
 
 
+class Application(Record, kw_only=True, omit_defaults=True):
+    """``/v2/applications?type=all`` -> ``applications[]``: one-click and Marketplace apps."""
+
+    id: int
+    name: str | None = None
+    short_name: str | None = None
+    deploy_name: str | None = None
+    type: str | None = None  # "one-click" or "marketplace"
+    vendor: str | None = None
+    image_id: str | None = None  # "" for one-click apps
+
+
+class KubernetesVersion(Record, kw_only=True, omit_defaults=True):
+    """One entry of ``/v2/kubernetes/versions`` -> ``versions[]`` (plain strings on the wire,
+    e.g. ``"v1.33.0+1"``; the client turns each into ``{"id": version}``)."""
+
+    id: str
+
+
+class StorageCluster(Record, kw_only=True, omit_defaults=True):
+    """``/v2/object-storage/clusters`` -> ``clusters[]``."""
+
+    id: int
+    region: str | None = None
+    hostname: str | None = None
+    deploy: str | None = None  # "yes" / "no": new subscriptions accepted (a string, not a bool)
+
+    @property
+    def deployable(self) -> bool | None:
+        return {"yes": True, "no": False}.get((self.deploy or "").lower())
+
+
+class PublicIso(Record, kw_only=True, omit_defaults=True):
+    """``/v2/iso-public`` -> ``public_isos[]`` (the id is a string)."""
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    md5sum: str | None = None
+
+
+class DatabasePlan(_PlanFields, kw_only=True, omit_defaults=True):
+    """``/v2/databases/plans`` -> ``plans[]`` (needs an API key). ``monthly_cost`` is the price
+    in every region of ``locations`` unless ``location_cost`` says otherwise."""
+
+    number_of_nodes: int | None = None
+    vcpu_count: int | None = None
+    supported_engines: dict[str, bool] | None = None  # engine -> offered (mysql, pg, valkey, ...)
+    max_connections: dict[str, int] | None = None  # engine -> connection limit
+
+    @property
+    def engines(self) -> list[str]:
+        return sorted(name for name, on in (self.supported_engines or {}).items() if on)
+
+    @property
+    def vcpus(self) -> int | None:
+        return self.vcpu_count
+
+
 class RegionAvailability(msgspec.Struct, frozen=True, kw_only=True):
     """``/v2/regions/{id}/availability``: the only "in stock now" signal (plain id lists)."""
 
@@ -159,12 +218,17 @@ R = TypeVar("R", bound=Record)
 
 
 class Catalogue(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One snapshot: every collection keyed by id (OS ids as decimal strings)."""
+    """One snapshot: every collection keyed by id (integer ids as decimal strings)."""
 
     plans: dict[str, CloudPlan] = {}
     metal: dict[str, MetalPlan] = {}
     regions: dict[str, Region] = {}
     os: dict[str, OperatingSystem] = {}
+    apps: dict[str, Application] = {}
+    k8s_versions: dict[str, KubernetesVersion] = {}
+    storage_clusters: dict[str, StorageCluster] = {}
+    isos: dict[str, PublicIso] = {}
+    databases: dict[str, DatabasePlan] = {}
 
     def plan(self, plan_id: str) -> Plan | None:
         return self.plans.get(plan_id) or self.metal.get(plan_id)
@@ -179,6 +243,11 @@ COLLECTIONS: dict[str, type[Record]] = {
     "metal": MetalPlan,
     "regions": Region,
     "os": OperatingSystem,
+    "apps": Application,
+    "k8s_versions": KubernetesVersion,
+    "storage_clusters": StorageCluster,
+    "isos": PublicIso,
+    "databases": DatabasePlan,
 }
 
 

@@ -1,4 +1,8 @@
-"""The Vultr API v2 catalogue client (public endpoints only, so no ``Authorization`` header).
+"""The Vultr API v2 catalogue client.
+
+Every endpoint but one is public and gets no ``Authorization`` header. The exception is
+``/v2/databases/plans``: only ``database_plans(api_key)`` sends the key, and only on that
+endpoint's own requests (its cursor pages included).
 
 Every request goes through the shared ``HttpClient`` (pacing, retries, ``Retry-After``). Bodies
 are decoded so that non-integer numbers become exact Decimals; a body that is not JSON counts as
@@ -49,6 +53,11 @@ METAL = "/v2/plans-metal"
 REGIONS = "/v2/regions"
 OS = "/v2/os"
 AVAILABILITY = "/v2/regions/{id}/availability"
+APPLICATIONS = "/v2/applications"
+K8S_VERSIONS = "/v2/kubernetes/versions"
+STORAGE_CLUSTERS = "/v2/object-storage/clusters"
+ISOS = "/v2/iso-public"
+DATABASES = "/v2/databases/plans"
 
 MAX_PAGES = 200  # 500 items per page: far beyond any real catalogue; stops a cursor loop
 
@@ -104,14 +113,67 @@ class VultrClient:
     async def operating_systems(self) -> Listing:
         return await self.listing("/os", OS, "os", {})
 
+    async def applications(self) -> Listing:
+        # type=all: one-click and Marketplace apps together.
+        return await self.listing("/applications", APPLICATIONS, "applications", {"type": "all"})
+
+    async def kubernetes_versions(self) -> Listing:
+        return await self.plain_list("/kubernetes/versions", K8S_VERSIONS, "versions")
+
+    async def storage_clusters(self) -> Listing:
+        return await self.listing("/object-storage/clusters", STORAGE_CLUSTERS, "clusters", {})
+
+    async def public_isos(self) -> Listing:
+        return await self.listing("/iso-public", ISOS, "public_isos", {})
+
+    async def database_plans(self, api_key: str) -> Listing:
+        """Managed database plans: the one endpoint that needs (and gets) the API key."""
+        headers = {"Authorization": f"Bearer {api_key}"}
+        return await self.listing("/databases/plans", DATABASES, "plans", {}, headers=headers)
+
+    async def plain_list(self, path: str, endpoint: str, container: str) -> Listing:
+        """An endpoint that answers one unpaged list (no ``meta``): complete when the list is
+        there. Plain strings become ``{"id": value}``; objects keep their fields, with
+        ``version`` standing in for a missing ``id`` (a drifted shape stays readable)."""
+        cap = ByteCap(limit=self.listing_bytes, setting="vultr.max_response_bytes")
+        document, response = await self.get(path, cap=cap)
+        batch, found_under = _container(document, container, None)
+        if batch is None:
+            message = f"{endpoint} response has no {container!r} list"
+            raise PermanentHttpError(message, url=response.url, status=response.status)
+        items: dict[str, Any] = {}
+        for item in batch:
+            if isinstance(item, str):
+                item = {"id": item}
+            elif isinstance(item, Mapping) and "id" not in item and "version" in item:
+                item = {"id": item["version"], **item}
+            key = str(item.get("id")) if isinstance(item, Mapping) else repr(item)
+            items.setdefault(key, item)
+        return Listing(
+            endpoint=endpoint,
+            items=list(items.values()),
+            total=len(batch),
+            pages=1,
+            responses=[response],
+            complete=True,
+            container=found_under,
+        )
+
     async def get(
-        self, path: str, params: Mapping[str, str | int] | None = None, *, cap: ByteCap
+        self,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        cap: ByteCap,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Any, RawResponse]:
         """GET ``path`` with the shared retry policy, reading at most ``cap``; decode exactly."""
         url = self.base_url + path
 
         async def attempt() -> tuple[Any, RawResponse]:
-            response = await self.http.request_once("GET", url, params=params, cap=cap)
+            response = await self.http.request_once(
+                "GET", url, params=params, cap=cap, headers=headers
+            )
             document = response.json(decode_json)
             raw = RawResponse(
                 url=response.url,
@@ -132,6 +194,7 @@ class VultrClient:
         params: Mapping[str, str | int],
         *,
         fallback: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Listing:
         items: dict[str, Any] = {}
         conflicting: list[str] = []  # ids seen twice with different content
@@ -165,7 +228,7 @@ class VultrClient:
                 setting = f"what {page - 1} page(s) left of {setting} = {self.listing_bytes}"
             cap = ByteCap(limit=max(0, budget), setting=setting)
             try:
-                document, response = await self.get(path, query, cap=cap)
+                document, response = await self.get(path, query, cap=cap, headers=headers)
             except HttpError as error:
                 if page == 1:
                     raise

@@ -19,7 +19,17 @@ region_removed     region_removed
 schema_drift       schema_drift
 endpoint_down      endpoint_down
 endpoint_up        endpoint_up
+region_service_*   region_service_*    a region starts / stops offering a service
+app_*, iso_*,      the event of the    (added / removed); storage_availability_changed:
+os_*, k8s_version_*, storage_cluster_*, storage_availability_changed    same name
 =================  ==================  ==============================================
+
+``collections`` (empty: any) restricts every catalogue event to the collections named in its
+``detail.collection`` (``plans``, ``metal``, ``databases``, ``apps``, ...). ``subject`` is a
+glob on the subject of app, Kubernetes version, storage-cluster, ISO and OS events and on the
+service of ``region_service_*`` events. Database-plan events (``plan_added``,
+``price_changed``, ... with collection ``databases``) match on ``plan``, ``regions`` and
+``collections``; the compute attributes (vCPU, GPU, stock, price caps) do not apply to them.
 
 Filters. For plan events (plan_*, price_*, stock_*, spec_changed) the plan's *current*
 attributes are matched (``store.queries.plan_matches`` on its rows, one per region it is sold
@@ -113,6 +123,24 @@ WATCHES: dict[str, Watch] = {
     "catalog_fresh": Watch(EventKind.CATALOG_FRESH),
     "catalog_quarantined": Watch(EventKind.CATALOG_QUARANTINED),
     "quarantine_cleared": Watch(EventKind.QUARANTINE_CLEARED),
+    **{
+        str(kind): Watch(kind)
+        for kind in (
+            EventKind.REGION_SERVICE_ADDED,
+            EventKind.REGION_SERVICE_REMOVED,
+            EventKind.APP_ADDED,
+            EventKind.APP_REMOVED,
+            EventKind.K8S_VERSION_ADDED,
+            EventKind.K8S_VERSION_REMOVED,
+            EventKind.STORAGE_CLUSTER_ADDED,
+            EventKind.STORAGE_CLUSTER_REMOVED,
+            EventKind.STORAGE_AVAILABILITY_CHANGED,
+            EventKind.ISO_ADDED,
+            EventKind.ISO_REMOVED,
+            EventKind.OS_ADDED,
+            EventKind.OS_REMOVED,
+        )
+    },
 }
 assert set(WATCHES) == set(ALERT_KINDS), "the config vocabulary and the matcher disagree"
 
@@ -124,6 +152,22 @@ PLAN_EVENTS = {
     EventKind.STOCK_CHANGED,
 }
 REGION_EVENTS = {EventKind.REGION_ADDED, EventKind.REGION_REMOVED}
+SERVICE_EVENTS = {EventKind.REGION_SERVICE_ADDED, EventKind.REGION_SERVICE_REMOVED}
+# Events about the rest of the catalogue: filtered by subject glob and, when they name one,
+# their region (a storage cluster's).
+OFFERING_EVENTS = {
+    EventKind.APP_ADDED,
+    EventKind.APP_REMOVED,
+    EventKind.K8S_VERSION_ADDED,
+    EventKind.K8S_VERSION_REMOVED,
+    EventKind.STORAGE_CLUSTER_ADDED,
+    EventKind.STORAGE_CLUSTER_REMOVED,
+    EventKind.STORAGE_AVAILABILITY_CHANGED,
+    EventKind.ISO_ADDED,
+    EventKind.ISO_REMOVED,
+    EventKind.OS_ADDED,
+    EventKind.OS_REMOVED,
+}
 ENDPOINT_EVENTS = {EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP}
 
 
@@ -189,14 +233,27 @@ async def matches(alert: AlertConfig, event: ChangeEvent, plans: PlanAttributes)
         return False
     if event.kind in ENDPOINT_EVENTS:
         return _glob(alert.endpoint, event.subject)
+    collection = event.detail.get("collection")
+    if alert.collections and collection is not None and collection not in alert.collections:
+        return False
     if event.kind in REGION_EVENTS:
         return not alert.regions or event.subject in alert.regions
+    if event.kind in SERVICE_EVENTS:
+        in_region = not alert.regions or event.subject in alert.regions
+        return in_region and _glob(alert.subject, event.field or "")
+    if event.kind in OFFERING_EVENTS:
+        region = event.region or event.detail.get("region")
+        if alert.regions and region not in alert.regions:
+            return False
+        return _glob(alert.subject, event.subject)
     if event.kind not in PLAN_EVENTS:
         return True  # schema drift: nothing to filter on
     if not _glob(alert.plan, event.subject):
         return False
     if event.region is not None and alert.regions and event.region not in alert.regions:
         return False
+    if collection == "databases":
+        return True  # database plans have no compute rows to match attributes against
     rows = await plans.rows(event)
     if event.region is not None:
         rows = [row for row in rows if row.region == event.region]

@@ -1,4 +1,6 @@
-"""The catalogue job: fetch plans, metal plans, regions and OS images; gate; diff; commit.
+"""The catalogue job: fetch plans, metal plans, regions, OS images and the rest of the public
+catalogue (applications, Kubernetes versions, object-storage clusters, public ISOs; managed
+database plans when an API key is configured); gate; diff; commit.
 
 ``scrape_vultr_pricing(ctx)`` runs one scrape:
 
@@ -9,6 +11,11 @@
    commit the new snapshot, its change events, the record versions and the accepted schema
    shapes in one MULTI/EXEC. A rerun over identical data therefore writes no event, and a
    process killed at any point leaves either the old or the new snapshot.
+
+A collection that is switched off (``catalog.include``, ``catalog.include_os``, databases
+without a key) is not fetched and stays as committed. A database-plan request that Vultr
+refuses (a bad or unauthorised key) is one clear error in the result (``errors.databases``)
+and leaves the database plans as committed; the rest of the scrape goes on.
 
 Errors: an HTTP error on the first page of any endpoint (after the HTTP client's bounded
 retries) propagates out of the job, because nothing was fetched and the worker's retry with
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +40,7 @@ from redis.asyncio import Redis
 
 from vultr_scraper_core.config import CatalogConfig, Config
 from vultr_scraper_core.formats import format_instant
+from vultr_scraper_core.http import HttpError
 from vultr_scraper_core.models import (
     COLLECTIONS,
     Catalogue,
@@ -51,7 +59,19 @@ from vultr_scraper_core.store.catalog import (
 )
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_core.store.codec import utcnow
-from vultr_scraper_core.vultr import METAL, OS, PLANS, REGIONS, Listing, VultrClient
+from vultr_scraper_core.vultr import (
+    APPLICATIONS,
+    DATABASES,
+    ISOS,
+    K8S_VERSIONS,
+    METAL,
+    OS,
+    PLANS,
+    REGIONS,
+    STORAGE_CLUSTERS,
+    Listing,
+    VultrClient,
+)
 from vultr_scraper_jobs.context import deps
 from vultr_scraper_jobs.diff import (
     diff_catalogues,
@@ -62,7 +82,17 @@ from vultr_scraper_jobs.diff import (
 )
 from vultr_scraper_jobs.gate import evaluate
 
-ENDPOINTS = {"plans": PLANS, "metal": METAL, "regions": REGIONS, "os": OS}
+ENDPOINTS = {
+    "plans": PLANS,
+    "metal": METAL,
+    "regions": REGIONS,
+    "os": OS,
+    "apps": APPLICATIONS,
+    "k8s_versions": K8S_VERSIONS,
+    "storage_clusters": STORAGE_CLUSTERS,
+    "isos": ISOS,
+    "databases": DATABASES,
+}
 COLLECTION_OF = {endpoint: name for name, endpoint in ENDPOINTS.items()}
 MAX_TX_ATTEMPTS = 5
 
@@ -74,19 +104,41 @@ async def scrape_vultr_pricing(ctx: Mapping[str, Any]) -> dict[str, Any]:
     store = CatalogueStore(job.redis, prefix)
     await store.mark_attempt(utcnow())
     client = VultrClient(job.http, job.config.vultr)
-    listings = await fetch_listings(client, include_os=job.config.catalog.include_os)
+    errors: dict[str, str] = {}
+    listings = await fetch_listings(
+        client,
+        include_os=job.config.catalog.include_os,
+        include=job.config.catalog.include,
+        api_key=job.secrets.vultr_api_key,
+        errors=errors,
+    )
     if job.config.catalog.archive_retention_days > 0:
         await RawArchive(job.redis, prefix).put(
             [response for listing in listings.values() for response in listing.responses]
         )
     snapshot = await asyncio.to_thread(build_snapshot, listings, utcnow())
     result = await settle(store, snapshot, job.config.catalog)
+    if errors:
+        result["errors"] = errors
+        for name, message in errors.items():
+            logger.bind(collection=name).error("catalogue scrape: {}", message)
     logger.bind(**_log_fields(result)).info("catalogue scrape: {}", result["status"])
     return result
 
 
-async def fetch_listings(client: VultrClient, *, include_os: bool) -> dict[str, Listing]:
-    """Every list endpoint, one after the other (the rate limit paces them anyway)."""
+async def fetch_listings(
+    client: VultrClient,
+    *,
+    include_os: bool,
+    include: Collection[str] = (),
+    api_key: str | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Listing]:
+    """Every list endpoint switched on, one after the other (the rate limit paces them anyway).
+
+    ``include`` names the optional collections to read; ``databases`` also needs ``api_key``,
+    the only request that carries it. A refused database request is recorded in ``errors``
+    (the collection is then left out, so it stays as committed) instead of failing the rest."""
     listings = {
         "regions": await client.regions(),
         "plans": await client.plans(),
@@ -94,7 +146,33 @@ async def fetch_listings(client: VultrClient, *, include_os: bool) -> dict[str, 
     }
     if include_os:
         listings["os"] = await client.operating_systems()
+    public = {
+        "apps": client.applications,
+        "k8s_versions": client.kubernetes_versions,
+        "storage_clusters": client.storage_clusters,
+        "isos": client.public_isos,
+    }
+    for name, fetch in public.items():
+        if name in include:
+            listings[name] = await fetch()
+    if "databases" in include and api_key:
+        try:
+            listings["databases"] = await client.database_plans(api_key)
+        except HttpError as error:
+            if errors is None:
+                raise
+            errors["databases"] = database_error(error)
     return listings
+
+
+def database_error(error: HttpError) -> str:
+    """One clear sentence for a failed database-plan request (never the key itself)."""
+    if error.status in (401, 403):
+        return (
+            f"Vultr refused the API key from vultr.api_key_file on {DATABASES} "
+            f"(HTTP {error.status}: {error.reason}); database plans were not updated"
+        )
+    return f"{DATABASES} failed ({error}); database plans were not updated"
 
 
 def build_snapshot(listings: Mapping[str, Listing], fetched_at: datetime) -> FetchedSnapshot:
@@ -192,10 +270,11 @@ async def settle(
 
 
 def fetched_catalogue(current: Catalogue, snapshot: FetchedSnapshot) -> Catalogue:
-    """What the run saw; the OS list carried over from ``current`` when it was not fetched."""
-    if "os" in snapshot.checked:
-        return snapshot.catalogue
-    return msgspec.structs.replace(snapshot.catalogue, os=dict(current.os))
+    """What the run saw; collections it did not fetch carried over from ``current``."""
+    skipped = {
+        name: dict(getattr(current, name)) for name in COLLECTIONS if name not in snapshot.checked
+    }
+    return msgspec.structs.replace(snapshot.catalogue, **skipped) if skipped else snapshot.catalogue
 
 
 def commit_candidate(current: Catalogue, snapshot: FetchedSnapshot) -> Catalogue:
@@ -277,6 +356,14 @@ def _success_result(
         "regions_added": kinds[EventKind.REGION_ADDED],
         "regions_removed": kinds[EventKind.REGION_REMOVED],
         "schema_drift": kinds[EventKind.SCHEMA_DRIFT],
+        # Change events per collection (drift, which names an endpoint, is not counted here).
+        "changes": dict(
+            sorted(
+                Counter(
+                    str(e.detail["collection"]) for e in events if "collection" in e.detail
+                ).items()
+            )
+        ),
         "counts": new.counts(),
         "version": version,
     }

@@ -11,8 +11,20 @@ events carrying old and new values, so that ``apply_events(a, diff_catalogues(a,
   changes is one event, not one per region, so nothing is counted twice;
 * any other field (including unknown ones): ``spec_changed`` with ``field``.
 
-``detail["collection"]`` names the collection (``plans``, ``metal``, ``regions``). Values are
-plain JSON with money as exact decimal text. The OS list is stored without history.
+The rest of the catalogue follows the same rules with its own lifecycle kinds: ``os_added`` /
+``os_removed``, ``app_added`` / ``app_removed``, ``k8s_version_added`` / ``..._removed``,
+``storage_cluster_added`` / ``..._removed``, ``iso_added`` / ``iso_removed``; database plans
+are plans (``plan_added``, ``price_changed``, ...). Two fields get events of their own:
+
+* a region's ``options`` (the services it offers): ``region_service_added`` /
+  ``region_service_removed`` with ``field`` = the service ("load_balancers now offered in
+  sgp"); a change of order alone stays a ``spec_changed``;
+* an object-storage cluster's ``deploy``: ``storage_availability_changed`` (old/new "yes"/"no")
+  with ``region`` = the cluster's region.
+
+``detail["collection"]`` names the collection (``plans``, ``metal``, ``regions``, ``os``,
+``apps``, ``k8s_versions``, ``storage_clusters``, ``isos``, ``databases``). Values are plain
+JSON with money as exact decimal text.
 """
 
 from __future__ import annotations
@@ -39,12 +51,19 @@ from vultr_scraper_core.models import (
 )
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 
-DIFFED = ("plans", "metal", "regions")
 _LIFECYCLE = {
     "plans": (EventKind.PLAN_ADDED, EventKind.PLAN_RETIRED),
     "metal": (EventKind.PLAN_ADDED, EventKind.PLAN_RETIRED),
     "regions": (EventKind.REGION_ADDED, EventKind.REGION_REMOVED),
+    "os": (EventKind.OS_ADDED, EventKind.OS_REMOVED),
+    "apps": (EventKind.APP_ADDED, EventKind.APP_REMOVED),
+    "k8s_versions": (EventKind.K8S_VERSION_ADDED, EventKind.K8S_VERSION_REMOVED),
+    "storage_clusters": (EventKind.STORAGE_CLUSTER_ADDED, EventKind.STORAGE_CLUSTER_REMOVED),
+    "isos": (EventKind.ISO_ADDED, EventKind.ISO_REMOVED),
+    "databases": (EventKind.PLAN_ADDED, EventKind.PLAN_RETIRED),
 }
+DIFFED = tuple(_LIFECYCLE)
+PRICED = ("plans", "metal", "databases")
 _ABSENT: Any = object()
 
 
@@ -83,7 +102,7 @@ def diff_catalogues(old: Catalogue, new: Catalogue, *, at: datetime) -> list[Cha
 
 def _detail(collection: str, record: Record) -> dict[str, Any]:
     detail: dict[str, Any] = {"collection": collection}
-    for key in ("type", "gpu_type", "gpu_brand"):
+    for key in ("type", "gpu_type", "gpu_brand", "region"):
         value = getattr(record, key, None)
         if isinstance(value, str):
             detail[key] = value
@@ -100,7 +119,7 @@ def _record_changes(
 ) -> list[ChangeEvent]:
     before, after = record_fields(left), record_fields(right)
     detail = _detail(name, right)
-    priced = name in ("plans", "metal")
+    priced = name in PRICED
     events: list[ChangeEvent] = []
 
     def event(kind: EventKind, field: str, old: Any, new: Any, region: str | None = None) -> None:
@@ -143,8 +162,66 @@ def _record_changes(
                         event(EventKind.PRICE_CHANGED, kind, old_price, new_price, region)
         elif priced and key in PRICE_KINDS:
             event(EventKind.PRICE_CHANGED, key, old_value, new_value)
+        elif name == "regions" and key == "options" and _service_lists(old_value, new_value):
+            events.extend(_service_changes(record_id, old_value, new_value, at, detail))
+        elif name == "storage_clusters" and key == "deploy":
+            region = getattr(right, "region", None) or getattr(left, "region", None)
+            event(EventKind.STORAGE_AVAILABILITY_CHANGED, key, old_value, new_value, region)
         else:
             event(EventKind.SPEC_CHANGED, key, old_value, new_value)
+    return events
+
+
+def _service_lists(old: Any, new: Any) -> bool:
+    """Both sides are lists of service names (absent counts as none offered)."""
+    return all(
+        value is _ABSENT or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        for value in (old, new)
+    )
+
+
+def _services_after(old: list[str], added: Iterable[str], removed: Iterable[str]) -> list[str]:
+    """What ``region_service_added`` / ``_removed`` events make of ``old``."""
+    gone = set(removed)
+    return [service for service in old if service not in gone] + list(added)
+
+
+def _service_changes(
+    region: str, old: Any, new: Any, at: datetime, detail: Mapping[str, Any]
+) -> list[ChangeEvent]:
+    before = [] if old is _ABSENT else list(old)
+    after = [] if new is _ABSENT else list(new)
+    added = list(dict.fromkeys(service for service in after if service not in before))
+    removed = list(dict.fromkeys(service for service in before if service not in after))
+
+    def service_event(kind: EventKind, service: str, present: bool) -> ChangeEvent:
+        return ChangeEvent(
+            kind=kind,
+            at=at,
+            subject=region,
+            region=region,
+            field=service,
+            old=None if present else service,
+            new=service if present else None,
+            detail=dict(detail),
+        )
+
+    events = [service_event(EventKind.REGION_SERVICE_REMOVED, s, False) for s in removed]
+    events += [service_event(EventKind.REGION_SERVICE_ADDED, s, True) for s in added]
+    rebuilt = _services_after(before, added, removed)
+    if rebuilt != after or new is _ABSENT or (old is _ABSENT and not after):
+        # The order changed too, or the list itself vanished or appeared empty: say so exactly.
+        events.append(
+            ChangeEvent(
+                kind=EventKind.SPEC_CHANGED,
+                at=at,
+                subject=region,
+                field="options",
+                old=None if old is _ABSENT else plain(old),
+                new=None if new is _ABSENT else plain(new),
+                detail=dict(detail),
+            )
+        )
     return events
 
 
@@ -164,9 +241,19 @@ def apply_events(base: Catalogue, events: Iterable[ChangeEvent]) -> Catalogue:
             records[event.subject] = parse_record(record_type, event.new)
         elif event.kind == removed_kind:
             records.pop(event.subject, None)
-        elif event.kind in (EventKind.PRICE_CHANGED, EventKind.SPEC_CHANGED) and event.field:
+        elif event.kind in _SERVICE_KINDS and event.field:
             view = {"id": event.subject, **record_fields(records[event.subject])}
-            if event.region is not None:
+            present = event.kind == EventKind.REGION_SERVICE_ADDED
+            options = _services_after(
+                list(view.get("options", [])),
+                [event.field] if present else [],
+                [] if present else [event.field],
+            )
+            view["options"] = options
+            records[event.subject] = parse_record(record_type, view)
+        elif event.kind in _FIELD_KINDS and event.field:
+            view = {"id": event.subject, **record_fields(records[event.subject])}
+            if event.region is not None and event.kind == EventKind.PRICE_CHANGED:
                 _set_regional_price(view, event.region, event.field, event.new)
             elif event.new is None:
                 view.pop(event.field, None)
@@ -174,6 +261,14 @@ def apply_events(base: Catalogue, events: Iterable[ChangeEvent]) -> Catalogue:
                 view[event.field] = event.new
             records[event.subject] = parse_record(record_type, view)
     return Catalogue(**collections)
+
+
+_SERVICE_KINDS = (EventKind.REGION_SERVICE_ADDED, EventKind.REGION_SERVICE_REMOVED)
+_FIELD_KINDS = (
+    EventKind.PRICE_CHANGED,
+    EventKind.SPEC_CHANGED,
+    EventKind.STORAGE_AVAILABILITY_CHANGED,
+)
 
 
 def _set_regional_price(view: dict[str, Any], region: str, kind: str, value: Any) -> None:
@@ -196,7 +291,7 @@ def keep_readable_prices(current: Catalogue, fetched: Catalogue) -> Catalogue:
     price, so it must never become a ``price_changed`` event: the plan keeps its last
     readable value (none for a new plan). The text as received stays in the raw archive."""
     collections: dict[str, Any] = {}
-    for name in ("plans", "metal"):
+    for name in PRICED:
         before: Mapping[str, Any] = getattr(current, name)
         records = dict(getattr(fetched, name))
         for record_id, record in records.items():

@@ -6,7 +6,9 @@ names its check and the ``[catalog.gate]`` setting that decides it:
 * ``incomplete``: a page failed after its retries, pagination did not end, an answer exceeded
   its byte cap, an id came twice with different content, or fewer items arrived than
   ``meta.total`` says;
-* ``empty``: no plans, or no regions;
+* ``empty``: no plans, or no regions; or any other collection this run read (applications,
+  Kubernetes versions, object-storage clusters, ISOs, OS images, database plans) came back
+  empty while the committed catalogue has some;
 * ``count_drop`` / ``count_growth``: a collection shrank by more than ``max_count_drop`` (20 %)
   or grew by more than ``max_count_growth`` (50 %); one item more or less never trips either;
 * ``turnover``: more than ``max_turnover`` (25 %) of a collection's ids were replaced in one
@@ -38,7 +40,7 @@ from vultr_scraper_core.describe import plural
 from vultr_scraper_core.models import PRICE_KINDS, Catalogue, Plan
 
 _EXAMPLES = 3
-PRICED = ("plans", "metal")
+PRICED = ("plans", "metal", "databases")
 PRICE = "price"  # in required_plan_fields: at least one published price
 
 
@@ -98,9 +100,18 @@ def evaluate(
 ) -> Verdict:
     """``checked``: the collections this run fetched (the OS list may be switched off)."""
     findings = [Finding(check="incomplete", reason=problem) for problem in problems]
-    for name in ("plans", "regions"):
-        if name in checked and not getattr(candidate, name):
+    for name in checked:
+        if getattr(candidate, name):
+            continue
+        if name in ("plans", "regions"):
             findings.append(Finding(check="empty", reason=f"no {name} returned"))
+        elif getattr(current, name):
+            findings.append(
+                Finding(
+                    check="empty",
+                    reason=f"no {name} returned, {len(getattr(current, name))} committed",
+                )
+            )
     for name in checked:
         findings.extend(
             _count_findings(name, getattr(current, name), getattr(candidate, name), config)

@@ -130,10 +130,16 @@ class CatalogGateConfig(_Section):
     required_plan_fields: list[str] = msgspec.field(default_factory=lambda: ["locations", "price"])
 
 
+# Collections of the catalogue scrape beyond plans, regions and OS images (one request per
+# page each); "databases" is read only when vultr.api_key_file is set.
+CATALOG_EXTRAS = ("apps", "k8s_versions", "storage_clusters", "isos", "databases")
+
+
 class CatalogConfig(_Section):
     gate: CatalogGateConfig = msgspec.field(default_factory=CatalogGateConfig)
     archive_retention_days: int = 30
     include_os: bool = True
+    include: list[str] = msgspec.field(default_factory=lambda: list(CATALOG_EXTRAS))
 
 
 class StockGateConfig(_Section):
@@ -258,6 +264,20 @@ ALERT_KINDS = (
     "catalog_fresh",
     "catalog_quarantined",
     "quarantine_cleared",
+    # The rest of the catalogue (named like the change events they watch).
+    "region_service_added",
+    "region_service_removed",
+    "app_added",
+    "app_removed",
+    "k8s_version_added",
+    "k8s_version_removed",
+    "storage_cluster_added",
+    "storage_cluster_removed",
+    "storage_availability_changed",
+    "iso_added",
+    "iso_removed",
+    "os_added",
+    "os_removed",
 )
 
 
@@ -280,6 +300,11 @@ class AlertConfig(_Section):
     max_hourly: Decimal | None = None
     in_stock: bool | None = None  # true: in stock in one of ``regions`` (any if empty)
     endpoint: str | None = None  # endpoint name or glob for endpoint_down / endpoint_up
+    # Catalogue collections whose events match (plans, metal, databases, apps, ...); empty: any.
+    collections: list[str] = msgspec.field(default_factory=list)
+    # Glob on the subject of app / k8s version / storage cluster / ISO / OS events and on the
+    # service of region_service_* events; None: any.
+    subject: str | None = None
     # Seconds between reminders while what an opening kind reported (endpoint_down,
     # catalog_stale, catalog_quarantined) lasts; also sends the recovery. None: no reminders.
     remind_every: float | None = None
@@ -401,6 +426,14 @@ def problems(config: Config) -> list[tuple[str, str]]:
     at_least("catalog.gate.max_lost_prices", gate.max_lost_prices, 0)
     if not all(name.strip() for name in gate.required_plan_fields):
         found.append(("catalog.gate.required_plan_fields", "names must not be empty"))
+    unknown = [name for name in config.catalog.include if name not in CATALOG_EXTRAS]
+    if unknown:
+        found.append(
+            (
+                "catalog.include",
+                f"unknown collection {unknown[0]!r}: one of {', '.join(CATALOG_EXTRAS)}",
+            )
+        )
     at_least("history.window_days", config.history.window_days, 1)
     at_least("history.max_days_per_run", config.history.max_days_per_run, 1)
     if config.history.archive.startswith("s3://") and not config.history.archive[5:].strip("/"):
@@ -485,6 +518,15 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
                 (
                     f"alerts[{index}].kinds",
                     f"unknown kind {unknown[0]!r}; known: {', '.join(ALERT_KINDS)}",
+                )
+            )
+        collections = ("plans", "metal", "regions", "os", *CATALOG_EXTRAS)
+        odd = [name for name in alert.collections if name not in collections]
+        if odd:
+            found.append(
+                (
+                    f"alerts[{index}].collections",
+                    f"unknown collection {odd[0]!r}; known: {', '.join(collections)}",
                 )
             )
         if alert.remind_every is not None and alert.remind_every < 60:

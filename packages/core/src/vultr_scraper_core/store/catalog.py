@@ -7,7 +7,7 @@ Keys (``p`` = the key prefix):
 * ``p:catalog:meta``: hash with ``version`` (bumped by every commit), ``fetched_at``,
   ``committed_at``, ``last_success_at``, ``last_attempt_at``, ``last_status``, ``last_reason``.
 * ``p:catalog:versions``: sorted set, score = observation time (ms); one member per record
-  version of plans, metal plans and regions (``record`` null = retired / removed). Replaying it
+  version of every collection's records (``record`` null = retired / removed). Replaying it
   up to a time gives the catalogue as it was then (``catalogue_at``). Only the recent window
   is kept here: the history job folds older versions into ``p:catalog:base`` and moves them
   to the on-disk archive.
@@ -45,7 +45,7 @@ from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.codec import compress, decode, decompress, encode, to_ms
 from vultr_scraper_core.store.watched import execute_staged
 
-HISTORY_COLLECTIONS = ("plans", "metal", "regions")  # the OS list has no history
+HISTORY_COLLECTIONS = tuple(COLLECTIONS)  # every collection keeps its record versions
 
 
 class CatalogueMeta(msgspec.Struct, kw_only=True):
@@ -343,7 +343,8 @@ class CatalogueStore:
         return dict(zip(self.keys.collections, map(int, lengths), strict=True))
 
     async def catalogue_at(self, at: datetime) -> Catalogue:
-        """Plans, metal plans and regions as they were at ``at`` (the OS list is not kept)."""
+        """Every collection as it was at ``at`` (the OS list from the first commit that
+        recorded its versions on)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.get(self.keys.base)
             pipe.zrangebyscore(self.keys.versions, "-inf", to_ms(at))
