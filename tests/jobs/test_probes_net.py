@@ -11,11 +11,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from tests.fakes.dns_server import DnsZoneServer
 from tests.fakes.tls import HAVE_OPENSSL, self_signed, server_context
-from vultr_scraper_core.config import EndpointConfig
+from vultr_scraper_core.config import ClientConfig, Config, EndpointConfig, HealthConfig, Secrets
+from vultr_scraper_core.http import HttpClient, create_session
+from vultr_scraper_core.store.changes import ChangeFeed, EventKind
 from vultr_scraper_core.store.health import ProbeResult
+from vultr_scraper_jobs.context import make_context
+from vultr_scraper_jobs.health import check_endpoint_health
 from vultr_scraper_jobs.probes import probe
 
 
@@ -190,3 +195,64 @@ async def test_dns_server_not_answering_times_out() -> None:
         config = EndpointConfig(name="d", url=f"dns://127.0.0.1:{port}/db.test", timeout=0.5)
         result = await check(config)
     assert result.error == "timed out after 0.5 s"
+
+
+# -- through the check-health job: thresholds, transitions, the change feed ---------------------
+
+
+async def test_tcp_and_dns_endpoints_go_down_and_up_by_the_thresholds(
+    redis: Redis, zone: DnsZoneServer
+) -> None:
+    server = await Banner(greeting=b"220 ready\r\n").start()
+    port = server.port
+    config = Config(
+        health=HealthConfig(
+            check_vultr_api=False,
+            failure_threshold=2,
+            success_threshold=1,
+            endpoints=[
+                EndpointConfig(name="smtp", url=f"tcp://127.0.0.1:{port}", interval=1, timeout=2),
+                EndpointConfig(
+                    name="db-dns",
+                    url=f"dns://127.0.0.1:{zone.port}/db.test",
+                    interval=1,
+                    timeout=2,
+                    expect_answers=["10.0.0.8"],
+                    failure_threshold=1,  # per endpoint, over [health]'s 2
+                ),
+            ],
+        ),
+        client=ClientConfig(rate_limit=0),
+    )
+    assert zone.zone is not None
+    async with create_session(ClientConfig(rate_limit=0)) as session:
+
+        async def run() -> dict[str, Any]:
+            ctx = make_context(
+                config=config,
+                secrets=Secrets(),
+                redis=redis,
+                http=HttpClient(session, config.client),
+            )
+            return await check_endpoint_health(ctx)
+
+        first = await run()
+        assert (first["checked"], first["failing"], first["transitions"]) == (2, 0, [])
+        await server.stop()  # nothing listens there any more
+        zone.zone.records[("db.test", "A")] = ["10.0.0.7"]  # the expected answer is gone
+        second = await run()
+        assert second["failing_endpoints"] == ["db-dns", "smtp"]
+        assert second["transitions"] == [{"endpoint": "db-dns", "to": "down"}]
+        third = await run()
+        assert third["transitions"] == [{"endpoint": "smtp", "to": "down"}]
+        zone.zone.records[("db.test", "A")] = ["10.0.0.8"]
+        fourth = await run()
+        assert fourth["transitions"] == [{"endpoint": "db-dns", "to": "up"}]
+    events = await ChangeFeed(redis, "vs").read(
+        kinds={EventKind.ENDPOINT_DOWN, EventKind.ENDPOINT_UP}, limit=10
+    )
+    assert [(event.kind, event.subject) for event in events] == [
+        ("endpoint_down", "db-dns"), ("endpoint_down", "smtp"), ("endpoint_up", "db-dns"),
+    ]  # fmt: skip
+    down = events[1]
+    assert down.detail is not None and "refused" in str(down.detail).lower()
