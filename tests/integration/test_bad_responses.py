@@ -161,6 +161,23 @@ def availability_without_its_list(api: FakeVultrAPI) -> None:
     )
 
 
+def availability_missing_for_a_region(api: FakeVultrAPI) -> None:
+    api.fail("/v2/regions/fra/availability", 404, times=None)
+
+
+def availability_cut_short(api: FakeVultrAPI) -> None:
+    api.truncate("/v2/regions/ewr/availability", times=None)
+
+
+def availability_not_a_list_of_ids(api: FakeVultrAPI) -> None:
+    api.fail(
+        "/v2/regions/ewr/availability",
+        200,
+        body=b'{"available_plans": [{"id": "vc2-1c-1gb"}, 7]}',
+        times=None,
+    )
+
+
 def availability_in_a_new_id_format(api: FakeVultrAPI) -> None:
     for region, listed in api.catalogue.availability.items():
         api.catalogue.availability[region] = [_new_format(plan) for plan in listed]
@@ -227,6 +244,15 @@ CASES = {
     ),
     "availability without its list": Case(
         availability_without_its_list, "success", "quarantined", r"has no available_plans list"
+    ),
+    "availability missing for a region": Case(
+        availability_missing_for_a_region, "success", "success", r"fra: request failed: .*404"
+    ),
+    "availability cut short": Case(
+        availability_cut_short, "success", "success", r"ewr: request failed"
+    ),
+    "availability not a list of ids": Case(
+        availability_not_a_list_of_ids, "success", "quarantined", r"ewr: .*available_plans"
     ),
     "availability ids in a new format": Case(
         availability_in_a_new_id_format, "success", "quarantined", r"changed stock state"
