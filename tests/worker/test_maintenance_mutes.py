@@ -13,10 +13,10 @@ from click.testing import CliRunner, Result
 from redis.asyncio import Redis
 
 from tests.worker.api_harness import TOKEN, running_api
-from vultr_scraper_core.config import EndpointConfig, HealthConfig, WindowConfig
+from vultr_scraper_core.config import Config, EndpointConfig, HealthConfig, WindowConfig
 from vultr_scraper_core.formats import parse_time
 from vultr_scraper_core.store.mutes import MuteStore
-from vultr_scraper_jobs.maintenance import parse_duration
+from vultr_scraper_jobs.maintenance import parse_duration, remove_mute, set_mute
 from vultr_scraper_worker.cli import cli
 
 PREFIX = "vs"
@@ -218,3 +218,12 @@ def test_cli_refuses_bad_mutes(
     assert message in html.unescape(result.output)
     listing = msgspec.json.decode(invoke(config, "maintenance", "--json").output)
     assert listing["mutes"] == []
+
+
+async def test_an_ended_mute_is_not_ended_again(redis: Redis) -> None:
+    config = Config(health=health())
+    now = datetime.now(UTC)
+    await set_mute(redis, config, "api", until=now + timedelta(minutes=5), now=now)
+    assert not await remove_mute(redis, config, "api", now + timedelta(minutes=6))
+    await set_mute(redis, config, "api", until=now + timedelta(minutes=5), now=now)
+    assert await remove_mute(redis, config, "api", now + timedelta(minutes=4))

@@ -102,9 +102,14 @@ async def set_mute(
     return mute
 
 
-async def remove_mute(redis: Redis, config: Config, target: str) -> bool:
-    """End ``target``'s mute now; False when it had none (an unknown name has none either)."""
-    return await MuteStore(redis, config.redis.key_prefix).remove(target)
+async def remove_mute(
+    redis: Redis, config: Config, target: str, now: datetime | None = None
+) -> bool:
+    """End ``target``'s mute now; False when it had none in force (an unknown name has none
+    either, and one that already ended is not "ended" again)."""
+    store = MuteStore(redis, config.redis.key_prefix)
+    await store.active(now)  # drops the mutes that have ended
+    return await store.remove(target)
 
 
 @dataclass(frozen=True)
