@@ -13,8 +13,10 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -24,6 +26,9 @@ import pyarrow.parquet as pq
 from vultr_scraper_core.config import Config, Secrets, state_dir
 
 _CACHED_TABLES = 64
+_CACHED_DECODED = 64
+
+T = TypeVar("T")
 
 
 class ArchiveError(Exception):
@@ -46,6 +51,7 @@ class Archive:
         self.root = root.rstrip("/")
         self.local = local
         self._cache: OrderedDict[str, pa.Table] = OrderedDict()
+        self._decoded: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -84,6 +90,23 @@ class Archive:
             while len(self._cache) > _CACHED_TABLES:
                 self._cache.popitem(last=False)
         return table
+
+    def read_decoded(self, path: str, decode: Callable[[pa.Table], T]) -> T:
+        """``decode(table)`` of the file ``path``, kept (files never change once written, so
+        an "as of" query decodes a day's checkpoint and flips once, not on every request).
+        The result is shared: callers must not change it."""
+        key = (path, f"{decode.__module__}.{decode.__qualname__}")
+        with self._lock:
+            if key in self._decoded:
+                self._decoded.move_to_end(key)
+                found: T = self._decoded[key]
+                return found
+        value = decode(self.read_table(path))
+        with self._lock:
+            self._decoded[key] = value
+            while len(self._decoded) > _CACHED_DECODED:
+                self._decoded.popitem(last=False)
+        return value
 
     def _read(self, path: str) -> pa.Table:
         shown = f"{self.where}/{path}"

@@ -14,9 +14,10 @@ Neither grows with the length of history.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+import bisect
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -25,7 +26,7 @@ from vultr_scraper_core.history import prices as price_history
 from vultr_scraper_core.history import tables
 from vultr_scraper_core.history.files import Archive, ArchiveError, archive_from_config
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
-from vultr_scraper_core.history.window import DAY, DayFiles, Window, day_start, parse_day
+from vultr_scraper_core.history.window import DayFiles, Window, day_start, parse_day
 from vultr_scraper_core.models import Catalogue
 from vultr_scraper_core.store.catalog import CatalogueStore, RecordVersion, catalogue_of
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
@@ -38,7 +39,15 @@ from vultr_scraper_core.store.queries import (
     find_plans,
     points_lookup,
 )
-from vultr_scraper_core.store.stock import StockCheckpoint, StockStore, apply_flips, split_pair
+from vultr_scraper_core.store.stock import (
+    Flip,
+    StockCheckpoint,
+    StockStore,
+    apply_flips,
+    split_pair,
+)
+
+T = TypeVar("T")
 
 
 class History:
@@ -77,6 +86,12 @@ class History:
             return tables.SCHEMAS[dataset].empty_table()
         return await asyncio.to_thread(self._archive().read_table, files.files[dataset])
 
+    async def _decoded(self, files: DayFiles | None, dataset: str, decode: Callable[[Any], T]) -> T:
+        """``decode`` of a day's file, cached by the archive (shared: do not change it)."""
+        if files is None or dataset not in files.files:
+            return decode(tables.SCHEMAS[dataset].empty_table())
+        return await asyncio.to_thread(self._archive().read_decoded, files.files[dataset], decode)
+
     # -- as of --------------------------------------------------------------------------------
 
     async def catalogue_at(self, at: datetime) -> Catalogue:
@@ -88,19 +103,14 @@ class History:
         if checkpoint is None:
             return Catalogue()  # before the first archived day: nothing is known
         found: list[RecordVersion] = []
-        day = checkpoint
-        first = True
-        while day <= moment:
-            files = await self.window.day(day)
-            if first:
-                found.extend(tables.versions_of(await self._read(files, "catalog_checkpoints")))
-                first = False
+        for index, files in enumerate(await self.window.days_from(checkpoint, moment)):
+            if index == 0:
+                found.extend(await self._decoded(files, "catalog_checkpoints", tables.versions_of))
             found.extend(
                 entry
-                for entry in tables.versions_of(await self._read(files, "versions"))
+                for entry in await self._decoded(files, "versions", tables.versions_of)
                 if entry.at <= moment
             )
-            day += DAY
         return await asyncio.to_thread(catalogue_of, found)
 
     async def stock_points_at(self, at: datetime) -> StockCheckpoint | None:
@@ -111,10 +121,10 @@ class History:
         files = await self.window.day(day_start(moment))
         if files is None:
             return {}  # before the first archived day
-        state = tables.checkpoint_of(await self._read(files, "stock_checkpoints"))
+        state = dict(await self._decoded(files, "stock_checkpoints", tables.checkpoint_of))
+        flips = await self._decoded(files, "stock_flips", tables.flips_of)  # in time order
         limit = to_ms(moment)
-        flips = tables.flips_of(await self._read(files, "stock_flips"))
-        apply_flips(state, sorted(flip for flip in flips if flip.at_ms <= limit))
+        apply_flips(state, flips[: bisect.bisect_right(flips, limit, key=_flip_ms)])
         return state
 
     async def stock_at(self, at: datetime) -> StockLookup:
@@ -258,6 +268,10 @@ class History:
             end = min(row.end or high, high)
             total += max(0.0, (end - start).total_seconds())
         return total / (high - low).total_seconds()
+
+
+def _flip_ms(flip: Flip) -> int:
+    return flip.at_ms
 
 
 def _overlaps(

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from vultr_scraper_core.store.catalog import RecordVersion
 from vultr_scraper_core.store.changes import ChangeEvent
-from vultr_scraper_core.store.codec import as_utc, encode, from_ms, to_ms
+from vultr_scraper_core.store.codec import as_utc, encode, from_ms
 from vultr_scraper_core.store.stock import Flip, StockCheckpoint, StockPoint, pair_key, split_pair
 
 TIME = pa.timestamp("ms", tz="UTC")
@@ -213,13 +213,20 @@ def flips_table(flips: Sequence[Flip]) -> pa.Table:
 
 
 def flips_of(data: pa.Table) -> list[Flip]:
-    columns = data.to_pydict()
-    return [
-        Flip(at_ms=to_ms(at), pair=pair_key(plan, region), in_stock=in_stock)
+    """The flips in ``data``, in time order (times converted column-wise, not per row)."""
+    columns = data.select(["plan", "region", "in_stock"]).to_pydict()
+    times = _ms(data, "at")
+    return sorted(
+        Flip(at_ms=at, pair=pair_key(plan, region), in_stock=in_stock)
         for plan, region, at, in_stock in zip(
-            columns["plan"], columns["region"], columns["at"], columns["in_stock"], strict=True
+            columns["plan"], columns["region"], times, columns["in_stock"], strict=True
         )
-    ]
+    )
+
+
+def _ms(data: pa.Table, column: str) -> list[int]:
+    """A timestamp column as epoch milliseconds."""
+    return data.column(column).cast(TIME).cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
 
 
 def checkpoint_table(state: StockCheckpoint) -> pa.Table:
@@ -237,11 +244,11 @@ def checkpoint_table(state: StockCheckpoint) -> pa.Table:
 
 
 def checkpoint_of(data: pa.Table) -> StockCheckpoint:
-    columns = data.to_pydict()
+    columns = data.select(["plan", "region", "in_stock"]).to_pydict()
     return {
-        pair_key(plan, region): StockPoint(in_stock=in_stock, since_ms=to_ms(since))
+        pair_key(plan, region): StockPoint(in_stock=in_stock, since_ms=since)
         for plan, region, in_stock, since in zip(
-            columns["plan"], columns["region"], columns["in_stock"], columns["since"], strict=True
+            columns["plan"], columns["region"], columns["in_stock"], _ms(data, "since"), strict=True
         )
     }
 

@@ -89,6 +89,19 @@ class Window:
         raw = await self.redis.hget(self.keys.days, day_name(moment))  # type: ignore[misc]
         return decode(raw, DayFiles) if raw else None
 
+    async def days_from(self, first: datetime, last: datetime) -> list[DayFiles | None]:
+        """The files of each day from ``first`` through ``last`` (None: not archived), in one
+        round trip."""
+        names = []
+        day = day_start(first)
+        while day <= last:
+            names.append(day_name(day))
+            day += DAY
+        if not names:
+            return []
+        raw = await self.redis.hmget(self.keys.days, names)  # type: ignore[misc]
+        return [decode(value, DayFiles) if value else None for value in raw]
+
     async def days(self) -> list[DayFiles]:
         raw = await self.redis.hgetall(self.keys.days)  # type: ignore[misc]
         found = [decode(value, DayFiles) for value in raw.values()]
