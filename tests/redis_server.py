@@ -22,7 +22,9 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on a free loopback port, data in a temp dir, no persistence by default."""
 
-    def __init__(self, *, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(
+        self, *, port: int | None = None, appendonly: bool = False, options: tuple[str, ...] = ()
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -32,6 +34,7 @@ class RedisServer:
         self.binary = binary
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.options = options  # more redis-server arguments, e.g. ("--maxmemory", "5mb")
         self.directory = Path(tempfile.mkdtemp(prefix="vs-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -49,6 +52,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
+            *self.options,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT

@@ -80,5 +80,6 @@ async def test_worker_exits_69_when_redis_stays_away(tmp_path: Path) -> None:
     assert status == 69, worker.output()
     critical = [line for line in worker.lines() if line["level"] == "CRITICAL"]
     assert len(critical) == 1
-    assert "unreachable for more than 2 s" in critical[0]["message"]
+    assert critical[0]["message"].startswith("Redis unreachable: ")
+    assert "for more than 2 s (worker.redis_outage_budget" in critical[0]["message"]
     assert "status 69" in critical[0]["message"]

@@ -190,7 +190,7 @@ def test_check_needs_a_fresh_heartbeat(env: dict[str, str], redis_url: str) -> N
 def test_check_without_redis_or_embedded_server(env: dict[str, str]) -> None:
     down = invoke({**env, "VULTR_SCRAPER__REDIS__URL": "redis://127.0.0.1:9/0"}, "check")
     assert down.exit_code == 69
-    assert "Redis unavailable" in down.stderr
+    assert "Redis unreachable" in down.stderr
     embedded = invoke({**env, "VULTR_SCRAPER__REDIS__URL": ""}, "check")
     assert embedded.exit_code == 69
     assert "embedded Redis" in embedded.stderr and "is down" in embedded.stderr

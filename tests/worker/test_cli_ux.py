@@ -115,7 +115,7 @@ def test_a_query_gives_up_on_an_unreachable_redis_quickly(
         result = invoke(env, *args)
         assert result.exit_code == 69, (args, result.output)
         assert time.monotonic() - started < 10
-        assert result.stderr.startswith("vultr-scraper: Redis unavailable: ")
+        assert result.stderr.startswith("vultr-scraper: Redis unreachable: ")
         assert len(result.stderr.splitlines()) == 1
 
 
@@ -129,7 +129,7 @@ def test_run_gives_up_on_an_unreachable_redis_quickly(
     result = invoke(env, "run", "noop", "t:down", "--jobs-module", QUIET)
     assert result.exit_code == 69, result.output
     assert time.monotonic() - started < 10
-    assert result.stderr.splitlines()[-1].startswith("vultr-scraper: Redis unavailable: ")
+    assert result.stderr.splitlines()[-1].startswith("vultr-scraper: Redis unreachable: ")
 
 
 def test_redis_refusing_a_command_is_a_failure_not_an_outage(env: dict[str, str]) -> None:

@@ -34,6 +34,7 @@ from redis.exceptions import WatchError
 
 from vultr_scraper_core import __version__
 from vultr_scraper_core.config import ClientConfig
+from vultr_scraper_core.redis_faults import is_refusal
 
 USER_AGENT = f"vultr-scraper/{__version__}"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -102,7 +103,8 @@ def is_transient(error: BaseException) -> bool:
     """The one classifier every retry decision uses.
 
     Besides HTTP trouble, Redis going away in the middle of a job is transient: its connection
-    errors once redis-py's own retries are spent, and ``WatchError``, which is what a dropped
+    errors once redis-py's own retries are spent, a Redis refusing for now (out of memory, a
+    read-only replica after a failover, still loading), and ``WatchError``, which is what a dropped
     connection inside a WATCH transaction becomes (the store's own retry loops have already
     absorbed ordinary contention by then). A refused password or ACL is not: trying again
     cannot fix it.
@@ -111,6 +113,8 @@ def is_transient(error: BaseException) -> bool:
         return error.transient
     if isinstance(error, RedisAuthenticationError | RedisAuthorizationError):
         return False
+    if is_refusal(error):  # out of memory, a read-only replica, LOADING, ...: wait and retry
+        return True
     return isinstance(
         error,
         aiohttp.ClientConnectionError

@@ -35,7 +35,10 @@ from typing import Any, TextIO
 import msgspec
 from loguru import logger
 
+from vultr_scraper_core.text import bounded
+
 REDACTED = "***"
+MESSAGE_LIMIT = 500  # characters of a message or an error field
 
 _json = msgspec.json.Encoder()
 _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -124,6 +127,14 @@ def _render(
     exception: Any = None,
 ) -> str:
     """One JSON line; the same code for loguru's records and for ``log_line``."""
+    # No line carries a payload: a long message or error (a Redis pipeline error quotes its
+    # whole command) is cut, one line of a few hundred characters at most; redacted first, so
+    # the cut cannot leave part of a secret behind.
+    if len(message) > MESSAGE_LIMIT:
+        message = bounded(redact(message), MESSAGE_LIMIT)
+    error = extra.get("error")
+    if type(error) is str and len(error) > MESSAGE_LIMIT:
+        extra = {**extra, "error": bounded(redact(error), MESSAGE_LIMIT)}
     # A bound "logger" (a stdlib record's name) takes the place of the module name.
     fields: dict[str, Any] = {
         "time": when if isinstance(when, str) else when.isoformat(),
@@ -134,7 +145,10 @@ def _render(
     }
     if exception is not None and exception.type is not None:
         fields["error_type"] = exception.type.__name__
-        fields["error"] = str(exception.value)
+        text = str(exception.value)
+        if len(text) > MESSAGE_LIMIT:
+            text = bounded(redact(text), MESSAGE_LIMIT)
+        fields["error"] = text
         fields["traceback"] = "".join(
             traceback.format_exception(exception.type, exception.value, exception.traceback)
         ).rstrip()

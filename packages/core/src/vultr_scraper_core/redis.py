@@ -80,13 +80,15 @@ def retry_policy(budget: float, loading_wait: float = DEFAULT_LOADING_WAIT) -> R
     return LoadingAwareRetry(ExponentialBackoff(cap=cap, base=base), max(attempts, 1), loading_wait)
 
 
-def connection_options(*, password: str | None, outage_budget: float) -> dict[str, Any]:
+def connection_options(
+    *, password: str | None, outage_budget: float, loading_wait: float = DEFAULT_LOADING_WAIT
+) -> dict[str, Any]:
     """Keyword arguments of ``Redis.from_url`` / ``ConnectionPool.from_url`` shared by the
     store's clients and the queue's: the password, and retries that ride out ``outage_budget``
-    seconds of connection errors and timeouts."""
+    seconds of connection errors and timeouts (``loading_wait`` seconds of LOADING)."""
     return {
         "password": password,
-        "retry": retry_policy(outage_budget),
+        "retry": retry_policy(outage_budget, loading_wait),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError, OSError],
         "retry_on_timeout": True,
         "socket_connect_timeout": 5,

@@ -16,7 +16,7 @@ from redis.asyncio import ConnectionPool
 from redis.exceptions import WatchError
 
 from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.redis import connection_options
+from vultr_scraper_core.redis import DEFAULT_LOADING_WAIT, connection_options
 from vultr_scraper_jobs.context import Enqueue
 from vultr_scraper_worker.runtime import ensure_reachable, redis_url
 from vultr_scraper_worker.serialization import deserialize, serialize
@@ -30,11 +30,14 @@ def queue_client(
     queue_name: str,
     password: str | None = None,
     outage_budget: float = 30.0,
+    loading_wait: float = DEFAULT_LOADING_WAIT,
 ) -> ArqRedis:
-    """An ``ArqRedis`` for ``redis://``, ``rediss://`` or ``unix://`` URLs (connects lazily)."""
-    pool = ConnectionPool.from_url(
-        url, **connection_options(password=password, outage_budget=outage_budget)
+    """An ``ArqRedis`` for ``redis://``, ``rediss://`` or ``unix://`` URLs (connects lazily).
+    ``loading_wait``: seconds one command waits for a loading Redis."""
+    options = connection_options(
+        password=password, outage_budget=outage_budget, loading_wait=loading_wait
     )
+    pool = ConnectionPool.from_url(url, **options)
     return ArqRedis(
         pool,
         job_serializer=serialize,

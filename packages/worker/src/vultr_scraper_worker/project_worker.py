@@ -7,12 +7,17 @@
   (``records.heartbeats``); ``vultr-scraper check`` reads it.
 * Stopping: the runner is told before any cancelled job resumes, so a cancelled try is an
   interruption (it runs again), not a timeout.
+* Redis faults: a poll that fails on any Redis error is an outage (``outage``): logged once
+  when it starts and once when it ends, polled again with backoff, and ended by
+  ``OutageTooLong`` once it outlasts ``worker.redis_outage_budget``. Jobs whose records could
+  not be written keep their in-progress key and run again when it expires.
 * Claiming jobs: one Lua script per poll takes every due, free job (arq's own rule: no
   in-progress key, score due; then the key is set), instead of arq's four round trips per job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -27,7 +32,9 @@ from loguru import logger
 from redis.exceptions import WatchError
 
 from vultr_scraper_core import __version__
+from vultr_scraper_core.redis_faults import is_redis_fault
 from vultr_scraper_worker.early_failures import early_failure
+from vultr_scraper_worker.outage import RedisOutage
 from vultr_scraper_worker.records.failed import FailedJobs
 from vultr_scraper_worker.records.heartbeats import Heartbeats, WorkerInfo
 from vultr_scraper_worker.records.runs import JobHistory
@@ -59,14 +66,22 @@ return claimed
 class ProjectWorker(Worker):
     """arq's ``Worker`` with the project's records, heartbeat and connection-drop handling.
 
-    Constructed with exactly arq's keyword arguments plus ``key_prefix``, ``worker_id`` and the
-    ``runner`` whose wrapped jobs it runs (told when the worker stops, see ``stop_jobs``).
+    Constructed with exactly arq's keyword arguments plus ``key_prefix``, ``worker_id``, the
+    ``runner`` whose wrapped jobs it runs (told when the worker stops, see ``stop_jobs``) and
+    the ``outage`` tracker of its polls.
     """
 
     def __init__(
-        self, *, key_prefix: str, worker_id: str, runner: JobRunner, **settings: Any
+        self,
+        *,
+        key_prefix: str,
+        worker_id: str,
+        runner: JobRunner,
+        outage: RedisOutage,
+        **settings: Any,
     ) -> None:
         super().__init__(**settings)
+        self.outage = outage
         self.key_prefix = key_prefix
         self.worker_id = worker_id
         self.runner = runner
@@ -107,6 +122,22 @@ class ProjectWorker(Worker):
         """Running jobs are (about to be) cancelled to stop: the wrapper then reports a
         cancelled try as interrupted (it runs again) rather than as arq's timeout."""
         self.runner.stopping = True
+
+    async def _poll_iteration(self) -> None:
+        """arq's poll, with Redis errors handled as an outage instead of ending the worker."""
+        began = time.monotonic()
+        try:
+            await super()._poll_iteration()
+            if self.outage.ongoing:
+                # A poll may only read (reads work while Redis refuses writes): an outage ends
+                # when a write goes through again.
+                await self.pool.set(f"{self.key_prefix}:outage-probe", self.worker_id, px=5000)
+        except Exception as error:
+            if not (is_redis_fault(error) or isinstance(error, OSError)):  # a poll is all Redis
+                raise
+            await asyncio.sleep(await self.outage.failed(error, self.pool, since=began))
+            return
+        self.outage.recovered()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """Claim due jobs with one Lua call instead of arq's WATCH/EXISTS/ZSCORE/MULTI per job.

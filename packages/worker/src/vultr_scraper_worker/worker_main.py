@@ -5,9 +5,11 @@ Start-up reads straight down: ``serve`` finds Redis (the configured URL, or a pr
 once and builds, in order, the history buffer, the job runner, the ``Lifecycle`` and the arq
 settings, then the ``ProjectWorker`` (``project_worker``) runs until it is told to stop.
 
-* Redis: redis-py retries every command for ``worker.redis_outage_budget`` seconds, so a Redis
-  restart is ridden out; a longer outage ends the process with status 69 and one clear line,
-  for systemd to restart it.
+* Redis: at start, Redis must answer within ``worker.redis_outage_budget``. Once running, a
+  command is retried by redis-py for ``COMMAND_RETRY`` seconds (a dropped connection), and any
+  Redis error in a poll is an outage (``outage``): one WARNING, backoff, one INFO when it ends.
+  An outage longer than the budget ends the process with status 69 and one clear line, for
+  systemd to restart it; the HTTP server answers meanwhile.
 * Shutdown: SIGTERM or SIGINT stops taking jobs, waits up to ``worker.job_completion_wait``
   for running ones, cancels the rest (they run again on the next worker) and exits 0.
 * Hooks never raise into arq: ``Lifecycle.startup`` builds the jobs' ``ctx`` (config, secrets,
@@ -26,26 +28,29 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from loguru import logger
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vultr_scraper_core.config import LoadedConfig, mask_url
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.formats import format_time
+from vultr_scraper_core.redis_faults import redis_cause
+from vultr_scraper_core.text import bounded
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
 from vultr_scraper_worker.exit_status import ExitStatus
+from vultr_scraper_worker.outage import OutageTooLong, RedisOutage
 from vultr_scraper_worker.plans import JobPlan, JobSet, describe_schedule, next_runs, plan_jobs
 from vultr_scraper_worker.project_worker import ProjectWorker
 from vultr_scraper_worker.records.heartbeats import new_worker_id
 from vultr_scraper_worker.records.runs import HistoryBuffer
-from vultr_scraper_worker.runtime import job_context, redis_url
+from vultr_scraper_worker.runtime import ensure_reachable, job_context, redis_url
 from vultr_scraper_worker.settings import build_worker_settings
 from vultr_scraper_worker.wrapper import JobRunner
 
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Seconds redis-py retries one command on a dropped connection before the poll loop sees an
+# outage: long enough for a reconnect, short enough that an outage is logged when it starts.
+COMMAND_RETRY = 1.0
 _CLOSE_TIMEOUT = 10.0
 # After giving up on Redis: the close above, twice, and a margin; then the process just ends.
 _EXIT_WATCHDOG = 2 * _CLOSE_TIMEOUT + 5.0
@@ -192,20 +197,21 @@ async def _serve_on(
 ) -> int:
     config = loaded.config
     budget = config.worker.redis_outage_budget
+    try:
+        await ensure_reachable(url, password=loaded.secrets.redis_password, budget=budget)
+    except (RedisError, OSError) as error:
+        cause = redis_cause(error)
+        logger.bind(redis=mask_url(url), error=cause, error_type=type(error).__name__).critical(
+            f"{cause} (at {mask_url(url)}, waited {budget:g} s); exiting with status 69"
+        )
+        return ExitStatus.UNAVAILABLE
     pool = queue_client(
         url,
         queue_name=config.redis.queue_name,
         password=loaded.secrets.redis_password,
-        outage_budget=budget,
+        outage_budget=min(budget, COMMAND_RETRY),
+        loading_wait=min(budget, COMMAND_RETRY),  # the poll loop waits out a loading Redis
     )
-    try:
-        await pool.ping()
-    except (RedisError, OSError) as error:
-        logger.bind(redis=mask_url(url), error=str(error)).critical(
-            f"Redis at {mask_url(url)} is unreachable ({error}); exiting with status 69"
-        )
-        await _close_quietly(pool)
-        return ExitStatus.UNAVAILABLE
     worker, lifecycle = build_worker(
         loaded, pool, jobs=jobs, burst=burst, handle_signals=handle_signals
     )
@@ -227,20 +233,20 @@ async def _serve_on(
     except asyncio.CancelledError:
         if worker.stop_signal is None:
             raise
-    except REDIS_ERRORS as error:
-        logger.bind(
-            redis=mask_url(url), error=str(error), error_type=type(error).__name__
-        ).critical(
-            f"Redis at {mask_url(url)} unreachable for more than {budget:g} s "
-            f"(worker.redis_outage_budget); exiting with status 69 so the supervisor restarts us"
+    except (OutageTooLong, RedisError, OSError) as error:
+        cause = error.cause if isinstance(error, OutageTooLong) else redis_cause(error)
+        logger.bind(redis=mask_url(url), error=cause, error_type=type(error).__name__).critical(
+            f"{cause} for more than {budget:g} s (worker.redis_outage_budget, at "
+            f"{mask_url(url)}); exiting with status 69 so the supervisor restarts the worker"
         )
         if exit_watchdog is not None:
             arm_exit_watchdog(ExitStatus.UNAVAILABLE, exit_watchdog)
         await _abandon(worker, lifecycle, pool)
         return ExitStatus.UNAVAILABLE
     except Exception as error:
-        logger.bind(error=str(error), error_type=type(error).__name__).critical(
-            f"worker stopped on an unexpected error: {error}"
+        text = bounded(str(error) or type(error).__name__)
+        logger.bind(error=text, error_type=type(error).__name__).critical(
+            f"worker stopped on an unexpected error: {type(error).__name__}: {text}"
         )
         await _abandon(worker, lifecycle, pool)
         return ExitStatus.FAILURE
@@ -276,7 +282,11 @@ def build_worker(
         handle_signals=handle_signals,
     )
     worker = ProjectWorker(
-        key_prefix=config.redis.key_prefix, worker_id=worker_id, runner=runner, **settings
+        key_prefix=config.redis.key_prefix,
+        worker_id=worker_id,
+        runner=runner,
+        outage=RedisOutage(config.worker.redis_outage_budget),
+        **settings,
     )
     return worker, lifecycle
 
@@ -290,8 +300,10 @@ async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) ->
             await pool.delete(worker.health_check_key)
             await worker.forget_heartbeat()
             await lifecycle.aclose()
-    except (*REDIS_ERRORS, TimeoutError) as error:
-        logger.bind(error=str(error)).warning("Redis unavailable while shutting down")
+    except (RedisError, OSError, TimeoutError) as error:
+        logger.bind(error=redis_cause(error)).warning(
+            f"Redis unavailable while shutting down: {redis_cause(error)}"
+        )
         await lifecycle.aclose()
         await _close_quietly(pool)
         return ExitStatus.UNAVAILABLE if worker.stop_signal is None else ExitStatus.OK

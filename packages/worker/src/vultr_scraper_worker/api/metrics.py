@@ -29,6 +29,7 @@ from prometheus_client.core import (
 from redis.exceptions import RedisError
 
 from vultr_scraper_core import __version__
+from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
@@ -199,7 +200,7 @@ async def gather(state: ApiState) -> Snapshot:
         snapshot.families.extend(await _health_families(state))
         snapshot.families.extend(await _catalog_families(state))
     except (RedisError, OSError) as error:
-        logger.warning("metrics: Redis unavailable: {}", error)
+        logger.warning("metrics: {}", redis_cause(error))
         snapshot.redis_up = False
         snapshot.families.clear()
     info = _gauge("build_info", "The running version", ["version"])

@@ -10,6 +10,7 @@ from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
+from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api import reads_catalog, reads_health, schemas
 from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.routing import Response, Route, json_response
@@ -53,7 +54,7 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
         await state.redis.ping()
         summary = await reads_catalog.summary(state)
     except (RedisError, OSError) as error:
-        logger.warning("healthz: Redis unavailable: {}", error)
+        logger.warning("healthz: {}", redis_cause(error))
         checks["redis"] = {"ok": False}
         document = {
             "status": "unhealthy",

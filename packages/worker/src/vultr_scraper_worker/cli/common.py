@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from vultr_scraper_core.config import LoadedConfig
 
 T = TypeVar("T")
+FAIL_LIMIT = 400  # characters in an error line: a path and a cause, never a payload
 
 
 def version_string() -> str:
@@ -111,7 +112,10 @@ def human_log_line(line: str) -> str:
 
 
 def fail(message: str, status: int = ExitStatus.FAILURE) -> NoReturn:
-    click.echo(f"vultr-scraper: {message}", err=True)
+    """One bounded line on stderr (external text may be long), then exit with ``status``."""
+    from vultr_scraper_core.text import bounded
+
+    click.echo(f"vultr-scraper: {bounded(message, FAIL_LIMIT)}", err=True)
     sys.exit(status)
 
 
@@ -127,7 +131,7 @@ def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T
     """Run ``work`` against Redis; exit 69 when it is unreachable, 1 when it refuses a command."""
     import asyncio
 
-    from redis.exceptions import RedisError, ResponseError
+    from redis.exceptions import RedisError
 
     from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 
@@ -137,10 +141,23 @@ def with_redis(loaded: LoadedConfig, work: Callable[[Redis], Awaitable[T]]) -> T
 
     try:
         return asyncio.run(main())
-    except ResponseError as error:
-        fail(f"Redis error: {one_line(str(error))}", ExitStatus.FAILURE)
     except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", ExitStatus.UNAVAILABLE)
+        fail_on_redis(error)
+
+
+def fail_on_redis(error: BaseException) -> NoReturn:
+    """One line with the cause first, never a command's payload: 69 when Redis is unavailable
+    or refuses for now (out of memory, read-only, loading), 1 when it rejects the command."""
+    from redis.exceptions import ResponseError
+
+    from vultr_scraper_core.embedded_redis import EmbeddedRedisError
+    from vultr_scraper_core.redis_faults import is_refusal, redis_cause
+
+    if isinstance(error, EmbeddedRedisError):
+        fail(f"Redis unavailable: {error}", ExitStatus.UNAVAILABLE)
+    if isinstance(error, ResponseError) and not is_refusal(error):
+        fail(redis_cause(error), ExitStatus.FAILURE)
+    fail(redis_cause(error), ExitStatus.UNAVAILABLE)
 
 
 def one_line(text: str) -> str:

@@ -11,8 +11,8 @@ import click
 from vultr_scraper_worker.cli.common import (
     State,
     fail,
+    fail_on_redis,
     json_option,
-    one_line,
     print_json,
     print_table,
     with_redis,
@@ -99,7 +99,7 @@ def _with_queue(loaded: LoadedConfig, action: Callable[[ArqRedis], Awaitable[T]]
     try:
         return asyncio.run(main())
     except (RedisError, OSError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", ExitStatus.UNAVAILABLE)
+        fail_on_redis(error)
 
 
 @click.command("worker", short_help="Run the worker (cron, queue, HTTP) until SIGTERM.")

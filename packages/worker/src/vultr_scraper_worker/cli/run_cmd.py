@@ -14,6 +14,7 @@ import click
 from vultr_scraper_worker.cli.common import (
     State,
     fail,
+    fail_on_redis,
     human_logs,
     log_format_option,
     one_line,
@@ -91,7 +92,7 @@ def run(
     try:
         result = asyncio.run(main())
     except (RedisError, EmbeddedRedisError) as error:
-        fail(f"Redis unavailable: {one_line(str(error))}", ExitStatus.UNAVAILABLE)
+        fail_on_redis(error)
     except Exception as error:
         fail(f"{job_name} failed: {one_line(str(error))}", ExitStatus.FAILURE)
     print_json(result)

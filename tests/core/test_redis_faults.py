@@ -1,0 +1,73 @@
+"""Redis errors in words: the cause first, bounded, never a command's payload."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import (
+    BusyLoadingError,
+    ConnectionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+)
+
+from vultr_scraper_core.http import is_transient
+from vultr_scraper_core.redis_faults import is_refusal, redis_cause
+from vultr_scraper_core.text import bounded
+
+
+def _pipeline_error(error: Exception, payload: str) -> Exception:
+    """As redis-py annotates the first failing command of a pipeline."""
+    error.args = (f"Command # 1 (HSET vs:catalog:plans {payload}) of pipeline caused error: "
+                  f"{error.args[0]}",)  # fmt: skip
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (
+            OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+            "Redis refuses writes: out of memory",
+        ),
+        (
+            ReadOnlyError("You can't write against a read only replica."),
+            "Redis refuses writes: it is a read-only replica",
+        ),
+        (BusyLoadingError("Redis is loading the dataset"), "Redis is loading its dataset"),
+        (
+            ResponseError("MISCONF Redis is configured to save RDB snapshots"),
+            "Redis refuses writes: it cannot save to disk (MISCONF)",
+        ),
+        (TimeoutError("Timeout reading from 127.0.0.1:6379"), "Redis did not answer in time"),
+    ],
+)
+def test_each_refusal_is_named_in_words(error: Exception, cause: str) -> None:
+    assert redis_cause(error) == cause
+    assert is_transient(error)
+
+
+def test_a_pipeline_error_never_prints_its_payload() -> None:
+    payload = "x" * 600_000
+    error = _pipeline_error(
+        OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), payload
+    )
+    assert redis_cause(error) == "Redis refuses writes: out of memory"
+    unknown = _pipeline_error(ResponseError("WRONGTYPE Operation against a key"), payload)
+    assert redis_cause(unknown) == "Redis error: WRONGTYPE Operation against a key"
+    assert not is_refusal(unknown)
+    assert not is_transient(unknown)
+
+
+def test_a_connection_error_names_redis_first_and_is_bounded() -> None:
+    cause = redis_cause(ConnectionError("Error 111 connecting to 127.0.0.1:6379. " + "y" * 5000))
+    assert cause.startswith("Redis unreachable: Error 111 connecting to 127.0.0.1:6379.")
+    assert len(cause) <= 300
+
+
+def test_bounded_is_one_short_line() -> None:
+    assert bounded("a\nb\t c") == "a b c"
+    text = bounded("word " * 1000, 50)
+    assert len(text) == 50
+    assert text.endswith("…")
