@@ -104,13 +104,20 @@ async def test_empty_store_documents(redis_url: str) -> None:
             "count": 0,
             "truncated": False,
             "at": None,
+            "cursor": None,
+            "has_more": False,
         }
         assert await api.json("GET", "/api/v1/changes") == {
             "events": [],
             "cursor": None,
             "has_more": False,
         }
-        assert await api.json("GET", "/api/v1/availability") == {"availability": [], "count": 0}
+        assert await api.json("GET", "/api/v1/availability") == {
+            "availability": [],
+            "count": 0,
+            "cursor": None,
+            "has_more": False,
+        }
         (vultr_api,) = (await api.json("GET", "/api/v1/health"))["endpoints"]
         assert vultr_api["name"] == "vultr-api" and vultr_api["state"] == "unknown"
         assert vultr_api["url"] == "https://api.vultr.com/v2/regions?per_page=1"

@@ -200,7 +200,7 @@ def _row(plan: Plan, region: str | None, catalogue: Catalogue, stock: StockLooku
     return row
 
 
-def _sort_key(row: PlanRow) -> tuple[bool, Decimal, bool, Decimal, str, str]:
+def plan_sort_key(row: PlanRow) -> tuple[bool, Decimal, bool, Decimal, str, str]:
     return (
         row.monthly_cost is None,
         row.monthly_cost or Decimal(0),
@@ -305,7 +305,7 @@ def _select(catalogue: Catalogue, lookup: StockLookup, flt: PlanFilter) -> list[
     rows = [row for row in plan_rows(catalogue, lookup) if plan_matches(flt, row)]
     if flt.region is not None or flt.regions:
         rows = [row for row in rows if row.region is not None]
-    return sorted(rows, key=_sort_key)
+    return sorted(rows, key=plan_sort_key)
 
 
 async def stock(

@@ -6,14 +6,24 @@ from history ("what did it cost, and was it in stock, on that date").
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
-from vultr_scraper_core.store.queries import PlanFilter
+from vultr_scraper_core.store.queries import PlanFilter, PlanRow, plan_sort_key
 from vultr_scraper_worker.api import reads_catalog, schemas
+from vultr_scraper_worker.api.paging import (
+    AMOUNT,
+    PART,
+    amount_text,
+    join_cursor,
+    key_cursor,
+    next_link,
+    page_after,
+)
 from vultr_scraper_worker.api.params import (
     boolean,
     choice,
@@ -55,22 +65,79 @@ async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamRe
         in_stock=args["in_stock"],
     )
     rows = await reads_catalog.plans(state, flt, args["at"])
-    limit = args["limit"]
+    count = len(rows)
+    if args["cursor"] is not None:
+        rows = [row for row in rows if plan_sort_key(row) > args["cursor"]]
+    page, has_more = page_after(rows, args["limit"])
+    next_cursor = _plan_cursor(page[-1]) if has_more else None
     return json_response(
         {
-            "plans": [_plain(row) for row in rows[:limit]],
-            "count": len(rows),
-            "truncated": len(rows) > limit,
+            "plans": [_plain(row) for row in page],
+            "count": count,
+            "truncated": has_more,
             "at": args["at"],
-        }
+            "cursor": next_cursor,
+            "has_more": has_more,
+        },
+        headers=next_link(request, "cursor", next_cursor) if next_cursor else None,
     )
+
+
+def _plan_cursor(row: PlanRow) -> str:
+    """``plan_sort_key(row)`` as text: monthly~hourly~plan~region (prices exact)."""
+    monthly, hourly = amount_text(row.monthly_cost), amount_text(row.hourly_cost)
+    return join_cursor(monthly, hourly, row.plan, row.region or "-")
+
+
+def _read_plan_cursor(parts: list[str]) -> tuple[bool, Decimal, bool, Decimal, str, str]:
+    monthly, hourly, plan, region = parts
+    return (
+        not monthly,
+        Decimal(monthly or 0),
+        not hourly,
+        Decimal(hourly or 0),
+        plan,
+        "" if region == "-" else region,
+    )
+
+
+def _read_stock_cursor(parts: list[str]) -> tuple[str, str]:
+    plan, region = parts
+    return plan, region
+
+
+_PLAN_CURSOR = key_cursor(
+    "Start after this row: the `cursor` of the previous page (monthly~hourly~plan~region)",
+    f"^({AMOUNT})?~({AMOUNT})?~{PART}~{PART}$",
+    "5.00~0.007~vc2-1c-1gb~fra",
+    _read_plan_cursor,
+)
+_STOCK_CURSOR = key_cursor(
+    "Start after this pair: the `cursor` of the previous page (plan~region)",
+    f"^{PART}~{PART}$",
+    "vc2-1c-1gb~fra",
+    _read_stock_cursor,
+)
 
 
 async def availability(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     rows = await reads_catalog.stock_rows(state_of(request), args["plan"], args["region"])
     if args["in_stock"] is not None:
         rows = [row for row in rows if row.in_stock is args["in_stock"]]
-    return json_response({"availability": [_plain(row) for row in rows], "count": len(rows)})
+    count = len(rows)
+    if args["cursor"] is not None:
+        rows = [row for row in rows if (row.plan, row.region) > args["cursor"]]
+    page, has_more = page_after(rows, args["limit"])
+    next_cursor = join_cursor(page[-1].plan, page[-1].region) if has_more else None
+    return json_response(
+        {
+            "availability": [_plain(row) for row in page],
+            "count": count,
+            "cursor": next_cursor,
+            "has_more": has_more,
+        },
+        headers=next_link(request, "cursor", next_cursor) if next_cursor else None,
+    )
 
 
 async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -129,6 +196,8 @@ async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 _REGION = text("region", "Region id, e.g. fra", pattern=_ID, max_length=50, example="fra")
 _PLAN = text("plan", "Plan id, e.g. vc2-1c-1gb", pattern=_ID, max_length=100, example="vc2-1c-1gb")
 
+_LINK = {"Link": 'The next page (`rel="next"`), when there is one'}
+
 ROUTES = [
     Route(
         "GET",
@@ -173,9 +242,10 @@ ROUTES = [
             decimal("max_hourly", "At most this hourly price (USD)", minimum=0, maximum=100_000),
             boolean("in_stock", "Only rows in stock (true) or out of stock (false)"),
             timestamp("at", "Answer as of this time (RFC 3339, or a date = 00:00 UTC)"),
-            integer("limit", "At most this many rows", minimum=1, maximum=100_000, default=1000),
+            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            _PLAN_CURSOR,
         ),
-        responses={200: Response("Matching rows", schema=schemas.PLANS)},
+        responses={200: Response("A page of matching rows", schema=schemas.PLANS, headers=_LINK)},
     ),
     Route(
         "GET",
@@ -184,8 +254,16 @@ ROUTES = [
         operation_id="listAvailability",
         summary="Current stock per (plan, region), with since when",
         tag="catalog",
-        params=(_PLAN, _REGION, boolean("in_stock", "Only pairs in (true) or out of stock")),
-        responses={200: Response("Stock rows", schema=schemas.AVAILABILITY)},
+        params=(
+            _PLAN,
+            _REGION,
+            boolean("in_stock", "Only pairs in (true) or out of stock"),
+            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            _STOCK_CURSOR,
+        ),
+        responses={
+            200: Response("A page of stock rows", schema=schemas.AVAILABILITY, headers=_LINK)
+        },
     ),
     Route(
         "GET",

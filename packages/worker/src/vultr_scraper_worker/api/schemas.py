@@ -236,12 +236,22 @@ PLAN_ROW = obj(
     },
 )
 
+# The paging fields of every list route but the change feed (which pages by event id).
+PAGE: dict[str, Schema] = {
+    "cursor": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": "pass as `cursor` for the next page; null on the last page",
+    },
+    "has_more": {"type": "boolean", "description": "true when another page follows"},
+}
+
 PLANS = obj(
     {
         "plans": array(PLAN_ROW),
         "count": {"type": "integer", "minimum": 0, "description": "matching rows in total"},
         "truncated": {"type": "boolean", "description": "true when `limit` cut the list"},
         "at": NULLABLE_TIME,
+        **PAGE,
     }
 )
 
@@ -259,7 +269,13 @@ STOCK_ROW = obj(
     },
 )
 
-AVAILABILITY = obj({"availability": array(STOCK_ROW), "count": {"type": "integer", "minimum": 0}})
+AVAILABILITY = obj(
+    {
+        "availability": array(STOCK_ROW),
+        "count": {"type": "integer", "minimum": 0, "description": "matching pairs in total"},
+        **PAGE,
+    }
+)
 
 CATALOG = obj(
     {
