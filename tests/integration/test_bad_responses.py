@@ -347,3 +347,19 @@ async def test_an_accepted_unreadable_price_is_never_a_price_change(world: World
     world.api.catalogue.plan("vc2-1c-1gb")["monthly_cost"] = 5
     catalog, _ = await world.scrape()
     assert isinstance(catalog, dict) and catalog["events"] == 0  # and none on the way back
+
+
+async def test_a_new_field_on_every_plan_is_one_event_and_one_delivery(world: World) -> None:
+    queued = await world.queue.zcard("arq:queue")
+    feed = len(await world.events())
+    for plan in world.api.catalogue.plans:
+        plan["energy_rating"] = "A"
+    catalog, _ = await world.scrape()
+    assert isinstance(catalog, dict) and catalog["status"] == "success"
+    new = (await world.events())[feed:]
+    assert [(event.kind, event.field) for event in new] == [
+        (EventKind.SCHEMA_DRIFT, "energy_rating")
+    ]  # and no spec_changed per plan, which the alert also watches
+    assert await world.queue.zcard("arq:queue") == queued + 1
+    stored = (await CatalogueStore(world.redis, PREFIX).load()).catalogue.plans["vc2-1c-1gb"]
+    assert stored.extra["energy_rating"] == "A"  # the values are still stored
