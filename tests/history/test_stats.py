@@ -143,3 +143,14 @@ def test_order_does_not_matter_and_streak_agrees_with_share(intervals: list[Inte
         assert recent == pytest.approx(1.0)
     elif forward.streak_since is not None:
         assert stats.in_stock_share(intervals, forward.streak_since, NOW) == 0.0
+
+
+def test_a_longer_window_covers_older_returns() -> None:
+    # One return 60 days ago: outside the 30-day window, inside the 90-day one.
+    intervals = [iv(NOW - 62 * D, NOW - 61 * D), iv(NOW - 60 * D, NOW - 59 * D)]
+    month = stats.stock_stats(intervals, NOW)
+    quarter = stats.stock_stats(intervals, NOW, window="90d")
+    assert month.returns == 0 and month.median_back_seconds is None
+    assert quarter.returns == 1 and quarter.median_back_seconds == D.total_seconds()
+    assert quarter.share["90d"] == pytest.approx(2 / 90)
+    assert "90d" not in month.share

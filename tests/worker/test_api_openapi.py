@@ -120,9 +120,7 @@ async def test_each_documented_query_parameter_is_honoured(
 @pytest.mark.parametrize("route", all_routes(), ids=lambda route: f"{route.method} {route.path}")
 async def test_undocumented_query_parameters_are_refused(redis_url: str, route: Any) -> None:
     async with running_api(redis_url) as api:
-        path = route.path.replace("{job_id}", "x:1").replace("{name}", "scrape-catalog")
-        path = path.replace("{what}.{format}", "changes.csv").replace("{target}", "vultr-api")
-        path = path.replace("{plan_id}", "vc2-1c-1gb")
+        path = _concrete(route.path)
         async with api.request(route.method, f"{path}?undocumented=1", token=TOKEN) as response:
             assert response.status == 400
             assert "unknown query parameter 'undocumented'" in html.unescape(await response.text())

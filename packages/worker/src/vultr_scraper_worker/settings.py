@@ -118,7 +118,7 @@ def build_worker_settings(
         "max_tries": worker.max_tries,
         "health_check_interval": worker.health_check_interval,
         "retry_jobs": True,
-        "allow_abort_jobs": False,
+        "allow_abort_jobs": True,  # the job page's abort (arq's Job.abort)
         "job_serializer": serialize,
         "job_deserializer": deserialize,
         "timezone": UTC,

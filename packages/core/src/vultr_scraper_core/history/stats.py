@@ -50,15 +50,16 @@ class StockStats(msgspec.Struct, kw_only=True):
     """One pair's reliability at ``at``. Durations are seconds."""
 
     at: datetime
+    window: str  # what longest_out, median_back and returns cover
     in_stock: bool
-    # Share of the observed part of each window (24h, 7d, 30d) the pair was in stock; None
-    # when nothing of the window was observed.
+    # Share of the observed part of each window (24h, 7d, 30d and ``window``) the pair was in
+    # stock; None when nothing of the window was observed.
     share: dict[str, float | None]
     streak_since: datetime | None  # the current state (in or out) since; None: never in stock
     streak_seconds: float | None
-    longest_out_seconds: float | None  # longest out-of-stock stretch in the 30-day window
-    median_back_seconds: float | None  # median time from going out to coming back (30 days)
-    returns: int  # how many times it came back in the 30-day window
+    longest_out_seconds: float | None  # longest out-of-stock stretch in the window
+    median_back_seconds: float | None  # median time from going out to coming back
+    returns: int  # how many times it came back in the window
     last_in_stock: datetime | None  # ``at`` while in stock; None: never seen in stock
 
 
@@ -169,13 +170,18 @@ def last_in_stock(intervals: Iterable[Span], at: datetime) -> datetime | None:
 
 
 def stock_stats(
-    intervals: Iterable[Span], at: datetime, observed_from: datetime | None = None
+    intervals: Iterable[Span],
+    at: datetime,
+    observed_from: datetime | None = None,
+    window: str = "30d",
 ) -> StockStats:
-    """Every statistic of one pair at ``at`` (see ``StockStats``)."""
+    """Every statistic of one pair at ``at`` (see ``StockStats``); the longest stretch out
+    and the times until back are over ``window`` (a key of ``WINDOWS``), whose share is
+    given too."""
     moment = as_utc(at)
     listed = list(intervals)
     in_stock, since = current_streak(listed, moment)
-    month_start = moment - WINDOWS["30d"]
+    month_start = moment - WINDOWS[window]
     if observed_from is not None:
         month_start = max(month_start, as_utc(observed_from))
     returns = times_to_return(listed, month_start, moment)
@@ -185,8 +191,9 @@ def stock_stats(
         in_stock=in_stock,
         share={
             name: in_stock_share(listed, moment - WINDOWS[name], moment, observed_from)
-            for name in SHARE_WINDOWS
+            for name in dict.fromkeys((*SHARE_WINDOWS, window))
         },
+        window=window,
         streak_since=since,
         streak_seconds=(moment - since).total_seconds() if since is not None else None,
         longest_out_seconds=longest.total_seconds() if longest is not None else None,

@@ -107,11 +107,15 @@ class ChangeFeed:
         limit: int = 20,
         kinds: Collection[str] | None = None,
         subject: str | None = None,
+        before: str | None = None,
     ) -> list[ChangeEvent]:
-        """The newest ``limit`` events (of ``kinds``, about ``subject``), newest first."""
+        """The newest ``limit`` events (of ``kinds``, about ``subject``; older than the id
+        ``before``, exclusive, when given), newest first."""
+        if before is not None and _id_key(before) == (0, 0):
+            return []  # nothing precedes the first possible id (Redis refuses "(0-0")
         return await self._collect(
             lambda bound: self.redis.xrevrange(self.key, max=bound, min="-", count=_BATCH),
-            "+",
+            f"({before}" if before else "+",
             limit,
             kinds,
             subject,

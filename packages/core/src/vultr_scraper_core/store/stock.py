@@ -268,8 +268,21 @@ class StockStore:
     async def intervals(
         self, plan: str | None = None, region: str | None = None
     ) -> dict[str, list[Interval]]:
-        """Pair -> intervals, optionally for one plan and/or region."""
-        raw = await self.redis.hgetall(self.keys.intervals)  # type: ignore[misc]
+        """Pair -> intervals, optionally for one plan and/or region. A narrowed read fetches
+        only the matching pairs (HGET, or HSCAN with a pattern), not the whole hash."""
+        key_name = self.keys.intervals
+        if plan is not None and region is not None:
+            one = await self.redis.hget(key_name, pair_key(plan, region))  # type: ignore[misc]
+            return {pair_key(plan, region): decode(one, list[Interval])} if one else {}
+        raw: dict[Any, Any]
+        if plan is not None or region is not None:
+            pattern = f"{_glob(plan)}@*" if plan is not None else f"*@{_glob(region or '')}"
+            raw = {
+                key: value
+                async for key, value in self.redis.hscan_iter(key_name, match=pattern, count=1000)
+            }
+        else:
+            raw = await self.redis.hgetall(key_name)  # type: ignore[misc]
         found: dict[str, list[Interval]] = {}
         for key, value in raw.items():
             pair = text(key)
@@ -315,6 +328,11 @@ class StockStore:
         after = taken - 1 if taken is not None else None  # flips at the checkpoint's time count
         apply_flips(state, await self.flips(after, end_ms - 1))
         return state
+
+
+def _glob(text: str) -> str:
+    """``text`` as a literal inside a Redis MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def encode_checkpoint(state: StockCheckpoint) -> bytes:

@@ -13,7 +13,9 @@ from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.conditional import conditional_middleware
 from vultr_scraper_worker.api.cors import cors_middleware, options_handler
 from vultr_scraper_worker.api.errors import ApiError
+from vultr_scraper_worker.api.explorer import ROUTES as EXPLORER_ROUTES
 from vultr_scraper_worker.api.feed import ROUTES as FEED_ROUTES
+from vultr_scraper_worker.api.job_page import ROUTES as JOB_PAGE_ROUTES
 from vultr_scraper_worker.api.metrics import ROUTES as METRICS_ROUTES
 from vultr_scraper_worker.api.openapi import build_document
 from vultr_scraper_worker.api.page import ROUTES as PAGE_ROUTES
@@ -61,6 +63,8 @@ OPENAPI_ROUTE = Route(
 def all_routes() -> list[Route]:
     return [
         *PAGE_ROUTES,
+        *EXPLORER_ROUTES,
+        *JOB_PAGE_ROUTES,
         *HEALTH_ROUTES,
         *METRICS_ROUTES,
         *FEED_ROUTES,

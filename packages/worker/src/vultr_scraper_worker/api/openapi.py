@@ -7,6 +7,7 @@ from typing import Any
 
 from vultr_scraper_core import __version__
 from vultr_scraper_worker.api.auth import token_needed
+from vultr_scraper_worker.api.params import Param
 from vultr_scraper_worker.api.routing import Response, Route
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -86,7 +87,7 @@ def operation(route: Route, *, protect_reads: bool, public_badges: bool = False)
         "operationId": route.operation_id,
         "summary": route.summary,
         "tags": [route.tag],
-        "parameters": [param.openapi() for param in route.params],
+        "parameters": [_parameter(route, param) for param in route.params],
         "responses": responses,
         "security": [{"bearerToken": []}, {"sessionCookie": []}] if needs_token else [],
     }
@@ -135,3 +136,14 @@ def build_document(
             "securitySchemes": SECURITY_SCHEMES,
         },
     }
+
+
+def _parameter(route: Route, param: Param) -> dict[str, Any]:
+    document = param.openapi()
+    if route.form_query and param.location == "query":
+        blank = {"type": "string", "maxLength": 0}  # a form field left empty: not given
+        if param.repeated:
+            document["schema"]["items"] = {"anyOf": [document["schema"]["items"], blank]}
+        else:
+            document["schema"] = {"anyOf": [document["schema"], blank]}
+    return document

@@ -63,9 +63,15 @@ class Param:
 
 
 def parse_params(
-    params: Iterable[Param], query: MultiMapping[str], path: Mapping[str, str]
+    params: Iterable[Param],
+    query: MultiMapping[str],
+    path: Mapping[str, str],
+    *,
+    blank_is_absent: bool = False,
 ) -> dict[str, Any]:
-    """The parsed arguments, or ApiError(400) naming the parameter and what it accepts."""
+    """The parsed arguments, or ApiError(400) naming the parameter and what it accepts.
+    ``blank_is_absent``: an empty query value counts as not given (an HTML form sends every
+    field, filled or not)."""
     declared = list(params)
     query_names = {param.name for param in declared if param.location == "query"}
     unknown = sorted(set(query) - query_names)
@@ -78,6 +84,8 @@ def parse_params(
             raws = [path[param.name]] if param.name in path else []
         else:
             raws = list(query.getall(param.name, []))
+            if blank_is_absent:
+                raws = [raw for raw in raws if raw != ""]
         if not raws:
             if param.required:
                 raise bad_request(f"parameter {param.name!r} is required")

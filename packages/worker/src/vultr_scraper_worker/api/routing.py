@@ -46,6 +46,8 @@ class Route:
     description: str = ""
     html: bool = False  # errors are rendered as a small HTML page instead of JSON
     uses_redis: bool = True  # may answer 503 when Redis is unreachable
+    # The query comes from an HTML GET form, which sends every field: a blank one is absent.
+    form_query: bool = False
 
     def aiohttp_handler(self) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         route = self
@@ -53,7 +55,12 @@ class Route:
         async def handle(request: web.Request) -> web.StreamResponse:
             state = state_of(request)
             state.auth.authorize(request, route.access)
-            args = parse_params(route.params, request.query, request.match_info)
+            args = parse_params(
+                route.params,
+                request.query,
+                request.match_info,
+                blank_is_absent=route.form_query,
+            )
             return await route.handler(request, args)
 
         handle.__name__ = self.operation_id

@@ -1,0 +1,86 @@
+"""``/jobs/{id}``: tries, error and tick; retry for a failed job; abort (with a confirmation)
+for a queued one, through arq's abort set."""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from tests.worker.api_harness import TOKEN, Api, add_failed_job, running_api
+from vultr_scraper_worker.records.runs import JobHistory, RunRecord
+
+TICK_MS = 1764300000000
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+async def log_in(api: Api) -> None:
+    async with api.request(
+        "POST", "/login", data={"token": TOKEN}, headers={"Origin": api.url}
+    ) as response:
+        assert response.status == 303
+
+
+async def test_failed_job_with_its_tries(redis_url: str, redis: Redis) -> None:
+    job_id = f"scrape-catalog:{TICK_MS}"
+    now = time.time()
+    runs = [
+        RunRecord(
+            function="scrape-catalog",
+            job_id=job_id,
+            job_try=n,
+            start=now - 60 + 10 * n,
+            end=now - 55 + 10 * n,
+            duration=5.0,
+            outcome="retry" if n < 2 else "failed",
+            error=f"try {n}: {HOSTILE}",
+        )
+        for n in (1, 2)
+    ]
+    await JobHistory(redis, "vs").record_many(runs)
+    await add_failed_job(redis, job_id, error=HOSTILE, tries=2)
+    async with running_api(redis_url) as api:
+        _, before = await api.text(f"/jobs/{job_id}")
+        await log_in(api)
+        _, after = await api.text(f"/jobs/{job_id}")
+        await api.text("/jobs/nothing:1", status=404)
+    assert "scrape-catalog" in before
+    assert "2025-11-28 03:20 UTC" in before  # the schedule tick from the id
+    assert "try 1: &lt;img" in before and "try 2: &lt;img" in before and HOSTILE not in before
+    assert before.index("try 1:") < before.index("try 2:")
+    assert "Log in</a> to retry" in before
+    assert f'action="/api/v1/jobs/{job_id}/retry"' in after
+
+
+async def test_abort_needs_a_confirmation_and_the_token(redis_url: str, redis: Redis) -> None:
+    async with running_api(redis_url) as api:
+        queued = await api.json(
+            "POST", "/api/v1/jobs/scrape-catalog/enqueue", 202,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )  # fmt: skip
+        job_id = queued["job_id"]
+        _, anonymous = await api.text(f"/jobs/{job_id}?confirm=abort")
+        await api.json("POST", f"/api/v1/jobs/{job_id}/abort", 401)
+        await log_in(api)
+        _, page = await api.text(f"/jobs/{job_id}")
+        _, confirm = await api.text(f"/jobs/{job_id}?confirm=abort")
+        async with api.request(
+            "POST",
+            f"/api/v1/jobs/{job_id}/abort",
+            data={},
+            headers={"Origin": api.url, "Accept": "text/html"},
+        ) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == f"/jobs/{job_id}?aborted=1"
+        _, notice = await api.text(f"/jobs/{job_id}?aborted=1")
+        await api.json(
+            "POST", "/api/v1/jobs/not-queued/abort", 404,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )  # fmt: skip
+    assert "/abort" not in anonymous.replace("confirm=abort", "")
+    assert f'href="/jobs/{job_id}?confirm=abort"' in page
+    assert "Abort this job?" not in page and "Abort this job?" in confirm
+    assert f'action="/api/v1/jobs/{job_id}/abort"' in confirm
+    assert "Abort requested" in notice
+    # arq's abort set holds the request, which a worker acts on at its next poll.
+    assert await redis.zscore("arq:abort", job_id) is not None
