@@ -34,6 +34,10 @@ def describe_event(event: ChangeEvent) -> str:
         return f"{subject} {state}{where}"
     if kind == EventKind.PRICE_CHANGED:
         return _price(event, where)
+    if kind == EventKind.PLAN_ADDED and event.detail.get("collection") == "databases":
+        return f"new database plan {subject}{_facts(_record(event))}"
+    if kind == EventKind.PLAN_RETIRED and event.detail.get("collection") == "databases":
+        return f"database plan {subject} retired{_facts(_record(event))}"
     if kind == EventKind.PLAN_ADDED:
         return f"new plan {subject}{_facts(_record(event))}"
     if kind == EventKind.PLAN_RETIRED:
@@ -47,6 +51,8 @@ def describe_event(event: ChangeEvent) -> str:
         return f"region {subject} removed{_place(_record(event))}"
     if kind == EventKind.SCHEMA_DRIFT:
         return _drift(event)
+    if kind in _OFFERINGS:
+        return _offering(event)
     if kind == EventKind.ENDPOINT_DOWN:
         error = event.detail.get("error") or "failing"
         return f"endpoint {subject} is DOWN: {error}"
@@ -63,6 +69,42 @@ def describe_event(event: ChangeEvent) -> str:
         return f"the catalogue quarantine is cleared{_lasted(event, 'quarantined_s')}"
     changed = f": {_short(event.old)} -> {_short(event.new)}" if event.old or event.new else ""
     return f"{kind} {subject}{where}{changed}"
+
+
+# The rest of the catalogue: (what it is, "added" word, "removed" word).
+_OFFERINGS: dict[str, tuple[str, str]] = {
+    EventKind.APP_ADDED: ("application", "added"),
+    EventKind.APP_REMOVED: ("application", "removed"),
+    EventKind.K8S_VERSION_ADDED: ("Kubernetes version", "offered"),
+    EventKind.K8S_VERSION_REMOVED: ("Kubernetes version", "withdrawn"),
+    EventKind.STORAGE_CLUSTER_ADDED: ("object-storage cluster", "added"),
+    EventKind.STORAGE_CLUSTER_REMOVED: ("object-storage cluster", "removed"),
+    EventKind.ISO_ADDED: ("public ISO", "added"),
+    EventKind.ISO_REMOVED: ("public ISO", "removed"),
+    EventKind.OS_ADDED: ("OS image", "added"),
+    EventKind.OS_REMOVED: ("OS image", "removed"),
+    EventKind.REGION_SERVICE_ADDED: ("", ""),
+    EventKind.REGION_SERVICE_REMOVED: ("", ""),
+    EventKind.STORAGE_AVAILABILITY_CHANGED: ("", ""),
+}
+
+
+def _offering(event: ChangeEvent) -> str:
+    """``load_balancers now offered in sgp``, ``application 1028 added (WordPress)``."""
+    kind, subject = event.kind, event.subject
+    if kind == EventKind.REGION_SERVICE_ADDED:
+        return f"{event.field} now offered in {subject}"
+    if kind == EventKind.REGION_SERVICE_REMOVED:
+        return f"{event.field} no longer offered in {subject}"
+    if kind == EventKind.STORAGE_AVAILABILITY_CHANGED:
+        where = f" in {event.region}" if event.region else ""
+        now = "open for new subscriptions" if event.new == "yes" else "closed to new subscriptions"
+        return f"object-storage cluster {subject}{where} {now}"
+    what, verb = _OFFERINGS[kind]
+    record = _record(event)
+    name = record.get("name") or record.get("hostname") or record.get("region")
+    named = f" ({_short(name)})" if isinstance(name, str) and name else ""
+    return f"{what} {subject} {verb}{named}"
 
 
 def _drift(event: ChangeEvent) -> str:

@@ -108,6 +108,8 @@ class CatalogueSummary(msgspec.Struct, kw_only=True):
     last_reason: str | None
     stock_checked_at: datetime | None
     quarantine: QuarantineInfo | None
+    # The rest of the catalogue: apps, k8s_versions, storage_clusters, isos, databases.
+    others: dict[str, int] = {}
 
 
 StockLookup = Callable[[str, str], tuple[bool | None, datetime | None]]
@@ -384,6 +386,11 @@ async def catalogue_summary(redis: Redis, prefix: str) -> CatalogueSummary:
         metal=counts["metal"],
         regions=counts["regions"],
         os=counts["os"],
+        others={
+            name: count
+            for name, count in counts.items()
+            if name not in ("plans", "metal", "regions", "os")
+        },
         version=meta.version,
         fetched_at=meta.fetched_at,
         last_success_at=meta.last_success_at,

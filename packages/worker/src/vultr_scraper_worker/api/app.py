@@ -26,6 +26,7 @@ from vultr_scraper_worker.api.routes_export import ROUTES as EXPORT_ROUTES
 from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
 from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
 from vultr_scraper_worker.api.routes_maintenance import ROUTES as MAINTENANCE_ROUTES
+from vultr_scraper_worker.api.routes_offerings import ROUTES as OFFERING_ROUTES
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState, state_of
 
@@ -70,6 +71,7 @@ def all_routes() -> list[Route]:
         *FEED_ROUTES,
         *BADGE_ROUTES,
         *CATALOG_ROUTES,
+        *OFFERING_ROUTES,
         *EXPORT_ROUTES,
         *JOBS_ROUTES,
         *MAINTENANCE_ROUTES,

@@ -109,7 +109,22 @@ def _catalog_counts(counts: dict[str, int]) -> str:
         return "empty"
     plans = f"{counts.get('plans', 0)} cloud, {counts.get('metal', 0)} bare metal"
     rest = [plural(counts.get("regions", 0), "region"), plural(counts.get("os", 0), "OS image")]
-    return f"{plans}; {', '.join(rest)}"
+    offered = [
+        plural(counts[name], word)
+        for name, word in _OFFERINGS
+        if counts.get(name)  # a collection never scraped (databases without a key) is left out
+    ]
+    more = f"; {', '.join(offered)}" if offered else ""
+    return f"{plans}; {', '.join(rest)}{more}"
+
+
+_OFFERINGS = (
+    ("apps", "app"),
+    ("k8s_versions", "Kubernetes version"),
+    ("storage_clusters", "object-storage cluster"),
+    ("isos", "public ISO"),
+    ("databases", "database plan"),
+)
 
 
 async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:

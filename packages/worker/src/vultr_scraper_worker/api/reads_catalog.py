@@ -76,6 +76,7 @@ async def summary(state: ApiState, *, with_stock: bool = False) -> CatalogSummar
             "metal": found.metal,
             "regions": found.regions,
             "os": found.os,
+            **found.others,
         },
         version=found.version,
         fetched_at=found.fetched_at,
