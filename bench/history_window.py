@@ -1,16 +1,27 @@
-"""Benchmark: Redis memory, archive size, "as of" cost and export rate as history grows.
+"""Benchmark: Redis memory, archive size, "as of" cost, export rate and move time as history
+grows, at one catalogue scale per run.
 
-Simulates ``--days`` of history (``bench.history_sim``) at ``--scale`` x today's catalogue into
-a private redis-server, running the history job after every simulated day with a
-``--window``-day window, and prints, in one run:
+Simulates ``--days`` of history (``bench.history_sim``, through the stores' and jobs' own write
+paths) at ``--scale`` x today's catalogue into a private redis-server, running the history job
+(``HistoryMover``) after every simulated day with a ``--window``-day window, and prints, in one
+run, at the day the window fills and at each of ``--points`` (days):
 
-* Redis ``used_memory`` when the window has just filled and at the end (ratio; target <= 1.5);
+* Redis ``used_memory`` and its ratio to the memory when the window filled (target <= 1.5);
 * the archive's size on disk;
-* ``plans --at`` in the window and in the archive against a plain ``plans`` (ratios; target
-  within 2x), and the mean time to move one day;
-* export throughput (rows/s) of ``changes``.
+* ``plans --at`` for a time in the window and one in the archive, as ratios to a plain
+  ``plans`` measured right before them (target: within 2x), cold (first read of the archive
+  files, as a fresh CLI process sees them) and warm (median of 9 paired rounds, as the API
+  sees them);
+* the mean time to move one day out of the window since the previous point;
 
-    PYTHONPATH=. python3 -m hatch run python bench/history_window.py --days 120 --window 30
+and at the end the export throughput (rows/s) of ``changes`` and ``prices`` over the last
+``2 x window`` days (archive and window both).
+
+The simulation is scaled so that a run takes minutes (docs/performance.md says how): stock
+checks every ``--check-minutes`` instead of every 5 minutes, with ``--flip-share`` per check.
+
+    PYTHONPATH=. python3 -m hatch run python bench/history_window.py --scale 1 --days 1095 \\
+        --points 365,1095 --window 30 --check-minutes 60 --flip-share 0.036
 """
 
 from __future__ import annotations
@@ -18,87 +29,151 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from loguru import logger
 from redis.asyncio import Redis
 from tests.redis_server import RedisServer
 
 from bench.history_sim import SimulationSpec, simulate
 from vultr_scraper_core.history.export import chunks, export_table
-from vultr_scraper_core.history.files import open_archive
+from vultr_scraper_core.history.files import Archive, open_archive
 from vultr_scraper_core.history.mover import HistoryMover
 from vultr_scraper_core.history.query import History
 from vultr_scraper_core.store.queries import PlanFilter
 
 
-async def _timed(call: object, runs: int = 5) -> float:
-    samples = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        await call()  # type: ignore[operator]
-        samples.append(time.perf_counter() - began)
-    return statistics.median(samples)
+async def _once(call: Callable[[], Awaitable[Any]]) -> float:
+    began = time.perf_counter()
+    await call()
+    return time.perf_counter() - began
 
 
-async def main(days: int, window: int, scale: int) -> None:
-    spec = SimulationSpec(days=days, scale=scale)
+async def _point(
+    label: str,
+    redis: Redis,
+    archive_dir: Path,
+    now: datetime,
+    start: datetime,
+    full_memory: int | None,
+    move_times: list[float],
+) -> int:
+    memory = int((await redis.info("memory"))["used_memory"])
+    archive = open_archive(str(archive_dir))  # a fresh cache: the cold figures are real reads
+    history = History(redis, "vs", archive)
+    in_window = now - timedelta(hours=20)
+    in_archive = start + (now - start) / 3 + timedelta(hours=7)
+    plain_cold = await _once(lambda: history.plans(PlanFilter()))
+    window_cold = await _once(lambda: history.plans(PlanFilter(), in_window))
+    archive_cold = await _once(lambda: history.plans(PlanFilter(), in_archive))
+    # Warm: rounds of (plain, window, archive), each ratio taken within its round (the
+    # machine's load shifts between rounds), median over the rounds.
+    window_ratios, archive_ratios, plains = [], [], []
+    for _ in range(9):
+        plain = await _once(lambda: history.plans(PlanFilter()))
+        window_ratios.append(await _once(lambda: history.plans(PlanFilter(), in_window)) / plain)
+        archive_ratios.append(await _once(lambda: history.plans(PlanFilter(), in_archive)) / plain)
+        plains.append(plain)
+    plain = statistics.median(plains)
+    window = statistics.median(window_ratios) * plain
+    archived = statistics.median(archive_ratios) * plain
+    ratio = f", {memory / full_memory:.2f}x the window-full figure" if full_memory else ""
+    moved = (
+        f"; move one day: mean {statistics.mean(move_times) * 1000:.0f} ms over "
+        f"{len(move_times)} days"
+        if move_times
+        else ""
+    )
+    print(f"[{label}] redis used_memory {memory / 2**20:.1f} MiB{ratio}")
+    print(f"[{label}] archive on disk {_size(archive) / 2**20:.1f} MiB{moved}")
+    print(
+        f"[{label}] plans {plain * 1000:.1f} ms warm ({plain_cold * 1000:.1f} ms cold);"
+        f" --at in window {window / plain:.2f}x warm, {window_cold / plain_cold:.2f}x cold;"
+        f" --at in archive {archived / plain:.2f}x warm, {archive_cold / plain_cold:.2f}x cold"
+    )
+    sys.stdout.flush()
+    return memory
+
+
+def _size(archive: Archive) -> int:
+    return archive.size()
+
+
+async def main(arguments: argparse.Namespace) -> None:
+    logger.remove()  # the mover logs every day it moves
+    spec = SimulationSpec(
+        days=arguments.days,
+        scale=arguments.scale,
+        check_minutes=arguments.check_minutes,
+        flip_share=arguments.flip_share,
+        checks_per_commit=max(1, 60 // arguments.check_minutes),
+    )
+    points = sorted({int(day) for day in arguments.points.split(",") if day} | {arguments.days})
+    window_days = arguments.window
     with RedisServer() as server, tempfile.TemporaryDirectory() as folder:
         redis = Redis.from_url(server.url)
-        archive = open_archive(str(Path(folder) / "archive"))
-        memory: dict[str, int] = {}
+        archive_dir = Path(folder) / "archive"
+        archive = open_archive(str(archive_dir))
         move_times: list[float] = []
+        full_memory: int | None = None
         day_count = 0
+        began = time.perf_counter()
 
-        async def after_day(now: object) -> None:
-            nonlocal day_count
+        async def after_day(now: datetime) -> None:
+            nonlocal day_count, full_memory
             day_count += 1
             clock_now = spec.start + timedelta(days=day_count, hours=2)
             mover = HistoryMover(
-                redis, "vs", archive, window=timedelta(days=window), clock=lambda: clock_now
+                redis, "vs", archive, window=timedelta(days=window_days), clock=lambda: clock_now
             )
-            summary = await mover.run()
+            summary = await mover.run(max_days=2)
             move_times.extend(day.seconds for day in summary.moved)
-            if day_count == window + 1:
-                memory["window full"] = int((await redis.info("memory"))["used_memory"])
+            if day_count == window_days + 1:
+                full_memory = await _point(
+                    f"day {day_count}, window full", redis, archive_dir, now, spec.start,
+                    None, [],
+                )  # fmt: skip
+            elif day_count in points:
+                await _point(
+                    f"day {day_count}", redis, archive_dir, now, spec.start, full_memory,
+                    move_times,
+                )  # fmt: skip
+                move_times.clear()
+                elapsed = time.perf_counter() - began
+                print(f"[day {day_count}] simulated in {elapsed:.0f} s so far")
 
         stats = await simulate(redis, "vs", spec, on_day=after_day)
-        memory["end"] = int((await redis.info("memory"))["used_memory"])
-        history = History(redis, "vs", archive)
-        plain = await _timed(lambda: history.plans(PlanFilter()))
-        in_window = await _timed(lambda: history.plans(PlanFilter(), stats.end - timedelta(days=1)))
-        in_archive = await _timed(
-            lambda: history.plans(PlanFilter(), spec.start + timedelta(days=days // 3, hours=7))
-        )
-        began = time.perf_counter()
-        table = await export_table(history, "changes")
-        size = sum(len(chunk) for chunk in chunks(table, "csv"))
-        export_seconds = time.perf_counter() - began
-        print(f"simulated {days} days at {scale}x: {stats.plans} plans, {stats.regions} regions,")
-        print(f"  {stats.pairs} pairs, {stats.checks} checks, {stats.flips} flips,")
-        print(f"  {stats.events} events")
-        full = memory.get("window full", memory["end"])
-        end = memory["end"]
-        print(f"redis used_memory: window full {full / 2**20:.1f} MiB,")
-        print(f"  end {end / 2**20:.1f} MiB, ratio {end / full:.2f}")
-        print(f"archive on disk: {archive.size() / 2**20:.2f} MiB")
         print(
-            f"plans (now) {plain * 1000:.1f} ms; --at in window {in_window / plain:.2f}x;"
-            f" --at in archive {in_archive / plain:.2f}x"
+            f"simulated {arguments.days} days at {arguments.scale}x: {stats.plans} plans,"
+            f" {stats.regions} regions, {stats.pairs} pairs, {stats.checks} checks,"
+            f" {stats.flips} flips, {stats.events} events"
         )
-        mean_move = statistics.mean(move_times) * 1000
-        print(f"move one day: mean {mean_move:.0f} ms over {len(move_times)} days")
-        rate = table.num_rows / export_seconds
-        print(f"export changes csv: {rate:,.0f} rows/s ({size / 2**20:.1f} MiB)")
+        history = History(redis, "vs", open_archive(str(archive_dir)))
+        since = stats.end - timedelta(days=2 * window_days)
+        for what in ("changes", "prices"):
+            export_began = time.perf_counter()
+            table = await export_table(history, what, since=since)
+            size = sum(len(chunk) for chunk in chunks(table, "csv"))
+            seconds = time.perf_counter() - export_began
+            print(
+                f"export {what} csv, last {2 * window_days} days: {table.num_rows} rows,"
+                f" {table.num_rows / seconds:,.0f} rows/s ({size / 2**20:.1f} MiB)"
+            )
         await redis.aclose()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--window", type=int, default=14)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--points", default="", help="days to measure at, e.g. 365,1095")
+    parser.add_argument("--window", type=int, default=30)
     parser.add_argument("--scale", type=int, default=1)
-    arguments = parser.parse_args()
-    asyncio.run(main(arguments.days, arguments.window, arguments.scale))
+    parser.add_argument("--check-minutes", type=int, default=60)
+    parser.add_argument("--flip-share", type=float, default=0.036)
+    asyncio.run(main(parser.parse_args()))

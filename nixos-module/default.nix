@@ -36,6 +36,13 @@ let
     if match == null then null else lib.toInt (builtins.head match);
 
   stateDirectory = "vultr-scraper";
+  # The history archive: a local directory outside the state directory must be made writable
+  # (ProtectSystem=strict); an s3:// location needs nothing here.
+  archive = cfg.settings.history.archive;
+  archiveNeedsPath =
+    archive != null
+    && lib.hasPrefix "/" archive
+    && !(lib.hasPrefix "/var/lib/${stateDirectory}/" "${archive}/");
   jobCompletionWait = cfg.settings.worker.job_completion_wait;
 
   # Identity, credentials and environment shared by the unit and the admin CLI wrapper below.
@@ -239,6 +246,27 @@ in
             };
           };
 
+          history = lib.mkOption {
+            default = { };
+            description = "The Redis window and the history archive (`[history]`).";
+            type = lib.types.submodule {
+              freeformType = settingsFormat.type;
+              options.archive = lib.mkOption {
+                type = lib.types.nullOr lib.types.str;
+                default = null;
+                example = "s3://vultr-history/prod";
+                description = ''
+                  Where history older than the Redis window goes: a directory (null: the
+                  `archive` directory in the state directory, /var/lib/${stateDirectory}/archive;
+                  another absolute directory is added to the unit's `ReadWritePaths`) or
+                  `s3://bucket/prefix` for an S3-compatible bucket shared by several workers
+                  (set `s3_endpoint_url`, and `s3_access_key_file` / `s3_secret_key_file` to
+                  credential ids from `credentialFiles`).
+                '';
+              };
+            };
+          };
+
           log = lib.mkOption {
             default = { };
             description = "Logging (`[log]`); logs go to the journal as one JSON object per line.";
@@ -368,7 +396,8 @@ in
         RestartPreventExitStatus = 78;
         # arq waits job_completion_wait seconds for running jobs after SIGTERM.
         TimeoutStopSec = builtins.ceil jobCompletionWait + 30;
-      };
+      }
+      // lib.optionalAttrs archiveNeedsPath { ReadWritePaths = [ archive ]; };
     };
   };
 }

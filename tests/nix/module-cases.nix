@@ -63,6 +63,27 @@
     };
   };
 
+  # The history archive in a directory of its own, and in a bucket.
+  archiveDirectory = {
+    services.vultr-scraper = {
+      enable = true;
+      settings.history.archive = "/srv/vultr-history";
+    };
+  };
+  archiveBucket = {
+    services.vultr-scraper = {
+      enable = true;
+      credentialFiles.s3-access = "/run/keys/s3-access";
+      credentialFiles.s3-secret = "/run/keys/s3-secret";
+      settings.history = {
+        archive = "s3://vultr-history/prod";
+        s3_endpoint_url = "https://ewr1.vultrobjects.com";
+        s3_access_key_file = "s3-access";
+        s3_secret_key_file = "s3-secret";
+      };
+    };
+  };
+
   # An existing Redis elsewhere.
   externalRedis = {
     services.vultr-scraper = {

@@ -251,6 +251,7 @@ def test_default_configuration() -> None:
         "vultr": {"base_url": "https://api.vultr.com/v2"},
         "http": {"listen": "127.0.0.1:8080"},
         "worker": {"job_completion_wait": 30},
+        "history": {},  # the archive in the state directory: nothing to write
         "log": {"level": "INFO"},
     }
     redis = result["redisServers"]["vultr-scraper"]
@@ -283,6 +284,17 @@ def test_full_configuration() -> None:
     wrapper = result["cliWrapper"]
     assert "--property=LoadCredential=vultr-api-key:/run/keys/vultr-api-key" in wrapper
     assert "--property=User=vultr-scraper" in wrapper
+
+
+def test_history_archive_location() -> None:
+    result = _accepted("archiveDirectory")
+    assert result["settings"]["history"] == {"archive": "/srv/vultr-history"}
+    assert result["service"]["serviceConfig"]["ReadWritePaths"] == ["/srv/vultr-history"]
+    result = _accepted("archiveBucket")
+    assert result["settings"]["history"]["archive"] == "s3://vultr-history/prod"
+    assert result["settings"]["history"]["s3_access_key_file"] == "s3-access"
+    assert "ReadWritePaths" not in result["service"]["serviceConfig"]
+    assert "ReadWritePaths" not in _accepted("default")["service"]["serviceConfig"]
 
 
 def test_external_redis() -> None:
@@ -324,7 +336,9 @@ def test_type_errors(case: str, message: str) -> None:
     assert message in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("case", ["default", "full", "documented", "externalRedis"])
+@pytest.mark.parametrize(
+    "case", ["default", "full", "documented", "externalRedis", "archiveBucket"]
+)
 def test_generated_config_is_accepted_by_the_application(tmp_path: Path, case: str) -> None:
     config_module = pytest.importorskip("vultr_scraper_core.config")
     settings = _accepted(case)["settings"]
@@ -335,6 +349,8 @@ def test_generated_config_is_accepted_by_the_application(tmp_path: Path, case: s
     credentials.mkdir()
     (credentials / "vultr-api-key").write_text("k\n")
     (credentials / "http-token").write_text("t\n")
+    (credentials / "s3-access").write_text("a\n")
+    (credentials / "s3-secret").write_text("s\n")
     loaded = config_module.load_config(path, environ={"CREDENTIALS_DIRECTORY": str(credentials)})
     assert loaded.config.redis.url == settings["redis"]["url"]
     assert loaded.config.worker.job_completion_wait == settings["worker"]["job_completion_wait"]
