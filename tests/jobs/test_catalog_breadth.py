@@ -8,6 +8,7 @@ on loopback with a real Redis.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from redis.asyncio import Redis
 
 from tests.fakes.vultr_api import FakeCatalogue, FakeVultrAPI, make_app, on_page
 from vultr_scraper_core.config import CatalogConfig, ClientConfig, Config, Secrets, VultrConfig
-from vultr_scraper_core.http import HttpClient, create_session
+from vultr_scraper_core.http import HttpClient, HttpError, RateLimiter, create_session
 from vultr_scraper_core.models import (
     Application,
     Catalogue,
@@ -475,3 +476,41 @@ async def test_a_new_field_on_every_app_is_one_drift_event(redis: Redis) -> None
     apps = next(event for event in drift if event.field == "categories")
     assert (apps.detail["records"], apps.detail["of"]) == (3, 3)
     assert not [event for event in specs if event.detail["collection"] == "apps"]
+
+
+async def test_transient_faults_on_the_new_endpoints_are_retried(redis: Redis) -> None:
+    async with env_for(redis, per_page=2) as env:
+        env.api.fail("/v2/kubernetes/versions", 503, html=True)
+        env.api.fail(on_page("/v2/object-storage/clusters", 2), 429, retry_after="0")
+        env.api.truncate("/v2/iso-public")
+        result = await env.scrape()
+        counts = (
+            env.api.count("/v2/kubernetes/versions"),
+            env.api.count("/v2/object-storage/clusters"),
+            env.api.count("/v2/iso-public"),
+        )
+    assert result["status"] == "success"
+    assert counts == (2, 3, 2)  # one retry each, nothing else
+    assert result["counts"]["storage_clusters"] == 3 and result["counts"]["isos"] == 2
+
+
+async def test_a_first_page_that_keeps_failing_fails_the_scrape_and_commits_nothing(
+    redis: Redis,
+) -> None:
+    async with env_for(redis) as env:
+        env.api.fail("/v2/applications", 500, times=None)
+        with pytest.raises(HttpError):
+            await env.scrape()
+        assert await env.committed() == Catalogue()
+
+
+async def test_the_whole_scrape_keeps_the_rate_limit(redis: Redis) -> None:
+    async with env_for(redis, api_key=KEY) as env:
+        env.ctx["http"].limiter = RateLimiter(40.0)
+        started = time.monotonic()
+        result = await env.scrape()
+        elapsed = time.monotonic() - started
+        starts = len(env.api.requests)
+    assert result["status"] == "success" and starts == result["requests"] == 9
+    # Request starts are at least 1/40 s apart: 9 requests take at least 8/40 s.
+    assert elapsed >= 8 / 40
