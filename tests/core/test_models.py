@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +28,7 @@ from vultr_scraper_core.models import (
     parse_record,
     parse_records,
     record_document,
+    record_fields,
     same_record,
     same_value,
 )
@@ -248,3 +250,28 @@ def test_documented_shape_follows_the_annotations() -> None:
     assert shape["gpu_count"] == ("integer", "null", "string")
     assert shape["clusterable"] == ("null", "string")
     assert "extra" not in shape
+
+
+# Values that print alike but are different JSON types (or the same number written apart).
+_LOOKALIKES = [5, Decimal("5"), Decimal("5.0"), "5", True, 1, Decimal("1"), None, "", "7.5"]
+_MONEY = [None, Decimal("5"), Decimal("5.0"), Decimal("7.5"), Decimal("7.50")]
+
+
+def test_same_record_agrees_with_same_value_over_the_fields() -> None:
+    """The byte comparison that short-cuts ``same_record`` never says "same" where a full
+    ``same_value`` of the field views would not (and the full one decides the rest): every
+    pair of look-alike values, typed (money) and untyped (``extra``, also nested)."""
+
+    def plan(price: Any, extra: Any, nested: bool) -> CloudPlan:
+        value = {"inner": [extra]} if nested else extra
+        return CloudPlan(id="vc2-1c-1gb", monthly_cost=price, extra={"odd": value})
+
+    compared = 0
+    for money, odd, nested in itertools.product(
+        itertools.product(_MONEY, repeat=2), itertools.product(_LOOKALIKES, repeat=2), (0, 1)
+    ):
+        a, b = plan(money[0], odd[0], bool(nested)), plan(money[1], odd[1], bool(nested))
+        full = same_value({"id": a.id, **record_fields(a)}, {"id": b.id, **record_fields(b)})
+        assert same_record(a, b) == full, (a, b)
+        compared += 1
+    assert compared == 2 * len(_MONEY) ** 2 * len(_LOOKALIKES) ** 2

@@ -66,3 +66,18 @@ async def test_prune_keeps_a_current_entry_that_is_still_seen(redis: Redis) -> N
     # A URL no longer fetched is forgotten with its entry: the next fetch starts a new one.
     await archive.put([fetched(REGIONS, b"gone", 24 * 60 * 41)])
     assert len(await archive.entries()) == 2
+
+
+async def test_only_bodies_no_current_entry_holds_are_written(redis: Redis) -> None:
+    archive = RawArchive(redis, "vs")
+    assert await archive.put([fetched(PLANS, b"v1", 0), fetched(REGIONS, b"r", 0)]) == 2
+    (plans,) = [entry for entry in await archive.entries() if entry.url == PLANS]
+    body_key = f"vs:archive:body:{plans.sha256}"
+    await redis.delete(body_key)  # had it been written again, it would be back
+    # Unchanged: held by the URL's current entry, so neither compressed nor written.
+    assert await archive.put([fetched(PLANS, b"v1", 5), fetched(REGIONS, b"r", 5)]) == 0
+    assert not await redis.exists(body_key)
+    # A body seen before under another URL's old entry only is written again (SET NX).
+    assert await archive.put([fetched(PLANS, b"v2", 10)]) == 1
+    assert await archive.put([fetched(REGIONS, b"v1", 15)]) == 1
+    assert await redis.exists(body_key)

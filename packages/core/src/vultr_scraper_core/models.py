@@ -23,7 +23,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import msgspec
 
@@ -257,6 +257,21 @@ class RecordError(ValueError):
 
 # -- parsing ---------------------------------------------------------------------------------
 
+_PLAIN_TYPES = (str, int, bool)
+
+
+@functools.cache
+def _exact_types(cls: type[Record]) -> dict[str, type]:
+    """Wire name -> T, for the fields declared ``T`` or ``T | None`` with T str, int or bool: a
+    value of exactly that type needs no conversion (exact: a bool is no int here)."""
+    found: dict[str, type] = {}
+    for name, annotation in _typed_fields(cls).items():
+        members = [member for member in get_args(annotation) if member is not type(None)]
+        members = members or [annotation]  # ``id: str``
+        if len(members) == 1 and members[0] in _PLAIN_TYPES:
+            found[name] = members[0]
+    return found
+
 
 @functools.cache
 def _typed_fields(cls: type[Record]) -> dict[str, Any]:
@@ -273,6 +288,7 @@ def parse_record(cls: type[R], raw: Mapping[str, Any]) -> R:
     if not isinstance(raw, Mapping):
         raise RecordError(f"expected a JSON object, got {json_kind(raw)}")
     types = _typed_fields(cls)
+    exact = _exact_types(cls)
     typed: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, raw_value in raw.items():
@@ -284,6 +300,9 @@ def parse_record(cls: type[R], raw: Mapping[str, Any]) -> R:
         field_type = types.get(key)
         if field_type is None:
             extra[key] = value
+            continue
+        if type(value) is exact.get(key):  # most fields: already what msgspec would return
+            typed[key] = value
             continue
         try:
             converted = msgspec.convert(value, field_type, strict=False)
@@ -310,7 +329,9 @@ def _normalise(key: str, value: Any) -> Any:
         return value if value.is_finite() else _INVALID
     if key == "locations" and isinstance(value, list):
         # Empty strings have been seen inside the list; the order is Vultr's, keep it.
-        return list(dict.fromkeys(item for item in value if item))
+        unique = dict.fromkeys(value)
+        unique.pop("", None)
+        return list(unique)
     if key == "location_cost" and isinstance(value, dict):
         cleaned: dict[str, dict[str, Decimal]] = {}
         for region, prices in value.items():
@@ -396,8 +417,18 @@ def record_document(record: Record) -> dict[str, Any]:
     return document
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def plain(value: Any) -> Any:
     """JSON-able data: Decimal -> its exact text; containers recursively; the rest as is."""
+    kind = type(value)
+    # Exact-type shortcuts first: a plan's region list is hundreds of strings at 10x size, and
+    # the isinstance checks below (Mapping is an ABC) would cost more than the whole parse.
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return [item if type(item) in _SCALARS else plain(item) for item in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, Mapping):
@@ -423,8 +454,28 @@ def same_value(left: Any, right: Any) -> bool:
     return type(left) is type(right) and bool(left == right)
 
 
+# Decimals as JSON numbers: the text of each value then says which JSON type it has (5 and
+# Decimal("5") alike, "5" and True apart), so equal bytes mean same_value holds.
+_CANONICAL = msgspec.json.Encoder(decimal_format="number")
+
+
 def same_record(left: Record, right: Record) -> bool:
-    return type(left) is type(right) and same_value(
+    """``same_value`` over the two records' fields, ``id`` included.
+
+    Most records of a scrape are unchanged, and two shortcuts settle those at a fraction of
+    the cost of the field walk (2,400 plans: milliseconds instead of a third of a second):
+    typed fields hold their declared types (``parse_record`` and the store's typed decoding
+    see to it; none is declared both bool and int), so where ``==`` holds for them so does
+    ``same_value``; ``extra`` is untyped (``True == 1`` there), so it must encode to the same
+    bytes. Anything else (``7.5`` and ``7.50``, a changed field) is compared in full.
+    """
+    if type(left) is not type(right):
+        return False
+    if left == right and (
+        left.extra is right.extra or _CANONICAL.encode(left.extra) == _CANONICAL.encode(right.extra)
+    ):
+        return True
+    return same_value(
         {"id": getattr(left, "id"), **record_fields(left)},  # noqa: B009
         {"id": getattr(right, "id"), **record_fields(right)},  # noqa: B009
     )

@@ -47,6 +47,7 @@ from vultr_scraper_core.models import (
     plain,
     record_document,
     record_fields,
+    same_record,
     same_value,
 )
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
@@ -95,7 +96,9 @@ def diff_catalogues(old: Catalogue, new: Catalogue, *, at: datetime) -> list[Cha
                         detail=_detail(name, left),
                     )
                 )
-            elif left is not None and right is not None:
+            elif left is not None and right is not None and not same_record(left, right):
+                # same_record first: it settles an unchanged record (nearly all of them) from
+                # its encoding, without the field-by-field walk below.
                 events.extend(_record_changes(name, record_id, left, right, at))
     return events
 

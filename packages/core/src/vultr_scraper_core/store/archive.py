@@ -97,10 +97,17 @@ class RawArchive:
                     for url, value in zip(urls, raw, strict=True)
                     if value is not None
                 }
+                # Bodies a URL's current entry holds exist and are not stale (prune drops one
+                # only with its entry, which the WATCH sees): an unchanged body, the common
+                # case, is neither compressed nor written again.
+                held = {decode(entry.member, ArchivedResponse).sha256 for entry in latest.values()}
+                fresh = [
+                    (digest, response) for digest, response in unique.items() if digest not in held
+                ]
                 changed = self._advance(latest, responses, digests)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 # SET NX inside the MULTI: a body pruned a moment ago is written again.
-                for digest, response in unique.items():
+                for digest, response in fresh:
                     pipe.set(self.body_prefix + digest, compress(response.body), nx=True)
                 for digest, response in zip(digests, responses, strict=True):
                     pipe.zadd(self.bodies, {digest: to_ms(response.fetched_at)}, gt=True)
@@ -115,7 +122,7 @@ class RawArchive:
                     results = await pipe.execute()
                 except WatchError:
                     continue
-            return sum(1 for created in results[: len(unique)] if created)
+            return sum(1 for created in results[: len(fresh)] if created)
 
     @staticmethod
     def _advance(
