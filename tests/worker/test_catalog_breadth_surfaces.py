@@ -197,3 +197,22 @@ async def test_api_lists_every_collection_and_documents_it(redis: Redis, redis_u
         _, page = await api.text("/")
         assert "3 apps" in page and "3 Kubernetes versions" in page
         assert "3 database plans" in page
+        assert "not updated" not in page and catalog["errors"] == {}
+
+
+async def test_a_refused_key_is_shown_until_a_scrape_reads_the_plans(
+    redis: Redis, redis_url: str
+) -> None:
+    async with FakeVultrAPI() as fake:
+        fake.api_key = "rotated"
+        assert (await _scrape(redis, fake))["errors"]["databases"]
+        async with running_api(redis_url) as api:
+            catalog = await api.json("GET", "/api/v1/catalog")
+            _, page = await api.text("/")
+        assert "refused the API key" in catalog["errors"]["databases"]
+        assert KEY not in catalog["errors"]["databases"]
+        assert "Part of the catalogue not updated" in page and "vultr.api_key_file" in page
+        fake.api_key = KEY
+        assert "errors" not in await _scrape(redis, fake)
+        async with running_api(redis_url) as api:
+            assert (await api.json("GET", "/api/v1/catalog"))["errors"] == {}

@@ -59,6 +59,7 @@ from vultr_scraper_core.store.catalog import (
 )
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_core.store.codec import utcnow
+from vultr_scraper_core.store.collection_errors import CollectionErrors
 from vultr_scraper_core.vultr import (
     APPLICATIONS,
     DATABASES,
@@ -118,6 +119,7 @@ async def scrape_vultr_pricing(ctx: Mapping[str, Any]) -> dict[str, Any]:
         )
     snapshot = await asyncio.to_thread(build_snapshot, listings, utcnow())
     result = await settle(store, snapshot, job.config.catalog)
+    await CollectionErrors(job.redis, prefix).record(errors, read=listings)
     if errors:
         result["errors"] = errors
         for name, message in errors.items():

@@ -14,6 +14,7 @@ from loguru import logger
 
 from vultr_scraper_core.store.catalog import QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
+from vultr_scraper_core.store.collection_errors import CollectionErrors
 from vultr_scraper_core.store.queries import (
     PlanFilter,
     PlanRow,
@@ -39,6 +40,8 @@ class CatalogSummary:
     stock_checked_at: datetime | None = None
     quarantine: QuarantineInfo | None = None
     stock: dict[str, int] = field(default_factory=dict)  # in_stock / out_of_stock -> pairs
+    # collection -> why the last scrape left it as it was (a refused API key)
+    collection_errors: dict[str, str] = field(default_factory=dict)
     held_stock: list[HeldStock] = field(default_factory=list)  # by region: the stock gate's
 
 
@@ -88,6 +91,7 @@ async def summary(state: ApiState, *, with_stock: bool = False) -> CatalogSummar
         quarantine=found.quarantine,
         stock=counted,
         held_stock=await held_stock(state),
+        collection_errors=await CollectionErrors(state.redis, state.prefix).all(),
     )
 
 

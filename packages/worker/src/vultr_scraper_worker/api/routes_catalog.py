@@ -189,6 +189,7 @@ async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
             "freshness": reason,
             "quarantine": _plain(found.quarantine) if found.quarantine else None,
             "stock": found.stock,
+            "errors": found.collection_errors,
         }
     )
 

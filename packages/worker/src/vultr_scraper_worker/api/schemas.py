@@ -293,5 +293,10 @@ CATALOG = obj(
         "last_reason": NULLABLE_STRING,
         "stock_checked_at": NULLABLE_TIME,
         "stock": {"type": "object"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "collection -> why the last scrape left it as it was",
+        },
     },
 )
