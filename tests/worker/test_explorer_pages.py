@@ -119,7 +119,7 @@ async def test_plan_page(redis_url: str, redis: Redis) -> None:
     assert "<title>Monthly price history</title>" in history and "<desc>" in history
     assert "$4" in history  # the price before the change, as a table row
     assert ">ewr<" in history and ">fra<" in history
-    # Stock strips per region with the share of the span; 8 h of the last 30 d -> 24 h share.
+    # Reliability: in stock 2 of the last 24 h, 8 h of the last 7 and 20 (observed) days.
     reliability = body[
         body.index('<section id="reliability">') : body.index('<section id="events">')
     ]

@@ -163,3 +163,39 @@ async def plan_history(
             found.values(), key=lambda item: (order.get(item.region, 1 << 30), item.region)
         ),
     )
+
+
+class PlanRange(msgspec.Struct, kw_only=True):
+    """A plan's price and stock intervals overlapping ``[from, to)``."""
+
+    plan: str
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    prices: list[PriceInterval]
+    stock: list[StockInterval]
+
+
+async def plan_range(history: History, plan: str, since: datetime, until: datetime) -> PlanRange:
+    """Raises ``PlanNotFound`` when nothing at all is known about ``plan`` in the range and
+    the current catalogue has no such plan."""
+    low, high = as_utc(since), as_utc(until)
+    prices: list[PriceInterval] = []
+    stock: list[StockInterval] = []
+    if low < high:  # an empty range overlaps nothing
+        prices = [row for row in await history.price_intervals(low, high) if row.plan == plan]
+        stock = await history.stock_intervals(low, high, plan)
+    if not prices and not stock and not await history.plans(PlanFilter(plan=plan)):
+        raise PlanNotFound(f"no plan {plan!r} in the current catalogue or in [from, to)")
+    return PlanRange(
+        plan=plan,
+        from_=low,
+        to=high,
+        prices=sorted(prices, key=lambda row: (row.region, row.price_kind, row.valid_from)),
+        stock=stock,
+    )
+
+
+class StatsReport(msgspec.Struct, kw_only=True):
+    at: datetime
+    window: str
+    pairs: list[RegionStats]

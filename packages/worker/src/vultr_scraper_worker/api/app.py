@@ -22,6 +22,7 @@ from vultr_scraper_worker.api.page import ROUTES as PAGE_ROUTES
 from vultr_scraper_worker.api.page import error_page
 from vultr_scraper_worker.api.routes_badges import ROUTES as BADGE_ROUTES
 from vultr_scraper_worker.api.routes_catalog import ROUTES as CATALOG_ROUTES
+from vultr_scraper_worker.api.routes_explorer import ROUTES as EXPLORER_API_ROUTES
 from vultr_scraper_worker.api.routes_export import ROUTES as EXPORT_ROUTES
 from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
 from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
@@ -66,6 +67,7 @@ def all_routes() -> list[Route]:
         *PAGE_ROUTES,
         *EXPLORER_ROUTES,
         *JOB_PAGE_ROUTES,
+        *EXPLORER_API_ROUTES,
         *HEALTH_ROUTES,
         *METRICS_ROUTES,
         *FEED_ROUTES,

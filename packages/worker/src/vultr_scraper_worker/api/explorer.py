@@ -20,6 +20,7 @@ from markupsafe import Markup
 from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.history import stats
 from vultr_scraper_core.history.plan_view import PlanHistory, PlanNotFound, plan_history
+from vultr_scraper_core.history.query import History
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow
@@ -38,13 +39,8 @@ HEAT_DAYS = 14
 HEAT_ROWS = 40
 
 
-def history_of(state: ApiState) -> Any:
-    from vultr_scraper_core.history.query import History
-
-    opener = getattr(state, "history", None)
-    if callable(opener):
-        return opener()
-    return History(state.redis, state.prefix, None)
+def history_of(state: ApiState) -> History:
+    return state.history()
 
 
 def _describe(event: ChangeEvent) -> str:

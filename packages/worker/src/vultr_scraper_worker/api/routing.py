@@ -27,6 +27,9 @@ class Response:
     media_type: str | None = "application/json"
     schema: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    # The msgspec Struct served: its JSON Schema is generated into the document's components
+    # (``schema`` is then left None), so the schema cannot drift from what is encoded.
+    struct: type | None = None
 
 
 @dataclass(frozen=True)

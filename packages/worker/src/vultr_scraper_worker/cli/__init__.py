@@ -16,6 +16,7 @@ from vultr_scraper_worker.cli import (
     health_cmd,
     maintenance_cmd,
     offerings_cmd,
+    plan_cmd,
     queue_cmd,
     run_cmd,
 )
@@ -70,6 +71,7 @@ cli.add_command(maintenance_cmd.unmute)
 cli.add_command(maintenance_cmd.maintenance)
 catalog_cmd.register(cli)  # plans, changes, availability, quarantine
 offerings_cmd.register(cli)  # apps, k8s-versions, storage-clusters, isos, databases
+cli.add_command(plan_cmd.plan)
 cli.add_command(export_cmd.export)
 
 

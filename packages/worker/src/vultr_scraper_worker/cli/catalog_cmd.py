@@ -388,10 +388,21 @@ STOCK_COLUMNS = ("plan", "region", "in_stock", "since", "last_in_stock", "checke
 @click.option("--plan", "plan_id", help="One plan id.")
 @click.option("--region", help="One region id.")
 @click.option("--in-stock/--out-of-stock", "in_stock", default=None, help="Only one state.")
+@click.option(
+    "--stats",
+    "with_stats",
+    is_flag=True,
+    help="Add stock statistics: share of time in stock over 24h/7d/30d, median time until back.",
+)
 @json_option
 @click.pass_obj
 def availability(
-    state: State, plan_id: str | None, region: str | None, in_stock: bool | None, as_json: bool
+    state: State,
+    plan_id: str | None,
+    region: str | None,
+    in_stock: bool | None,
+    with_stats: bool,
+    as_json: bool,
 ) -> None:
     """Stock per plan and region: in stock now or not, since when, last seen in stock."""
     import msgspec
@@ -404,23 +415,44 @@ def availability(
     rows = with_redis(loaded, lambda redis: stock(redis, prefix, plan=plan_id, region=region))
     if in_stock is not None:
         rows = [row for row in rows if row.in_stock is in_stock]
+    found: dict[tuple[str, str], Any] = {}
+    if with_stats:
+        from datetime import UTC, datetime
+
+        from vultr_scraper_core.history.plan_view import region_stats
+
+        async def read(history: History) -> list[Any]:
+            return await region_stats(history, datetime.now(UTC), plan=plan_id, region=region)
+
+        found = {(item.plan, item.region): item.stats for item in read_history(loaded, read)}
     if as_json:
-        print_json({"count": len(rows), "stock": msgspec.to_builtins(rows)})
+        documents = msgspec.to_builtins(rows)
+        if with_stats:
+            for document, row in zip(documents, rows, strict=True):
+                document["stats"] = msgspec.to_builtins(found.get((row.plan, row.region)))
+        print_json({"count": len(rows), "stock": documents})
         return
-    print_table(
-        [
-            {
-                "plan": row.plan,
-                "region": row.region,
-                "in_stock": row.in_stock,
-                "since": format_time(row.since),
-                "last_in_stock": format_time(row.last_in_stock),
-                "checked_at": format_time(row.checked_at),
-            }
-            for row in rows
-        ],
-        STOCK_COLUMNS,
-    )
+    table = [
+        {
+            "plan": row.plan,
+            "region": row.region,
+            "in_stock": row.in_stock,
+            "since": format_time(row.since),
+            "last_in_stock": format_time(row.last_in_stock),
+            "checked_at": format_time(row.checked_at),
+        }
+        for row in rows
+    ]
+    if with_stats:
+        for line, row in zip(table, rows, strict=True):
+            got = found.get((row.plan, row.region))
+            for window in ("24h", "7d", "30d"):
+                share = got.share.get(window) if got else 0.0
+                line[window] = "-" if share is None else f"{share * 100:.1f}%"
+            back = got.median_back_seconds if got else None
+            line["median_back"] = "-" if back is None else f"{back / 3600:.1f}h"
+    columns = [*STOCK_COLUMNS, *(("24h", "7d", "30d", "median_back") if with_stats else ())]
+    print_table(table, columns)
 
 
 # -- quarantine ---------------------------------------------------------------------------
