@@ -58,8 +58,23 @@ class Param:
         if self.repeated:
             document.update(style="form", explode=True)
         if self.example:
-            document["example"] = [self.example] if self.repeated else self.example
+            example = typed_example(self.schema, self.example)
+            document["example"] = [example] if self.repeated else example
         return document
+
+
+def typed_example(schema: Mapping[str, Any], raw: str) -> Any:
+    """The raw query text as the JSON value the schema describes (``limit: 100``, not
+    ``"100"``), so the document validates its own examples and generators type them right."""
+    kind = schema.get("type")
+    if kind == "integer":
+        return int(raw)
+    if kind == "number":
+        number = float(raw)
+        return int(number) if number.is_integer() else number
+    if kind == "boolean":
+        return raw == "true"
+    return raw
 
 
 def parse_params(

@@ -64,6 +64,11 @@ SCHEDULED_JOB = obj(
     }
 )
 
+# A job's arguments are whatever JSON its function takes: items of any type (an empty schema),
+# so generated clients accept them instead of failing on an array without items.
+JOB_ARGS: Schema = {"type": "array", "items": {}}
+JOB_KWARGS: Schema = {"type": "object", "additionalProperties": {}}
+
 QUEUED_JOB = obj(
     {
         "id": {"type": "string"},
@@ -73,7 +78,7 @@ QUEUED_JOB = obj(
         "enqueued_at": NULLABLE_TIME,
         "tries": {"type": "integer"},
     },
-    {"args": {"type": "array"}, "kwargs": {"type": "object"}},
+    {"args": JOB_ARGS, "kwargs": JOB_KWARGS},
 )
 
 FAILED_JOB = obj(
@@ -87,8 +92,8 @@ FAILED_JOB = obj(
         "retryable": {"type": "boolean"},
     },
     {
-        "args": {"type": "array"},
-        "kwargs": {"type": "object"},
+        "args": JOB_ARGS,
+        "kwargs": JOB_KWARGS,
         "enqueued_at": NULLABLE_TIME,
         "started_at": NULLABLE_TIME,
         "retried_as": {"type": ["string", "null"]},
