@@ -37,7 +37,8 @@ from tests.worker.api_harness import (
     record_run,
     set_stock,
 )
-from tests.worker.processes import WorkerProcess, eventually, worker_env, workers
+from tests.worker.processes import WorkerProcess, eventually, queue_for, worker_env, workers
+from vultr_scraper_worker.enqueue import enqueue_job
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "generated_client_driver.py"
@@ -65,6 +66,10 @@ PLANS: dict[str, Any] = {
     },
     "calls": {
         "get_endpoint_badge": {"name": "vultr-api"},
+        "get_plan_page": {"id": "vc2-1c-1gb"},
+        "get_region_page": {"id": "fra"},
+        "get_job_page": {"id": "noop:failed-1"},
+        "abort_job": {"job_id": "noop:deferred-1"},
         "mute_target": {"for_": "1h", "reason": "generated client test"},
     },
     "bodies": {"log_in": {"token": TOKEN}},
@@ -72,6 +77,7 @@ PLANS: dict[str, Any] = {
     "order": [
         "enqueue_job",
         "retry_failed_job",
+        "abort_job",
         "mute_target",
         "unmute_target",
         "log_in",
@@ -82,6 +88,7 @@ PLANS: dict[str, Any] = {
 WRITE_STATUS = {
     "enqueue_job": 202,
     "retry_failed_job": 202,
+    "abort_job": 202,
     "mute_target": 201,
     "unmute_target": 200,
     "log_in": 303,
@@ -132,10 +139,17 @@ async def _seed(redis: Redis) -> None:
     await record_run(redis, "noop", "success", 0.2)
 
 
+async def _queue_a_deferred_job(redis_url: str) -> None:
+    """A job the abort operation can abort: deferred, so it is still queued."""
+    async with queue_for(redis_url) as queue:
+        assert await enqueue_job(queue, "noop", job_id="noop:deferred-1", defer_by=3600)
+
+
 async def test_a_generated_client_calls_every_operation(
     redis_url: str, redis: Redis, tmp_path: Path
 ) -> None:
     await _seed(redis)
+    await _queue_a_deferred_job(redis_url)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     port = free_port()
@@ -173,6 +187,7 @@ async def test_a_generated_client_calls_every_operation(
             check=False,
         )
         assert driven.returncode == 0, driven.stdout + driven.stderr + worker.output()
+        worker_log = worker.output()
     results = {result["operation"]: result for result in json.loads(driven.stdout)}
 
     # Every operation of the document was called (the generated names are snake_case ids).
@@ -184,7 +199,7 @@ async def test_a_generated_client_calls_every_operation(
     assert not failures, json.dumps(failures, indent=1)
     for name, result in results.items():
         expected = WRITE_STATUS.get(name, 401 if name.startswith("anonymous:") else 200)
-        assert result["status"] == expected, result
+        assert result["status"] == expected, (result, worker_log)
         kind = result["content_type"].split(";")[0].strip()
         if kind == "application/json":
             # Parsed into the generated model, not dropped as unreadable or undocumented.

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from arq.jobs import Job
+from arq.jobs import Job, SerializationError
 from loguru import logger
 
 from vultr_scraper_core.formats import from_unix
@@ -104,6 +104,11 @@ async def abort_job(request: web.Request, args: dict[str, Any]) -> web.StreamRes
         aborted = await job.abort(timeout=ABORT_WAIT, poll_delay=0.2)
     except TimeoutError:
         aborted = False  # requested; the worker stops it at its next poll
+    except SerializationError as error:
+        # The msgpack serializer stores a failed job's exception as a dict, which arq's
+        # result() cannot re-raise as CancelledError: read the aborted outcome from it.
+        outcome = error.args[0] if error.args else None
+        aborted = isinstance(outcome, dict) and outcome.get("error_type") == "CancelledError"
     logger.bind(job_id=job_id, aborted=aborted).info("abort of {} requested over HTTP", job_id)
     if request.content_type == "application/x-www-form-urlencoded" and "text/html" in (
         request.headers.get("Accept", "")
