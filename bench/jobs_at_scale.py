@@ -8,8 +8,9 @@ regions, each plan sold in a third of them: 2,640 (plan, region) pairs); 10x is 
 330 regions (264,000 pairs).
 
 Per scale: a first run of each job fills the store (everything is new), then ``--runs``
-steady-state runs, each after a small change in the fake (two plans per 1x change a price, 0.3 %
-of the pairs enter or leave stock), so every run writes events like a real one. The figure is
+steady-state runs, each after a small change in the fake (``--price-changes`` plans per 1x
+change a price, 2 by default, far more than Vultr's few a day; 0.3 % of the pairs enter or
+leave stock), so every run writes events like a real one. The figure is
 the job's process CPU time (``time.process_time``: every thread, the jobs' worker threads
 included), median of the runs; the 10x/1x ratio is computed in the same run. Run from the
 repository root:
@@ -87,9 +88,9 @@ def fake_catalogue(scale: int, rng: random.Random) -> Any:
     )
 
 
-def mutate(catalogue: Any, scale: int, rng: random.Random) -> None:
-    """A few price changes and 0.3 % of the pairs flipping, as between two real runs."""
-    for plan in rng.sample(catalogue.plans, 2 * scale):
+def mutate(catalogue: Any, scale: int, rng: random.Random, prices: int) -> None:
+    """``prices`` price changes per 1x and 0.3 % of the pairs flipping, between two runs."""
+    for plan in rng.sample(catalogue.plans, prices * scale):
         plan["monthly_cost"] += 1
     pairs = [(plan["id"], region) for plan in catalogue.plans for region in plan["locations"]]
     for plan_id, region in rng.sample(pairs, max(1, len(pairs) * 3 // 1000)):
@@ -100,7 +101,7 @@ def mutate(catalogue: Any, scale: int, rng: random.Random) -> None:
             listed.append(plan_id)
 
 
-async def serve(scale: int) -> None:
+async def serve(scale: int, prices: int) -> None:
     """The child process: the fake API; each line "mutate" on stdin changes it a little."""
     from tests.fakes.vultr_api import FakeVultrAPI
 
@@ -112,14 +113,15 @@ async def serve(scale: int) -> None:
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip() == "mutate":
-                mutate(catalogue, scale, rng)
+                mutate(catalogue, scale, rng, prices)
                 api.requests.clear()
             print("ok", flush=True)
 
 
-def measure(scale: int, runs: int, redis_url: str) -> dict[str, list[float]]:
+def measure(scale: int, runs: int, redis_url: str, prices: int = 2) -> dict[str, list[float]]:
+    command = [sys.executable, "-m", "bench.jobs_at_scale", "--serve", str(scale)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.jobs_at_scale", "--serve", str(scale)],
+        [*command, "--price-changes", str(prices)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -176,18 +178,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    parser.add_argument(
+        "--price-changes", type=int, default=2, help="plans per 1x changing a price per run"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve:
-        asyncio.run(serve(options.serve))
+        asyncio.run(serve(options.serve, options.price_changes))
         return
     logger.remove()  # the jobs' own log lines would drown the figures
     results: dict[int, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as directory:
         with EmbeddedRedis(Path(directory), persistent=False) as redis_server:
             for scale in options.scales:
-                results[scale] = measure(scale, options.runs, redis_server.url)
-    print(f"python {sys.version.split()[0]}, {options.runs} steady-state runs per job and scale")
+                results[scale] = measure(
+                    scale, options.runs, redis_server.url, options.price_changes
+                )
+    print(
+        f"python {sys.version.split()[0]}, {options.runs} steady-state runs per job and scale, "
+        f"{options.price_changes} price changes per 1x between runs"
+    )
     first = options.scales[0]
     for name in ("catalogue", "availability"):
         base = statistics.median(results[first][name])
