@@ -37,6 +37,7 @@ from vultr_scraper_core.http import (
     RateLimiter,
     Response,
     TransientHttpError,
+    UnreachableHttpError,
     connection_error_reason,
     create_session,
     describe_error_body,
@@ -647,12 +648,52 @@ async def test_the_status_is_not_repeated_in_the_reason(api: FakeVultrAPI) -> No
     assert str(caught.value) == f"HTTP 405 from {url}: Method Not Allowed"
 
 
-async def test_a_refused_connection_reads_like_the_system_says_it(unused_tcp_port: int) -> None:
+async def test_a_refused_connection_fails_at_once_in_one_line(unused_tcp_port: int) -> None:
     url = f"http://127.0.0.1:{unused_tcp_port}/v2/plans"
-    async with make_client() as (client, _):
-        with pytest.raises(TransientHttpError) as caught:
-            await client.request_once("GET", url)
+    async with make_client(max_attempts=4) as (client, sleeps):
+        with pytest.raises(UnreachableHttpError) as caught:
+            await client.get_json(url)
     assert str(caught.value) == f"request to {url} failed: connection error: Connection refused"
+    assert not is_transient(caught.value) and sleeps.delays == []  # no retry: nothing listens
+
+
+def _connector_error(host: str, cause: OSError) -> aiohttp.ClientConnectorError:
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey(host, 443, True, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, cause)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        socket.gaierror(-3, "Temporary failure in name resolution"),
+        socket.gaierror(-2, "Name or service not known"),
+    ],
+    ids=["no-network", "no-such-name"],
+)
+async def test_a_name_that_does_not_resolve_fails_at_once(cause: OSError) -> None:
+    url = "https://api.vultr.example/v2/plans"
+    with aioresponses() as mocked:
+        mocked.get(url, exception=_connector_error("api.vultr.example", cause), repeat=True)
+        async with make_client(max_attempts=4) as (client, sleeps):
+            with pytest.raises(UnreachableHttpError) as caught:
+                await client.get_json(url)
+    assert str(caught.value) == (
+        f"request to {url} failed: cannot resolve host api.vultr.example: {cause.strerror}"
+    )
+    assert sleeps.delays == []
+
+
+async def test_other_connect_failures_are_still_retried() -> None:
+    url = "https://api.vultr.example/v2/plans"
+    reset = _connector_error("api.vultr.example", ConnectionResetError(104, "Connection reset"))
+    with aioresponses() as mocked:
+        mocked.get(url, exception=reset, repeat=True)
+        async with make_client(max_attempts=3) as (client, sleeps):
+            with pytest.raises(TransientHttpError):
+                await client.get_json(url)
+    assert len(sleeps.delays) == 2
 
 
 @pytest.mark.parametrize(

@@ -65,8 +65,23 @@ async def test_log_stream_is_json_lines_with_start_and_end_for_every_job(
             assert end["duration"] >= 0
             if end["outcome"] in {"failed", "retry"}:
                 assert end["error"], end
+    # A failed job is logged once at ERROR, by the wrapper: not again by arq, with a traceback.
+    for job_id, outcomes in expected.items():
+        if outcomes[-1] != "failed":
+            continue
+        errors = [
+            line
+            for line in lines
+            if line["level"] == "ERROR"
+            and (line.get("job_id") == job_id or job_id in line["message"])
+        ]
+        assert len(errors) == 1, errors
+        assert errors[0]["logger"] == "vultr_scraper_worker.wrapper"
+        assert "traceback" not in errors[0]
     (starting,) = [line for line in lines if " starting with " in line["message"]]
     assert starting["config"].startswith("defaults + environment (")
     assert "VULTR_SCRAPER__REDIS__URL" in starting["config"]
-    # arq's own stdlib logging lands in the same stream.
-    assert any(line["logger"].startswith("arq") for line in lines)
+    # arq's own failure line for these jobs is gone (the wrapper said it), not merely elsewhere.
+    assert not [
+        line for line in lines if line["logger"] == "arq.worker" and " failed, " in line["message"]
+    ]

@@ -331,3 +331,21 @@ async def test_run_inline_gives_up_after_max_tries(redis: Redis) -> None:
         await run_inline(_runner(), _spec(_transient), 10, _ctx(redis), sleep=sleep)
     record = await FailedJobs(redis, PREFIX).get("job-1")
     assert record is not None and record.tries == 3
+
+
+def test_arq_keeps_its_failure_line_only_for_failures_not_logged_already() -> None:
+    import logging
+
+    from vultr_scraper_worker.worker_main import _LoggedFailureFilter
+    from vultr_scraper_worker.wrapper import LOGGED_MARK
+
+    def record(error: BaseException) -> logging.LogRecord:
+        return logging.LogRecord(
+            "arq.worker", logging.ERROR, __file__, 1, "! failed", (), (type(error), error, None)
+        )
+
+    logged, unexpected = RuntimeError("HTTP 403"), RuntimeError("a bug")
+    setattr(logged, LOGGED_MARK, True)
+    keep = _LoggedFailureFilter()
+    assert keep.filter(record(unexpected)) is True
+    assert keep.filter(record(logged)) is False

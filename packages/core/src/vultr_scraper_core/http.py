@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from errno import ECONNREFUSED
 from typing import Any, TypeVar
 
 import aiohttp
@@ -73,6 +74,13 @@ class TransientHttpError(HttpError):
 
 class PermanentHttpError(HttpError):
     """Retrying will not help: a client error or data we cannot use."""
+
+
+class UnreachableHttpError(PermanentHttpError):
+    """The host could not be reached at all: its name does not resolve, or nothing listens on
+    the port. Retrying within seconds cannot help (no network, a wrong ``base_url``, a server
+    that is down), so it fails at once, with one line naming the URL; a scheduled job's next
+    run tries again."""
 
 
 class ByteCap(msgspec.Struct, frozen=True, kw_only=True):
@@ -312,6 +320,18 @@ def connection_error_reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def unreachable_reason(error: aiohttp.ClientConnectorError) -> str | None:
+    """Why the host cannot be reached, when retrying soon cannot help: the name does not
+    resolve (``cannot resolve host api.vultr.com: Temporary failure in name resolution``) or
+    the connection is refused. None for other connection failures (a reset, a timeout)."""
+    cause = error.os_error
+    if isinstance(cause, socket.gaierror):
+        return f"cannot resolve host {error.host}: {connection_error_reason(error)}"
+    if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == ECONNREFUSED:
+        return f"connection error: {connection_error_reason(error)}"
+    return None
+
+
 def _without_status(reason: str, status: int) -> str:
     """``405: Method Not Allowed`` -> ``Method Not Allowed`` (the status is said already)."""
     match = re.match(rf"{status}\b[\s:.-]*", reason)
@@ -406,6 +426,12 @@ class HttpClient:
             raise TransientHttpError("timed out", url=url) from None
         except aiohttp.ClientPayloadError as exc:
             raise TransientHttpError(f"incomplete response body: {exc}", url=url) from None
+        except aiohttp.ClientConnectorError as exc:
+            unreachable = unreachable_reason(exc)
+            if unreachable is not None:
+                raise UnreachableHttpError(unreachable, url=url) from None
+            reason = f"connection error: {connection_error_reason(exc)}"
+            raise TransientHttpError(reason, url=url) from None
         except aiohttp.ClientConnectionError as exc:
             reason = f"connection error: {connection_error_reason(exc)}"
             raise TransientHttpError(reason, url=url) from None
@@ -479,7 +505,7 @@ class HttpClient:
                 delay = self.backoff.delay(attempt, retry_after_of(error))
                 reason = error.reason if isinstance(error, HttpError) else repr(error)
                 logger.bind(url=url, attempt=attempt, delay=round(delay, 3)).warning(
-                    "transient HTTP error, retrying: {}", reason
+                    "{} failed ({}), retrying in {:.1f} s", url, reason, delay
                 )
                 await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")

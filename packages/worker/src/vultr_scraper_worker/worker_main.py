@@ -46,7 +46,7 @@ from vultr_scraper_worker.records.heartbeats import new_worker_id
 from vultr_scraper_worker.records.runs import HistoryBuffer
 from vultr_scraper_worker.runtime import ensure_reachable, job_context, redis_url
 from vultr_scraper_worker.settings import build_worker_settings
-from vultr_scraper_worker.wrapper import JobRunner
+from vultr_scraper_worker.wrapper import JobRunner, already_logged
 
 # Seconds redis-py retries one command on a dropped connection before the poll loop sees an
 # outage: long enough for a reconnect, short enough that an outage is logged when it starts.
@@ -131,8 +131,18 @@ class Lifecycle:
 def quiet_arq_job_lines() -> None:
     """arq.worker's INFO lines (two per job, start, stop, health) give way to the wrapper's JSON
     lines and the worker's own; its warnings and errors still reach the sink. Raising the level
-    (rather than filtering) also spares building two discarded log records per job."""
-    logging.getLogger("arq.worker").setLevel(logging.WARNING)
+    (rather than filtering) also spares building two discarded log records per job. arq's
+    ``! job failed`` ERROR (with a traceback) is dropped for failures the wrapper has logged."""
+    arq_worker = logging.getLogger("arq.worker")
+    arq_worker.setLevel(logging.WARNING)
+    if not any(isinstance(f, _LoggedFailureFilter) for f in arq_worker.filters):
+        arq_worker.addFilter(_LoggedFailureFilter())
+
+
+class _LoggedFailureFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not already_logged(error)
 
 
 def run_worker(loaded: LoadedConfig, *, jobs: JobSet | None = None, burst: bool = False) -> int:

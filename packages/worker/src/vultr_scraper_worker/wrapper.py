@@ -45,6 +45,14 @@ from vultr_scraper_worker.records.runs import HistoryBuffer, JobHistory, RunReco
 _ERROR_TEXT = 500
 _RECORD_TIMEOUT = 5.0  # seconds a best-effort write may take while the job is being cancelled
 _STATUSES = ("success", "quarantined", "failed")
+# Set on an error whose failed try this wrapper has logged at ERROR already, so the worker can
+# drop arq's own copy of the failure (a second ERROR line, with a traceback).
+LOGGED_MARK = "_vultr_scraper_failure_logged"
+
+
+def already_logged(error: BaseException | None) -> bool:
+    return bool(getattr(error, LOGGED_MARK, False))
+
 
 JobCoroutine = Callable[..., Awaitable[Any]]
 
@@ -318,6 +326,10 @@ class JobRunner:
             error=text,
             error_type=error_type,
         )
+        try:
+            setattr(error, LOGGED_MARK, True)
+        except AttributeError:  # an exception type without a __dict__: arq logs it too
+            pass
         await self._record_failure(attempt, run, text, error_type)
         await self._record_run(attempt, run)
 
