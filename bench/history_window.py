@@ -21,7 +21,7 @@ The simulation is scaled so that a run takes minutes (docs/performance.md says h
 checks every ``--check-minutes`` instead of every 5 minutes, with ``--flip-share`` per check.
 
     PYTHONPATH=. python3 -m hatch run python bench/history_window.py --scale 1 --days 1095 \\
-        --points 365,1095 --window 30 --check-minutes 60 --flip-share 0.036
+        --points 365,1095 --window 30 --check-minutes 360 --flip-share 0.003
 """
 
 from __future__ import annotations
@@ -174,6 +174,6 @@ if __name__ == "__main__":
     parser.add_argument("--points", default="", help="days to measure at, e.g. 365,1095")
     parser.add_argument("--window", type=int, default=30)
     parser.add_argument("--scale", type=int, default=1)
-    parser.add_argument("--check-minutes", type=int, default=60)
-    parser.add_argument("--flip-share", type=float, default=0.036)
+    parser.add_argument("--check-minutes", type=int, default=360)
+    parser.add_argument("--flip-share", type=float, default=0.003)
     asyncio.run(main(parser.parse_args()))
