@@ -22,6 +22,7 @@ from tests.worker.api_harness import (
     cloud_plan,
     commit_catalogue,
     event,
+    hold_stock,
     quarantine,
     record_run,
     running_api,
@@ -265,6 +266,13 @@ async def test_catalog_summary_shows_quarantine(redis_url: str, redis: Redis) ->
     assert document["fresh"] is True
     assert document["quarantine"]["reasons"] == ["item count fell by 40 % (3 -> 2)"]
     assert document["stock"] == {"in_stock": 2, "out_of_stock": 2}
+    assert document["held_stock"] == []
+    await hold_stock(redis, "ewr", at=NOW, reasons=["ewr: reports no plan in stock, down from 4"])
+    async with running_api(redis_url) as api:
+        document = await api.json("GET", "/api/v1/catalog")
+    [held] = document["held_stock"]
+    assert held["region"] == "ewr" and held["checks"] == ["emptied"]
+    assert held["reasons"] == ["ewr: reports no plan in stock, down from 4"]
 
 
 # -- changes ---------------------------------------------------------------------------------

@@ -189,6 +189,7 @@ async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
             "freshness": reason,
             "quarantine": _plain(found.quarantine) if found.quarantine else None,
             "stock": found.stock,
+            "held_stock": [_plain(answer) for answer in found.held_stock],
             "errors": found.collection_errors,
         }
     )

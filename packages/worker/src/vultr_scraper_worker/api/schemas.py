@@ -298,6 +298,11 @@ CATALOG = obj(
         "last_reason": NULLABLE_STRING,
         "stock_checked_at": NULLABLE_TIME,
         "stock": {"type": "object"},
+        "held_stock": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "availability answers the stock gate holds back, by region",
+        },
         "errors": {
             "type": "object",
             "additionalProperties": {"type": "string"},
