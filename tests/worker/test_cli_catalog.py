@@ -245,7 +245,9 @@ def test_quarantine_show_accept_and_discard(config: Path, api: FakeVultrAPI) -> 
     assert (
         invoke(config, "quarantine", "discard").stdout.strip() == "quarantined snapshot discarded"
     )
-    assert invoke(config, "quarantine", "discard").stdout.strip() == "nothing is quarantined"
+    # Nothing held: discard fails like accept does (exit 1, the reason on stderr).
+    nothing = invoke(config, "quarantine", "discard")
+    assert nothing.exit_code == 1 and "nothing is quarantined" in nothing.stderr
 
 
 def test_without_redis_server_the_cli_says_how_to_get_one(tmp_path: Path) -> None:
@@ -324,3 +326,73 @@ def test_held_stock_answers_are_shown_accepted_and_discarded(
     assert again.exit_code == 1 and "nothing is quarantined" in again.stderr
     fra = json_of(invoke(config, "availability", "--region", "fra", "--json"))
     assert fra == fra_before  # discarded: unchanged
+
+
+def test_quarantine_preview_says_how_many_more(config: Path, api: FakeVultrAPI) -> None:
+    template = api.catalogue.plans[0]
+    extra = [dict(template, id=f"vc2-extra-{n:02d}") for n in range(30)]
+    api.catalogue.plans = [*api.catalogue.plans, *extra]
+    assert invoke(config, "run", "scrape-catalog").exit_code == 0
+    api.catalogue.plans = api.catalogue.plans[:2]  # 34 plans retired at once: held back
+    assert invoke(config, "run", "scrape-catalog").exit_code == 3
+    document = json_of(invoke(config, "quarantine", "--json"))
+    retired = document["accepting_would"]["plan_retired"]
+    assert len(document["preview"]) == 20 and document["preview_more"] == retired - 20
+    shown = invoke(config, "quarantine").stdout
+    assert f"... and {retired - 20} more" in shown
+
+
+def test_quarantine_help_shows_whole_subcommand_descriptions(config: Path) -> None:
+    shown = invoke(config, "quarantine", "--help").stdout
+    commands = shown[shown.index("Commands:") :]
+    assert "..." not in commands
+    assert "and print the result." in " ".join(shown.split())
+    assert "(the current catalogue and stock stay)." in " ".join(shown.split())
+
+
+def test_an_unknown_region_is_named_not_an_empty_table(config: Path) -> None:
+    invoke(config, "run", "scrape-catalog")
+    for command in ("plans", "availability"):
+        unknown = invoke(config, command, "--region", "zzz")
+        assert unknown.exit_code == 2, (command, unknown.stdout)
+        assert "no such region 'zzz'" in unknown.stderr and "fra" in unknown.stderr
+    # A known region with nothing matching is an empty answer, not an error.
+    empty = invoke(config, "plans", "--region", "fra", "--min-vcpu", "9999")
+    assert empty.exit_code == 0 and "(none)" in empty.stdout
+
+
+def test_availability_limit(config: Path) -> None:
+    invoke(config, "run", "scrape-catalog")
+    invoke(config, "run", "scrape-availability")
+    every = json_of(invoke(config, "availability", "--json"))
+    assert every["count"] > 2
+    two = json_of(invoke(config, "availability", "--limit", "2", "--json"))
+    assert two["count"] == every["count"] and two["stock"] == every["stock"][:2]
+    table = invoke(config, "availability", "--limit", "2").stdout
+    assert f"# {every['count'] - 2} more; raise --limit" in table
+    assert invoke(config, "availability", "--limit", "0").exit_code == 2
+
+
+def test_plans_into_a_closed_pipe_exits_0(config: Path, api: FakeVultrAPI) -> None:
+    """`vultr-scraper plans | head`: the reader stopping early is not a failure."""
+    import os
+    import subprocess
+    import sys
+
+    template = api.catalogue.plans[0]
+    api.catalogue.plans = [dict(template, id=f"vc2-pipe-{n:03d}") for n in range(600)]
+    assert invoke(config, "run", "scrape-catalog").exit_code == 0
+    env = {**os.environ, "VULTR_SCRAPER_CONFIG": str(config)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vultr_scraper_worker", "plans"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"PLAN")
+    process.stdout.close()  # like head after its lines
+    errors = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0, errors
+    assert b"Traceback" not in errors and b"Broken pipe" not in errors

@@ -148,7 +148,7 @@ def test_redis_refusing_a_command_is_a_failure_not_an_outage(env: dict[str, str]
 
 def test_quarantine_discard_and_config_check_speak_json(env: dict[str, str]) -> None:
     discard = invoke(env, "quarantine", "discard", "--json")
-    assert discard.exit_code == 0 and msgspec.json.decode(discard.stdout) == {
+    assert discard.exit_code == 1 and msgspec.json.decode(discard.stdout) == {
         "discarded": False,
         "stock_discarded": [],
     }

@@ -6,6 +6,8 @@ The command modules are cheap to import (see ``common``): ``--help``, ``-V`` and
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from vultr_scraper_worker.cli import (
@@ -76,4 +78,12 @@ cli.add_command(export_cmd.export)
 
 
 def main() -> None:
-    cli(prog_name="vultr-scraper")
+    try:
+        cli(prog_name="vultr-scraper")
+    except SystemExit as done:
+        # `vultr-scraper plans | head`: the reader closed the pipe because it had what it
+        # wanted. click exits 1 on EPIPE after wrapping stdout to silence the final flush;
+        # that wrapper is how the case is told apart from a real failure.
+        if done.code == 1 and type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
+            raise SystemExit(0) from None
+        raise

@@ -229,6 +229,8 @@ def plans(
         rows = with_redis(loaded, lambda redis: find_plans(redis, prefix, flt))
     else:
         rows = read_history(loaded, lambda history: history.plans(flt, at))
+    if not rows and region:
+        refuse_unknown_region(loaded, region)
     total = len(rows)
     shown = rows[:limit] if limit else rows
     if as_json:
@@ -394,6 +396,7 @@ STOCK_COLUMNS = ("plan", "region", "in_stock", "since", "last_in_stock", "checke
     is_flag=True,
     help="Add stock statistics: share of time in stock over 24h/7d/30d, median time until back.",
 )
+@click.option("--limit", type=click.IntRange(min=1), help="Print at most this many rows.")
 @json_option
 @click.pass_obj
 def availability(
@@ -402,6 +405,7 @@ def availability(
     region: str | None,
     in_stock: bool | None,
     with_stats: bool,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """Stock per plan and region: in stock now or not, since when, last seen in stock."""
@@ -413,8 +417,12 @@ def availability(
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
     rows = with_redis(loaded, lambda redis: stock(redis, prefix, plan=plan_id, region=region))
+    if not rows and region:
+        refuse_unknown_region(loaded, region)
     if in_stock is not None:
         rows = [row for row in rows if row.in_stock is in_stock]
+    total = len(rows)
+    rows = rows[:limit] if limit else rows
     found: dict[tuple[str, str], Any] = {}
     if with_stats:
         from datetime import UTC, datetime
@@ -430,7 +438,7 @@ def availability(
         if with_stats:
             for document, row in zip(documents, rows, strict=True):
                 document["stats"] = msgspec.to_builtins(found.get((row.plan, row.region)))
-        print_json({"count": len(rows), "stock": documents})
+        print_json({"count": total, "stock": documents})
         return
     table = [
         {
@@ -453,6 +461,24 @@ def availability(
             line["median_back"] = "-" if back is None else f"{back / 3600:.1f}h"
     columns = [*STOCK_COLUMNS, *(("24h", "7d", "30d", "median_back") if with_stats else ())]
     print_table(table, columns)
+    if len(rows) < total:
+        click.echo(f"# {total - len(rows)} more; raise --limit or narrow the filters")
+
+
+def refuse_unknown_region(loaded: LoadedConfig, region: str) -> None:
+    """Exit 2 naming the known regions when ``region`` is not in the catalogue: an empty
+    answer for a misspelt region would read as "nothing there". Silent while the catalogue has
+    no regions yet (never scraped)."""
+    from vultr_scraper_core.store.catalog import CatalogueStore
+
+    async def known(redis: Redis) -> list[str]:
+        return sorted(
+            (await CatalogueStore(redis, loaded.config.redis.key_prefix).load()).catalogue.regions
+        )
+
+    regions = with_redis(loaded, known)
+    if regions and region not in regions:
+        fail(f"no such region {region!r}; known regions: {', '.join(regions)}", ExitStatus.USAGE)
 
 
 # -- quarantine ---------------------------------------------------------------------------
@@ -498,6 +524,7 @@ async def _catalogue_report(redis: Redis, prefix: str) -> dict[str, Any]:
         "incomplete": snapshot.incomplete,
         "accepting_would": effect,
         "preview": events[:_PREVIEW],
+        "preview_more": max(0, len(events) - _PREVIEW),
     }
 
 
@@ -556,6 +583,9 @@ def _echo_catalogue_quarantine(report: dict[str, Any]) -> None:
     click.echo(f"accepting would record: {effect or 'no change'}")
     if report["preview"]:
         print_table(_change_rows(report["preview"]), CHANGE_COLUMNS[2:])
+        if report["preview_more"]:
+            more = report["preview_more"]
+            click.echo(f"... and {more} more (all of them: vultr-scraper quarantine --json)")
     click.echo("accept with: vultr-scraper quarantine accept")
     click.echo("or drop it:  vultr-scraper quarantine discard")
 
@@ -578,7 +608,11 @@ _REGION = click.option(
 )
 
 
-@quarantine.command("accept")
+# Explicit short helps: click would cut the docstrings' first sentences to fit a line.
+@quarantine.command(
+    "accept",
+    short_help="Make what is held back current (an operator's decision) and print the result.",
+)
 @_CATALOG
 @_STOCK
 @_REGION
@@ -629,7 +663,10 @@ def _accept_summary(result: dict[str, Any]) -> str:
     return ", ".join(counts) or "done"
 
 
-@quarantine.command("discard")
+@quarantine.command(
+    "discard",
+    short_help="Drop what is held back without applying it (the current catalogue and stock stay).",
+)
 @_CATALOG
 @_STOCK
 @_REGION
@@ -654,13 +691,15 @@ def discard(
     dropped, held = with_redis(loaded, work)
     if as_json:
         print_json({"discarded": dropped, "stock_discarded": held})
+    # Like `accept`: nothing to act on is a failure (exit 1), so a script learns it did nothing.
+    if not dropped and not held:
+        fail("nothing is quarantined", ExitStatus.FAILURE)
+    if as_json:
         return
     if dropped:
         click.echo("quarantined snapshot discarded")
     if held:
         click.echo(f"held stock answers discarded: {', '.join(held)}")
-    if not dropped and not held:
-        click.echo("nothing is quarantined")
 
 
 def register(cli: click.Group) -> None:
