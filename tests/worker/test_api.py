@@ -178,6 +178,17 @@ async def test_healthz_follows_the_age_of_the_last_good_scrape(
     assert "more than catalog_max_age (1 s)" in document["reason"]
 
 
+async def test_healthz_reports_a_quarantine(redis_url: str, redis: Redis) -> None:
+    await commit_catalogue(redis, [cloud_plan("vc2-1c-1gb", "5", locations=["fra"])], at=NOW)
+    await quarantine(redis, at=NOW, reasons=["item count fell by 40 % (3 -> 2)"])
+    async with running_api(redis_url, catalog_max_age=3600) as api:
+        document = await api.json("GET", "/healthz")  # still 200: the catalogue is fresh
+    assert document["status"] == "quarantined"
+    assert "item count fell by 40 %" in document["reason"]
+    assert "vultr-scraper quarantine" in document["reason"]
+    assert document["checks"]["catalog"]["quarantined"] is True
+
+
 async def test_healthz_needs_no_token_even_with_protected_reads(redis_url: str) -> None:
     async with running_api(redis_url, protect_reads=True) as api:
         await api.json("GET", "/healthz", status=503)

@@ -10,6 +10,7 @@ from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api import reads_catalog, reads_health, schemas
 from vultr_scraper_worker.api.auth import Access
@@ -72,8 +73,18 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
         "last_attempt": summary.last_attempt,
         "quarantined": summary.quarantine is not None,
     }
+    status = "ok" if fresh else "unhealthy"
+    if fresh and summary.quarantine is not None:
+        # Still 200 (the current catalogue is fresh enough), but not a plain "ok": a scrape is
+        # held back and waits for an operator (`vultr-scraper quarantine`).
+        status = "quarantined"
+        held = format_time(summary.quarantine.quarantined_at)
+        reason = (
+            f"{reason}; a newer scrape is quarantined since {held} "
+            f"({'; '.join(summary.quarantine.reasons)}): review with `vultr-scraper quarantine`"
+        )
     document = {
-        "status": "ok" if fresh else "unhealthy",
+        "status": status,
         "reason": reason,
         "catalog_last_success": summary.last_success,
         "catalog_max_age_seconds": max_age,

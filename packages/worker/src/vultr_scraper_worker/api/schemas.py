@@ -204,7 +204,7 @@ MAINTENANCE = obj(
 
 HEALTHZ = obj(
     {
-        "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+        "status": {"type": "string", "enum": ["ok", "quarantined", "unhealthy"]},
         "reason": {"type": "string"},
         "catalog_last_success": NULLABLE_TIME,
         "catalog_max_age_seconds": {"type": "number"},
