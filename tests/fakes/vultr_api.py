@@ -427,11 +427,11 @@ class FakeVultrAPI:
         app.router.add_get("/v2/databases/plans", self._databases)
         return app
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         self._closing = asyncio.Event()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         server = site._server
         assert server is not None
