@@ -4,6 +4,8 @@ are outages the worker logs once, waits out and recovers from; the CLI says why 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +206,74 @@ async def test_run_against_a_full_redis_says_why_in_one_short_line(
     assert last.startswith("vultr-scraper: Redis refuses writes: out of memory"), last[:500]
     assert len(last) < 500
     assert all(len(line) < LINE_BOUND for line in result.stderr.splitlines())
+
+
+ANSWER_BOUND = 3.0  # seconds: [http] redis_timeout (1 s) plus a loaded machine's slack
+
+
+async def _probe_http(port: int) -> dict[str, tuple[int, float, str, str]]:
+    """Status, seconds, content type and body of each surface, asked while Redis is away."""
+    answers = {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        for path in ("/healthz", "/metrics", "/api/v1/plans", "/"):
+            started = time.monotonic()
+            async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+                body = await response.text()
+                answers[path] = (
+                    response.status,
+                    time.monotonic() - started,
+                    response.content_type,
+                    body,
+                )
+    return answers
+
+
+def _assert_degraded(answers: dict[str, tuple[int, float, str, str]]) -> None:
+    for path, (_, seconds, _, _) in answers.items():
+        assert seconds < ANSWER_BOUND, (path, seconds)
+    status, _, kind, body = answers["/healthz"]
+    assert (status, kind) == (503, "application/json")
+    assert json.loads(body)["reason"].startswith("Redis is unavailable (")
+    status, _, _, body = answers["/metrics"]
+    assert status == 200
+    assert "vultr_scraper_redis_up 0.0" in body
+    status, _, kind, body = answers["/api/v1/plans"]
+    assert (status, kind) == (503, "application/problem+json")
+    problem = json.loads(body)
+    assert problem["status"] == 503
+    assert problem["title"] == "Service Unavailable"
+    status, _, kind, body = answers["/"]
+    assert (status, kind) == (503, "text/html")
+    assert "Redis" in body
+
+
+async def test_http_answers_quickly_while_redis_is_stopped_or_hung(tmp_path: Path) -> None:
+    port = free_port()
+    with RedisServer() as server:
+        env = worker_env(
+            server.url,
+            tmp_path / "state",
+            VULTR_SCRAPER__HTTP__LISTEN=f"127.0.0.1:{port}",
+            VULTR_SCRAPER__WORKER__REDIS_OUTAGE_BUDGET="120",
+        )
+        with workers(WorkerProcess(env, tmp_path)) as (worker,):
+            await worker.wait_ready()
+            assert (await _answers(port, "/metrics"))[0] == 200
+            assert server.process is not None
+            # Hung: the process is there, the port accepts, nothing answers.
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                _assert_degraded(await _probe_http(port))
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            # Stopped: nothing listens.
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(1.5)  # the worker has noticed too
+            _assert_degraded(await _probe_http(port))
+            assert worker.running(), worker.output()
+            await asyncio.to_thread(server.start)
+            await eventually(lambda: _status_is(port, "/api/v1/plans", 200), message=worker.output)
+
+
+async def _status_is(port: int, path: str, status: int) -> bool:
+    return (await _answers(port, path))[0] == status

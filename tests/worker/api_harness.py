@@ -42,7 +42,7 @@ from vultr_scraper_core.store.stock import (
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState
-from vultr_scraper_worker.enqueue import close_client, queue_client
+from vultr_scraper_worker.enqueue import close_client, queue_client, with_deadline
 from vultr_scraper_worker.plans import JobPlan, JobSet, plan_jobs
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.records.runs import JobHistory, RunRecord
@@ -109,7 +109,10 @@ class Api:
         async with self.request(method, path, **kwargs) as response:
             body = await response.text()
             assert response.status == status, f"{method} {path}: {response.status} {body}"
-            assert response.content_type == "application/json", response.content_type
+            # Errors are RFC 9457 problem documents; /healthz's 503 is its own document.
+            problem = status >= 400 and not path.startswith("/healthz")
+            expected = "application/problem+json" if problem else "application/json"
+            assert response.content_type == expected, response.content_type
             return await response.json()
 
     async def text(self, path: str, status: int = 200, **kwargs: Any) -> tuple[ClientResponse, str]:
@@ -129,7 +132,11 @@ async def running_api(
     **http: Any,
 ) -> AsyncIterator[Api]:
     config = make_config(redis_url, health, **http)
-    queue = queue_client(redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget)
+    worker_queue = queue_client(
+        redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget
+    )
+    # As the worker serves it: the API's own client, every call with [http] redis_timeout.
+    queue = with_deadline(worker_queue, config.http.redis_timeout)
     loaded = LoadedConfig(config=config, secrets=Secrets(http_token=token), source="test")
     handle = await start_http_server(ApiState.create(loaded, queue, make_plans(config)))
     assert handle is not None
@@ -140,6 +147,7 @@ async def running_api(
     finally:
         await stop_http_server(handle)
         await close_client(queue)
+        await close_client(worker_queue)
 
 
 # -- seeding the stores through their own write APIs ------------------------------------------

@@ -200,10 +200,16 @@ async def test_healthz_reports_redis_down_as_503(redis_url: str) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with running_api(dead, outage_budget=0.1) as api:
         document = await api.json("GET", "/healthz", status=503)
-        assert document["reason"] == "Redis is unavailable"
-        # Every other read route answers 503 with a JSON message, never 500.
+        assert document["reason"].startswith("Redis is unavailable (Redis unreachable: ")
+        assert document["checks"]["redis"]["ok"] is False
+        # Every other read route answers 503 with a problem document, never 500.
         error = await api.json("GET", "/api/v1/jobs", status=503)
-        assert error == {"error": "Redis is unavailable; try again shortly"}
+        assert error["type"] == "about:blank"
+        assert error["title"] == "Service Unavailable"
+        assert error["status"] == 503
+        assert error["detail"].startswith("Redis unreachable: ")
+        assert error["detail"].endswith("; try again shortly")
+        assert error["error"] == error["detail"]
 
 
 # -- plans, availability, catalog -------------------------------------------------------------
@@ -411,7 +417,7 @@ async def test_retry_of_an_unknown_or_unretryable_job(redis_url: str, redis: Red
     async with running_api(redis_url) as api:
         missing = await api.json("POST", "/api/v1/jobs/nope/retry", status=404, token=TOKEN)
         refused = await api.json("POST", "/api/v1/jobs/refused-1/retry", status=409, token=TOKEN)
-    assert missing == {"error": "no failed job with id 'nope'"}
+    assert missing["detail"] == "no failed job with id 'nope'"
     assert "cannot be retried" in refused["error"]
 
 
@@ -455,7 +461,8 @@ async def test_writes_need_the_token(redis_url: str, redis: Redis, path: str) ->
             assert response.headers["WWW-Authenticate"] == (
                 'Bearer realm="vultr-scraper", error="invalid_token"'
             )
-            assert await response.json() == {"error": "invalid token"}
+            assert response.content_type == "application/problem+json"
+            assert (await response.json())["detail"] == "invalid token"
         basic = await api.json("POST", path, status=401, headers={"Authorization": "Basic eA=="})
         assert "Bearer" in basic["error"]
     assert await redis.zcard("arq:queue") == 0
@@ -576,7 +583,11 @@ async def test_bad_parameters_are_400_with_a_message(
 async def test_unknown_paths_and_methods_are_json_errors(redis_url: str) -> None:
     async with running_api(redis_url) as api:
         assert await api.json("GET", "/api/v2/plans", status=404) == {
-            "error": "no such page: /api/v2/plans"
+            "type": "about:blank",
+            "title": "Not Found",
+            "status": 404,
+            "detail": "no such page: /api/v2/plans",
+            "error": "no such page: /api/v2/plans",
         }
         async with api.request("DELETE", "/api/v1/plans") as response:
             assert response.status == 405

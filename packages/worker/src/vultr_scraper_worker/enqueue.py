@@ -13,6 +13,8 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import WatchError
 
 from vultr_scraper_core.config import LoadedConfig
@@ -43,6 +45,28 @@ def queue_client(
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=queue_name,
+    )
+
+
+def with_deadline(queue: ArqRedis, deadline: float) -> ArqRedis:
+    """A client to the same Redis as ``queue`` (same address, credentials, TLS, serialiser)
+    whose every call gives up after ``deadline`` seconds, connecting or waiting for the answer,
+    and is not retried: for HTTP requests, where a Redis outage must be a fast 503."""
+    source = queue.connection_pool
+    options = dict(source.connection_kwargs)
+    options.update(
+        socket_timeout=deadline,
+        socket_connect_timeout=deadline,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        retry_on_error=[],
+    )
+    pool = type(source)(connection_class=source.connection_class, **options)
+    return ArqRedis(
+        pool,
+        job_serializer=queue.job_serializer,
+        job_deserializer=queue.job_deserializer,
+        default_queue_name=queue.default_queue_name,
     )
 
 

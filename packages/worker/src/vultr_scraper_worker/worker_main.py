@@ -37,7 +37,7 @@ from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_core.text import bounded
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import ApiState
-from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client
+from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client, with_deadline
 from vultr_scraper_worker.exit_status import ExitStatus
 from vultr_scraper_worker.outage import OutageTooLong, RedisOutage
 from vultr_scraper_worker.plans import JobPlan, JobSet, describe_schedule, next_runs, plan_jobs
@@ -77,6 +77,7 @@ class Lifecycle:
         self.worker_id = worker_id
         self._stack: AsyncExitStack | None = None
         self._http: HttpServerHandle | None = None
+        self._api_redis: ArqRedis | None = None
 
     async def startup(self, ctx: dict[Any, Any]) -> None:
         """arq's ``on_startup``: fill ``ctx`` for the jobs, then start the HTTP server."""
@@ -101,8 +102,10 @@ class Lifecycle:
     async def _start_http(self) -> None:
         """The API, metrics and status page ([http] listen); a failure never stops the worker."""
         try:
+            # Its own client to the same Redis: every call for a request has a short deadline.
+            self._api_redis = with_deadline(self.queue, self.loaded.config.http.redis_timeout)
             self._http = await start_http_server(
-                ApiState.create(self.loaded, self.queue, self.plans)
+                ApiState.create(self.loaded, self._api_redis, self.plans)
             )
         except Exception as error:
             logger.bind(error=str(error), error_type=type(error).__name__).error(
@@ -119,6 +122,9 @@ class Lifecycle:
                 await stop_http_server(server)
             except Exception as error:
                 logger.bind(error=str(error)).warning("stopping the HTTP server failed")
+        api_redis, self._api_redis = self._api_redis, None
+        if api_redis is not None:
+            await _close_quietly(api_redis)
         stack, self._stack = self._stack, None
         if stack is None:
             return

@@ -74,6 +74,8 @@ class HttpConfig(_Section):
     public_url: str = ""
     public_badges: bool = False  # /badge/... without the token (for READMEs and wikis)
     badge_max_age: int = 300  # seconds a badge may be cached (Cache-Control max-age)
+    # Seconds each Redis call made for a request may take: an outage is a fast 503, not a hang.
+    redis_timeout: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from aiohttp import web
 from loguru import logger
 from redis.exceptions import RedisError
 
+from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.conditional import conditional_middleware
 from vultr_scraper_worker.api.cors import cors_middleware, options_handler
-from vultr_scraper_worker.api.errors import ApiError
+from vultr_scraper_worker.api.errors import PROBLEM_JSON, ApiError, problem_document
 from vultr_scraper_worker.api.explorer import ROUTES as EXPLORER_ROUTES
 from vultr_scraper_worker.api.feed import ROUTES as FEED_ROUTES
 from vultr_scraper_worker.api.job_page import ROUTES as JOB_PAGE_ROUTES
@@ -98,9 +99,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else {}
         message = error.reason if error.status != 404 else f"no such page: {request.path}"
         return _error_response(request, route, error.status, message, headers)
-    except RedisError as error:
-        logger.bind(path=request.path).warning("HTTP API: Redis unavailable: {}", error)
-        return _error_response(request, route, 503, "Redis is unavailable; try again shortly")
+    except RedisError as error:  # unreachable, refusing, or past [http] redis_timeout
+        cause = redis_cause(error)
+        logger.bind(path=request.path, error=cause).warning(f"HTTP API: {cause}")
+        detail = f"{cause}; try again shortly"
+        return _error_response(request, route, 503, detail, {"Retry-After": "5"})
     except Exception:
         logger.bind(path=request.path).exception("HTTP API: internal error")
         return _error_response(request, route, 500, "internal error (logged by the worker)")
@@ -115,7 +118,9 @@ def _error_response(
 ) -> web.StreamResponse:
     if (route is not None and route.html) or _browser_form(request):
         return error_page(request, status, message, headers or {})
-    return json_response({"error": message}, status=status, headers=headers)
+    response = json_response(problem_document(status, message), status=status, headers=headers)
+    response.content_type = PROBLEM_JSON
+    return response
 
 
 def _browser_form(request: web.Request) -> bool:

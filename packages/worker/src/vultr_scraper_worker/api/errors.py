@@ -1,8 +1,17 @@
-"""The one error type handlers raise; the app turns it into a JSON (or HTML) error response."""
+"""The one error type handlers raise, and the one error format: RFC 9457 problem details.
+
+Every API error is an ``application/problem+json`` document: ``type`` (``about:blank``: the
+status says it all), ``title`` (the status's phrase), ``status``, ``detail`` (what went wrong,
+for people) and ``error``, the same text under the member earlier versions used alone.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+PROBLEM_JSON = "application/problem+json"
 
 
 class ApiError(Exception):
@@ -21,3 +30,12 @@ def bad_request(message: str) -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError(404, message)
+
+
+def problem_document(status: int, detail: str) -> dict[str, Any]:
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "error": detail}  # fmt: skip

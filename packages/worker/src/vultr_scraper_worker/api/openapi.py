@@ -9,13 +9,21 @@ import msgspec
 
 from vultr_scraper_core import __version__
 from vultr_scraper_worker.api.auth import token_needed
+from vultr_scraper_worker.api.errors import PROBLEM_JSON
 from vultr_scraper_worker.api.params import Param
 from vultr_scraper_worker.api.routing import Response, Route
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string", "description": "What went wrong, for people."}},
+    "description": "RFC 9457 problem details (application/problem+json).",
+    "required": ["type", "title", "status", "detail", "error"],
+    "properties": {
+        "type": {"type": "string", "description": "about:blank: the status says it all."},
+        "title": {"type": "string", "description": "The status's phrase."},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What went wrong, for people."},
+        "error": {"type": "string", "description": "The same text as detail (older clients)."},
+    },
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -69,7 +77,10 @@ def _response(
         schema = response.schema if response.schema is not None else {}
         if response.struct is not None and refs is not None:
             schema = refs[response.struct]
-        document["content"] = {response.media_type: {"schema": dict(schema)}}
+        media = response.media_type
+        if schema == _ERROR_REF and media == "application/json":
+            media = PROBLEM_JSON  # every error document is RFC 9457 problem details
+        document["content"] = {media: {"schema": dict(schema)}}
     if response.headers:
         document["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}
@@ -79,7 +90,7 @@ def _response(
 
 
 def _error(status: int, html: bool) -> dict[str, Any]:
-    media = "text/html" if html else "application/json"
+    media = "text/html" if html else PROBLEM_JSON
     schema: dict[str, Any] = {"type": "string"} if html else _ERROR_REF
     document: dict[str, Any] = {
         "description": _GENERIC[status],

@@ -55,11 +55,12 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
         await state.redis.ping()
         summary = await reads_catalog.summary(state)
     except (RedisError, OSError) as error:
-        logger.warning("healthz: {}", redis_cause(error))
-        checks["redis"] = {"ok": False}
+        cause = redis_cause(error)
+        logger.warning("healthz: {}", cause)
+        checks["redis"] = {"ok": False, "error": cause}
         document = {
             "status": "unhealthy",
-            "reason": "Redis is unavailable",
+            "reason": f"Redis is unavailable ({cause})",
             "catalog_last_success": None,
             "catalog_max_age_seconds": max_age,
             "checks": checks,
