@@ -407,7 +407,7 @@ async def test_a_second_retry_of_the_same_record_is_refused(redis_url: str, redi
     assert await redis.zcard("arq:queue") == 1
     refusal = document["paths"]["/api/v1/jobs/{job_id}/retry"]["post"]["responses"]["409"]
     assert "already retried" in refusal["description"]
-    assert refusal["content"]["application/json"]["schema"] == {
+    assert refusal["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
 

@@ -78,8 +78,8 @@ def _response(
         if response.struct is not None and refs is not None:
             schema = refs[response.struct]
         media = response.media_type
-        if schema == _ERROR_REF and media == "application/json":
-            media = PROBLEM_JSON  # every error document is RFC 9457 problem details
+        if status >= 400 and media == "application/json" and schema in ({}, _ERROR_REF):
+            media, schema = PROBLEM_JSON, _ERROR_REF  # every error is RFC 9457 problem details
         document["content"] = {media: {"schema": dict(schema)}}
     if response.headers:
         document["headers"] = {
