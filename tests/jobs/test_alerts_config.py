@@ -39,7 +39,7 @@ def test_price_bounds_are_exact_decimals(tmp_path: Path) -> None:
 
 def test_documented_examples_load(tmp_path: Path) -> None:
     blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-    assert len(blocks) == 6
+    assert len(blocks) == 7
     secret = tmp_path / "secret"
     secret.write_text("https://hooks.slack.example/T000/B000/XXXX\n")
     text = re.sub(r'secret_file = "[^"]*"', f'secret_file = "{secret}"', "\n".join(blocks))
@@ -58,6 +58,7 @@ def test_documented_examples_load(tmp_path: Path) -> None:
     schemes = [endpoint.url.partition(":")[0] for endpoint in loaded.config.health.endpoints]
     assert schemes == ["https"] * 3 + ["tcp", "tcp", "tls", "dns", "dns", "https"]
     assert len(loaded.config.maintenance) == 2
+    assert loaded.config.http.public_badges and loaded.config.http.badge_max_age == 300
     assert loaded.config.health.endpoints[-1].maintenance[0].timezone == "America/New_York"
 
 

@@ -306,7 +306,7 @@ async def test_mute_set_like_the_cli_does_holds_alerts_until_unmuted(redis: Redi
     await w.dispatch(T0 + 2 * MINUTE)
     assert w.queue.take() == []
     # Ended early by `unmute`: the next run announces what still lasts, once.
-    assert await remove_mute(redis, w.config, "api")
+    assert await remove_mute(redis, w.config, "api", T0 + 10 * MINUTE)
     await w.dispatch(T0 + 10 * MINUTE)
     assert w.queue.take() == [("hook", down.id, "api-down", 1)]
     await w.dispatch(T0 + 11 * MINUTE)
