@@ -71,3 +71,22 @@ def test_bounded_is_one_short_line() -> None:
     text = bounded("word " * 1000, 50)
     assert len(text) == 50
     assert text.endswith("…")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "ftp://api.example.com/v2", "javascript:alert(1)", "https://", "http:///v2"],
+)
+def test_a_base_url_that_is_not_http_is_a_config_error(url: str) -> None:
+    from vultr_scraper_core.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"vultr\.base_url: must be an http:// or https:// URL"):
+        load_config(None, environ={"VULTR_SCRAPER__VULTR__BASE_URL": url})
+
+
+def test_a_base_url_error_never_shows_its_password() -> None:
+    from vultr_scraper_core.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"VULTR_SCRAPER__VULTR__BASE_URL": "ftp://u:hunter2@h/v2"})
+    assert "hunter2" not in str(caught.value)

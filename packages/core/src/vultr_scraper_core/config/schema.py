@@ -388,6 +388,24 @@ class Config(_Section):
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
+def _http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not an http(s) URL with a host; None if it is. The URL itself is never
+    quoted back: it may carry a password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "must be an http:// or https:// URL (it does not parse as a URL)"
+    if parts.scheme not in ("http", "https"):
+        shown = ascii(parts.scheme) if parts.scheme else "none"
+        return f"must be an http:// or https:// URL (its scheme is {shown})"
+    if not host:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
 def problems(config: Config) -> list[tuple[str, str]]:
     """Range and consistency checks that types alone cannot express: ``(dotted key, reason)``
     pairs, in the order of the reference (docs/configuration.md); empty when all is well."""
@@ -410,6 +428,10 @@ def problems(config: Config) -> list[tuple[str, str]]:
     at_least("client.connection_limit", config.client.connection_limit, 0)
     at_least("client.backoff_base", config.client.backoff_base, 0)
     at_least("client.backoff_cap", config.client.backoff_cap, 0)
+    base_url = _http_url_problem(config.vultr.base_url)
+    if base_url:
+        found.append(("vultr.base_url", base_url))
+    positive("http.redis_timeout", config.http.redis_timeout)
     at_least("vultr.availability_concurrency", config.vultr.availability_concurrency, 1)
     if not 1 <= config.vultr.per_page <= 500:
         found.append(("vultr.per_page", f"must be between 1 and 500, got {config.vultr.per_page}"))
