@@ -90,3 +90,11 @@ def test_a_base_url_error_never_shows_its_password() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, environ={"VULTR_SCRAPER__VULTR__BASE_URL": "ftp://u:hunter2@h/v2"})
     assert "hunter2" not in str(caught.value)
+
+
+def test_printable_escapes_terminal_controls() -> None:
+    from vultr_scraper_core.text import printable
+
+    assert printable("vc2\x1b]0;owned\x07-1c") == "vc2\\x1b]0;owned\\x07-1c"
+    assert printable("São Paulo\tok") == "São Paulo\tok"
+    assert printable("a\nb\x9bc") == "a\\x0ab\\x9bc"

@@ -19,3 +19,14 @@ def test_config_check_refuses_a_base_url_that_is_not_http(
     (line,) = result.stderr.splitlines()
     assert "vultr.base_url: must be an http:// or https:// URL" in line
     assert "hunter2" not in result.stderr
+
+
+def test_tables_escape_control_characters_from_external_data(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vultr_scraper_worker.cli.common import print_table
+
+    print_table([{"plan": "vc2\x1b]0;owned\x07", "region": "fra"}], ["plan", "region"])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "vc2\\x1b]0;owned\\x07" in out

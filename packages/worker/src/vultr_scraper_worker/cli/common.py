@@ -113,9 +113,9 @@ def human_log_line(line: str) -> str:
 
 def fail(message: str, status: int = ExitStatus.FAILURE) -> NoReturn:
     """One bounded line on stderr (external text may be long), then exit with ``status``."""
-    from vultr_scraper_core.text import bounded
+    from vultr_scraper_core.text import bounded, printable
 
-    click.echo(f"vultr-scraper: {bounded(message, FAIL_LIMIT)}", err=True)
+    click.echo(f"vultr-scraper: {printable(bounded(message, FAIL_LIMIT))}", err=True)
     sys.exit(status)
 
 
@@ -199,7 +199,9 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ",".join(_cell(item) for item in value) or "-"
-    return str(value)
+    from vultr_scraper_core.text import printable  # external data: ids, names, errors
+
+    return printable(str(value))
 
 
 def option_value(
