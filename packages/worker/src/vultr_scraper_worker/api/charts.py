@@ -27,13 +27,33 @@ class Series:
 
 
 def _n(value: float) -> str:
+    """A coordinate: one decimal is plenty."""
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _svg(width: int, height: int, title: str, desc: str, body: str, cls: str) -> Markup:
+def _label(value: float) -> str:
+    """An axis value: four significant digits (an hourly price of $0.007 stays readable)."""
+    return f"{value:.4g}"
+
+
+def _svg(
+    width: int,
+    height: int,
+    title: str,
+    desc: str,
+    body: str,
+    cls: str,
+    *,
+    stretch: bool = False,
+    natural: bool = False,
+) -> Markup:
+    # A strip stretches to its box; the other charts keep their proportions. A natural-size
+    # chart (the heat-map) is drawn at its own size, shrunk only to fit a narrow screen.
+    aspect = "none" if stretch else "xMinYMin meet"
+    size = f' width="{width}" height="{height}"' if natural else ""
     return Markup(
-        f'<svg class="chart {cls}" viewBox="0 0 {width} {height}" role="img" '
-        f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="chart {cls}" viewBox="0 0 {width} {height}"{size} role="img" '
+        f'preserveAspectRatio="{aspect}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>{body}</svg>"
     )
 
@@ -65,7 +85,7 @@ def step_chart(
     unit: str = "",
 ) -> Markup:
     """Step lines over ``[since, until)``: each value holds until the series' next point."""
-    width, height = 640, 220
+    width, height = 480, 200
     left, right, top, bottom = 56, 8, 10, 28
     values = [v for s in series for _, v in s.points]
     total = (until - since).total_seconds() or 1.0
@@ -85,9 +105,9 @@ def step_chart(
     parts = [
         f'<rect class="frame" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
         f'<text class="axis" x="{left - 4}" y="{top + 10}" text-anchor="end">'
-        f"{escape(_n(high))}{escape(unit)}</text>",
+        f"{escape(_label(high))}{escape(unit)}</text>",
         f'<text class="axis" x="{left - 4}" y="{top + plot_h}" text-anchor="end">'
-        f"{escape(_n(low))}{escape(unit)}</text>",
+        f"{escape(_label(low))}{escape(unit)}</text>",
         f'<text class="axis" x="{left}" y="{height - 8}">{since:%Y-%m-%d}</text>',
         f'<text class="axis" x="{width - right}" y="{height - 8}" text-anchor="end">'
         f"{until:%Y-%m-%d}</text>",
@@ -130,7 +150,7 @@ def stock_strip(
         x0 = (low - since).total_seconds() / total * width
         w = max((high - low).total_seconds() / total * width, 0.5)
         parts.append(f'<rect class="in" x="{_n(x0)}" y="0" width="{_n(w)}" height="{height}"/>')
-    return _svg(width, height, title, desc, "".join(parts), "strip")
+    return _svg(width, height, title, desc, "".join(parts), "strip", stretch=True)
 
 
 def heatmap(
@@ -142,7 +162,7 @@ def heatmap(
 ) -> Markup:
     """Rows (e.g. plans) x columns (e.g. days), each cell shaded by a share 0..1 (None:
     unknown). Row labels are drawn at the left; each cell has its own ``<title>``."""
-    cell, label_w, gap = 12, 150, 1
+    cell, label_w, gap = 16, 150, 1
     width = label_w + len(columns) * (cell + gap)
     height = max(len(rows), 1) * (cell + gap)
     parts: list[str] = []
@@ -161,4 +181,4 @@ def heatmap(
                 f'width="{cell}" height="{cell}"><title>{escape(label)} {escape(column)}: '
                 f"{shown}</title></rect>"
             )
-    return _svg(width, height, title, desc, "".join(parts), "heat")
+    return _svg(width, height, title, desc, "".join(parts), "heat", natural=True)

@@ -24,6 +24,7 @@ from vultr_scraper_core.history.query import History
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow
+from vultr_scraper_core.store.stock import StockStore
 from vultr_scraper_worker.api import charts, reads_catalog
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.params import boolean, choice, cursor, decimal, integer, text
@@ -89,9 +90,11 @@ def _price_chart(found: PlanHistory, kind: str, label: str) -> PriceChart | None
         )
         + f", {len(groups)} line(s)."
     )
-    svg = charts.step_chart(
-        series, found.since, found.until, title=f"{label} history", desc=desc, unit=""
-    )
+    # The chart starts where the history does (at least a day back), not at an empty span.
+    known = min((row.valid_from for rows in by_region.values() for row in rows), default=None)
+    start = found.since if known is None else max(found.since, known)
+    start = min(start, found.until - timedelta(days=1))
+    svg = charts.step_chart(series, start, found.until, title=f"{label} history", desc=desc)
     return PriceChart(kind, svg, ["Regions", "From", "Price"], table, legend)
 
 
@@ -113,11 +116,11 @@ def _strips(found: PlanHistory, span: str) -> list[StockStrip]:
     by_region: dict[str, list[StockInterval]] = defaultdict(list)
     for row in found.stock:
         by_region[row.region].append(row)
-    regions = [item.region for item in found.stats]
     strips = []
-    for region in regions:
+    for item in found.stats:
+        region = item.region
         spans = [(s.start, s.end) for s in stats.merged(by_region.get(region, []), until)]
-        share = stats.in_stock_share(by_region.get(region, []), since, until)
+        share = stats.in_stock_share(by_region.get(region, []), since, until, item.observed_from)
         strips.append(
             StockStrip(
                 region,
@@ -284,13 +287,15 @@ async def region_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     heat_rows: list[tuple[str, list[float | None]]] = []
     sold = {row.plan for row in rows}
     ordered = sorted(sold, key=lambda plan: (-len(by_plan.get(plan, [])), plan))
+    check = (await StockStore(state.redis, state.prefix).region_checks()).get(region)
+    observed = check.first_checked if check else now  # days before the first check: unknown
     for plan in ordered[:HEAT_ROWS]:
         heat_rows.append(
             (
                 plan,
                 [
                     stats.in_stock_share(
-                        by_plan.get(plan, []), day, min(day + timedelta(days=1), now)
+                        by_plan.get(plan, []), day, min(day + timedelta(days=1), now), observed
                     )
                     for day in days
                 ],
