@@ -1,0 +1,98 @@
+"""Server time of the explorer's pages and API routes as a ratio to ``/healthz``.
+
+Simulated history (``bench.history_sim``, through the project's own write paths, ending now)
+at ``--scale`` x today's catalogue goes into a private redis-server; the API runs in this
+process over loopback. Each route is requested ``--rounds`` times after one warm-up; the
+median time is printed in ms and as a ratio to the median of ``/healthz`` measured in the
+same run.
+
+    PYTHONPATH=. python3 -m hatch run python bench/explorer_pages.py --days 7 --scale 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from loguru import logger
+from tests.redis_server import RedisServer
+from tests.worker.api_harness import running_api
+
+from bench.history_sim import SimulationSpec, simulate
+
+
+async def _median(session: aiohttp.ClientSession, url: str, rounds: int) -> float:
+    times: list[float] = []
+    for index in range(rounds + 1):
+        started = time.perf_counter()
+        async with session.get(url) as response:
+            await response.read()
+            assert response.status == 200, (url, response.status)
+        if index:  # the first is a warm-up
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def main(days: int, scale: int, rounds: int) -> None:
+    logger.remove()
+    with RedisServer() as server:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(server.url)
+        spec = SimulationSpec(
+            days=days, scale=scale, start=datetime.now(UTC) - timedelta(days=days)
+        )
+        started = time.perf_counter()
+        sim = await simulate(redis, "vs", spec)
+        print(
+            f"simulated {days} days at {scale}x: {sim.plans} plans, {sim.regions} regions, "
+            f"{sim.pairs} pairs, {sim.flips} flips, {sim.events} events "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
+        rows = await redis.hkeys("vs:stock:intervals")
+        pair = rows[0].decode()
+        plan, _, region = pair.rpartition("@")
+        await redis.aclose()
+        routes = [
+            "/",
+            "/plans",
+            "/plans?view=gpu",
+            f"/plans/{plan}",
+            f"/regions/{region}",
+            "/changes",
+            f"/api/v1/plans/{plan}",
+            f"/api/v1/plans/{plan}/history",
+            f"/api/v1/stock/stats?plan={plan}",
+        ]
+        async with running_api(server.url) as api, aiohttp.ClientSession() as session:
+            health = await _median_any(session, api.url + "/healthz", rounds)
+            print(f"{'route':40} {'ms':>8} {'x healthz':>10}")
+            print(f"{'/healthz':40} {health * 1000:8.1f} {1.0:10.1f}")
+            for route in routes:
+                took = await _median(session, api.url + route, rounds)
+                print(f"{route[:40]:40} {took * 1000:8.1f} {took / health:10.1f}")
+
+
+async def _median_any(session: aiohttp.ClientSession, url: str, rounds: int) -> float:
+    """Like ``_median`` but any status (``/healthz`` says 503 when no scrape job has run)."""
+    times: list[float] = []
+    for index in range(rounds + 1):
+        started = time.perf_counter()
+        async with session.get(url) as response:
+            await response.read()
+        if index:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+    asyncio.run(main(options.days, options.scale, options.rounds))
