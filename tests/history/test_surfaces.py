@@ -10,7 +10,7 @@ import io
 import json
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -145,7 +145,8 @@ async def test_cli_exports_read_back_equal_the_store(
         current = await find_plans(redis, "moved", PlanFilter())
     finally:
         await redis.aclose()
-    with sqlite3.connect(snapshot) as db:
+    # closing(): a connection's own context manager commits but never closes it.
+    with closing(sqlite3.connect(snapshot)) as db:
         listed = db.execute("SELECT plan, region, monthly_cost FROM catalog").fetchall()
         plan_ids = {row[0] for row in db.execute("SELECT id FROM plans")}
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
