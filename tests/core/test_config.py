@@ -72,7 +72,7 @@ def test_documented_defaults() -> None:
     assert config.redis.url == ""  # embedded redis-server
     assert config.http.listen == "127.0.0.1:8080"
     assert config.health.endpoints == []
-    assert config.schedules.scrape_catalog.timeout == 600.0
+    assert config.schedules.scrape_catalog.timeout == 60.0
     assert config.schedules.prune == ScheduleConfig(minute=[7], hour=[3], timeout=600.0)
     assert EX_CONFIG == 78
 
@@ -148,7 +148,7 @@ def test_full_file(write: WriteFile) -> None:
     assert config.http.listen == ""
     assert config.schedules.scrape_catalog.minute == [5, 35]
     # The other keys of a table keep that table's own defaults, not the type's.
-    assert config.schedules.scrape_catalog.timeout == 600.0
+    assert config.schedules.scrape_catalog.timeout == 60.0
     assert config.health.endpoints[0].status == [200, 204]
     assert config.health.endpoints[0].headers == {"Accept": "application/json"}
     assert config.sinks == [SinkConfig(name="ops", kind="ntfy", url="https://ntfy.sh/ops")]
@@ -200,7 +200,7 @@ def test_env_overrides_without_a_file_are_named_in_the_source() -> None:
 def test_env_override_of_a_nested_key() -> None:
     environ = {"VULTR_SCRAPER__SCHEDULES__SCRAPE_CATALOG__MINUTE": "[0, 30]"}
     schedules = load_config(environ=environ).config.schedules
-    assert schedules.scrape_catalog == ScheduleConfig(minute=[0, 30], timeout=600.0)
+    assert schedules.scrape_catalog == ScheduleConfig(minute=[0, 30], timeout=60.0)
     assert schedules.prune == Config().schedules.prune
 
 
@@ -327,6 +327,15 @@ def test_file_error_is_not_blamed_on_an_unrelated_variable(write: WriteFile) -> 
         ("[schedules.check_health]\nminute = [60]\n", "schedules.check_health.minute: values"),
         ("[schedules.prune]\nhour = [24]\n", "schedules.prune.hour: values must be 0-23, got 24"),
         ("[client]\ntimeout = 0\n", "client.timeout: must be greater than 0, got 0.0"),
+        (
+            "[schedules.scrape_catalog]\ntimeout = 0\n",
+            "schedules.scrape_catalog.timeout: must be greater than 0, got 0.0",
+        ),
+        (
+            "[worker.timeouts]\ndeliver_digest = -1\n",
+            "worker.timeouts.deliver_digest: must be greater than 0, got -1.0",
+        ),
+        ("[worker.timeouts]\nscrape_catalog = 5\n", "worker.timeouts.scrape_catalog: unknown"),
         ("[vultr]\nper_page = 501\n", "vultr.per_page: must be between 1 and 500, got 501"),
         (
             "[catalog.gate]\nmax_count_drop = 1.5\n",

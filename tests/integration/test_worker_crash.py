@@ -1,26 +1,40 @@
-"""SIGKILL in the middle of a catalogue scrape: the job runs again later, and the stored
-catalogue is consistent throughout (old snapshot or new, never half; no duplicate events)."""
+"""SIGKILL in the middle of a catalogue scrape, with the registry's jobs and every default
+lease as shipped: a second worker started after the kill reruns the job when the killed run's
+lease ends (the scrape's timeout + 10 s, about a minute, not the longest job's half hour), and
+the stored catalogue is consistent throughout (old snapshot or new, never half; no duplicate
+events)."""
 
 from __future__ import annotations
 
 import signal
+import time
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 
 from tests.fakes.vultr_api import FakeVultrAPI, make_plan, on_page
 from tests.worker.processes import WorkerProcess, eventually, queue_for, worker_env, workers
+from vultr_scraper_core.config import SchedulesConfig, load_config
 from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_worker.enqueue import enqueue_job
+from vultr_scraper_worker.project_worker import LEASE_MARGIN
 from vultr_scraper_worker.records.runs import JobHistory
 
 pytestmark = pytest.mark.slow
-CATALOG_JOBS = "tests.worker.catalog_jobs"
 PREFIX = "vs"
+# No cron runs beside the test's own jobs; every timeout (and so every lease) stays the default.
+NO_SCHEDULES = {
+    f"VULTR_SCRAPER__SCHEDULES__{name.upper()}__ENABLED": "false"
+    for name in SchedulesConfig.__struct_fields__
+}
+# How late after its lease ends a rerun may start: polls every 0.05 s, on a loaded machine.
+RERUN_SLACK = 10.0
 
 
 async def _succeeded(queue: ArqRedis, job_id: str) -> bool:
@@ -38,11 +52,15 @@ async def test_sigkill_mid_scrape_reruns_and_leaves_a_consistent_catalogue(
             tmp_path / "state",
             VULTR_SCRAPER__VULTR__BASE_URL=api.base_url,
             VULTR_SCRAPER__CLIENT__RATE_LIMIT="0",
+            **NO_SCHEDULES,
         )
+        lease = load_config(None, environ={}).config.schedules.scrape_catalog.timeout
+        lease += LEASE_MARGIN
+        assert lease <= 120, "a killed scrape must run again within about two minutes"
         store = CatalogueStore(queue, PREFIX)
         feed = ChangeFeed(queue, PREFIX)
 
-        first = WorkerProcess(env, tmp_path, name="first", jobs_module=CATALOG_JOBS)
+        first = WorkerProcess(env, tmp_path, name="first", jobs_module=None)
         with workers(first):
             await first.wait_ready()
             baseline_id = await enqueue_job(queue, "scrape-catalog", job_id="baseline")
@@ -67,6 +85,10 @@ async def test_sigkill_mid_scrape_reruns_and_leaves_a_consistent_catalogue(
             await eventually(on_second_page, message=first.output)
             first.send(signal.SIGKILL)
             assert await first.wait_exit() == -signal.SIGKILL
+            # The killed run's lease: the scrape's own, set when it was claimed moments ago.
+            remaining = await queue.pttl(in_progress_key_prefix + "interrupted") / 1000
+            lease_ends = time.time() + remaining
+            assert lease - 30 < remaining <= lease, (remaining, lease)
 
         # Nothing of the interrupted scrape is visible: same snapshot, same version, no events.
         after_kill = await store.load()
@@ -76,14 +98,20 @@ async def test_sigkill_mid_scrape_reruns_and_leaves_a_consistent_catalogue(
         assert first.events("job.start", job_id="interrupted")
         assert not first.events("job.end", job_id="interrupted")
 
-        second = WorkerProcess(env, tmp_path, name="second", jobs_module=CATALOG_JOBS)
+        second = WorkerProcess(env, tmp_path, name="second", jobs_module=None)
         with workers(second):
-            # arq holds the killed job's in-progress key for its timeout + 10 s, then reruns it.
+            await second.wait_ready()
             await eventually(
-                lambda: _succeeded(queue, "interrupted"), timeout=60, message=second.output
+                lambda: _succeeded(queue, "interrupted"),
+                timeout=remaining + RERUN_SLACK + 60,
+                message=second.output,
             )
+        (start,) = second.events("job.start", job_id="interrupted")
         (rerun,) = second.events("job.end", job_id="interrupted")
         assert rerun["try"] == 2 and rerun["outcome"] == "success"
+        # Not before the lease ended (it held), and soon after it (it is what bounds recovery).
+        started = datetime.fromisoformat(start["time"]).timestamp()
+        assert lease_ends - 1 <= started <= lease_ends + RERUN_SLACK, started - lease_ends
 
         final = await store.load()
         assert final.meta.version == before.meta.version + 1

@@ -22,7 +22,7 @@ from vultr_scraper_worker.plans import load_job_set
 from vultr_scraper_worker.project_worker import _CLAIM_SCRIPT
 from vultr_scraper_worker.worker_main import build_worker
 
-IN_PROGRESS_TTL = 1.0  # seconds; arq's default is the longest job timeout + 10 s
+IN_PROGRESS_TTL = 1.0  # seconds; by default a job's lease is its timeout + 10 s
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ async def test_a_job_claimed_over_a_dropped_connection_runs_exactly_once(
         burst=True,
         handle_signals=False,
     )
-    worker.in_progress_timeout_s = IN_PROGRESS_TTL
+    worker.leases = dict.fromkeys(worker.leases, IN_PROGRESS_TTL)
     proxy.arm(b"EVALSHA", when)
     started = time.monotonic()
     try:

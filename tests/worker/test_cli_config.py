@@ -299,7 +299,7 @@ def test_show_reflects_env_overrides_of_nested_keys() -> None:
         env={"VULTR_SCRAPER__SCHEDULES__SCRAPE_CATALOG__MINUTE": "[0, 30]"},
     )
     scrape = json.loads(result.stdout)["config"]["schedules"]["scrape_catalog"]
-    assert scrape == {"enabled": True, "minute": [0, 30], "hour": [], "timeout": 600.0}
+    assert scrape == {"enabled": True, "minute": [0, 30], "hour": [], "timeout": 60.0}
 
 
 def test_show_with_a_bad_config_exits_78(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from arq.cron import CronJob
 from arq.worker import Function, Worker
 
 from tests.worker import sample_jobs
-from vultr_scraper_core.config import LoadedConfig, load_config
-from vultr_scraper_jobs.registry import JobSpec
+from vultr_scraper_core.config import LoadedConfig, TimeoutsConfig, load_config
+from vultr_scraper_jobs.registry import JobSpec, all_jobs
 from vultr_scraper_worker.enqueue import queue_client
 from vultr_scraper_worker.plans import (
     JobSet,
@@ -23,8 +23,10 @@ from vultr_scraper_worker.plans import (
     next_runs,
     plan_jobs,
 )
+from vultr_scraper_worker.project_worker import LEASE_MARGIN
 from vultr_scraper_worker.serialization import deserialize, serialize
-from vultr_scraper_worker.settings import build_worker_settings
+from vultr_scraper_worker.settings import TRAMPOLINE_TIMEOUT, build_worker_settings
+from vultr_scraper_worker.worker_main import build_worker
 from vultr_scraper_worker.wrapper import JobRunner
 
 WORKER_PARAMETERS = set(inspect.signature(Worker).parameters)
@@ -117,13 +119,47 @@ async def test_every_job_registered_with_its_timeout_tries_and_kept_result(pool:
     assert sorted(functions) == sorted(spec.name for spec in PROJECT_LIKE.specs)
     timeouts = {name: function.timeout_s or 0.0 for name, function in functions.items()}
     # arq enforces the configured timeout itself (the wrapper reports it as a JobTimeout).
-    assert timeouts["scrape-catalog"] == pytest.approx(600)
-    assert timeouts["check-health"] == pytest.approx(120)
-    assert timeouts["deliver"] == pytest.approx(300)
+    assert timeouts["scrape-catalog"] == pytest.approx(60)
+    assert timeouts["check-health"] == pytest.approx(60)
+    assert timeouts["prune"] == pytest.approx(600)
+    assert timeouts["deliver"] == pytest.approx(300)  # no [worker.timeouts] key of its own
     assert {function.max_tries for function in functions.values()} == {3}
     assert {function.keep_result_s for function in functions.values()} == {3600}
-    # The crash-recovery delay arq derives from the largest timeout.
+    # arq's one lease for every job, from the largest timeout: what the claim no longer uses.
     assert worker.in_progress_timeout_s == pytest.approx(max(timeouts.values()) + 10)
+
+
+async def test_each_job_is_leased_for_its_own_timeout(pool: ArqRedis) -> None:
+    loaded = _loaded(VULTR_SCRAPER__SCHEDULES__SCRAPE_CATALOG__TIMEOUT="45")
+    worker = build_worker(loaded, pool, jobs=PROJECT_LIKE, handle_signals=False)[0]
+    assert worker.leases["scrape-catalog"] == pytest.approx(45 + LEASE_MARGIN)
+    assert worker.leases["check-health"] == pytest.approx(60 + LEASE_MARGIN)
+    assert worker.leases["prune"] == pytest.approx(600 + LEASE_MARGIN)
+    # The cron entries only enqueue their tick.
+    assert worker.leases["cron:scrape-catalog"] == pytest.approx(TRAMPOLINE_TIMEOUT + LEASE_MARGIN)
+
+
+def test_on_demand_jobs_take_their_worker_timeouts_key() -> None:
+    config = _loaded(VULTR_SCRAPER__WORKER__TIMEOUTS__DELIVER_NOTIFICATION="42").config
+    plans = {plan.name: plan.schedule for plan in plan_jobs(config)}
+    assert plans["deliver-notification"].timeout == pytest.approx(42)
+    assert plans["deliver-digest"].timeout == pytest.approx(60)
+    assert plans["confirm-availability"].timeout == pytest.approx(90)
+    assert not any(plans[name].enabled for name in ("deliver-notification", "deliver-digest"))
+    # Every registry job without a schedule has a key of its own, none the fallback.
+    unscheduled = [spec.name for spec in all_jobs().values() if not spec.schedule]
+    fields = {name.replace("_", "-") for name in TimeoutsConfig.__struct_fields__}
+    assert set(unscheduled) == fields
+
+
+def test_default_timeouts_rerun_a_killed_job_within_about_two_minutes() -> None:
+    """A job's lease is its timeout + 10 s: the defaults of the jobs that run every few minutes
+    (and of what they queue) keep a killed worker's job from waiting more than ~2 minutes."""
+    config = _loaded().config
+    frequent = ["scrape-catalog", "scrape-availability", "check-health", "dispatch-alerts"]
+    frequent += ["confirm-availability", "deliver-notification", "deliver-digest"]
+    timeouts = {plan.name: plan.schedule.timeout for plan in plan_jobs(config)}
+    assert all(timeouts[name] + LEASE_MARGIN <= 120 for name in frequent), timeouts
 
 
 async def test_default_schedules_in_utc(pool: ArqRedis) -> None:

@@ -24,7 +24,7 @@ from vultr_scraper_core.config import Config, ScheduleConfig
 from vultr_scraper_jobs.registry import JobSpec, all_jobs
 from vultr_scraper_worker.records.runs import JobHistory, RunRecord
 
-DEFAULT_TIMEOUT = 300.0  # jobs without a [schedules.*] table
+DEFAULT_TIMEOUT = 300.0  # jobs with neither a [schedules.*] table nor a [worker.timeouts] key
 CRON_MICROSECOND = 123_456  # arq's default offset from the top of the second
 
 
@@ -139,7 +139,8 @@ class JobSet:
 
 
 def plan_jobs(config: Config, jobs: JobSet | None = None) -> list[JobPlan]:
-    """Each job with its schedule: explicit ones first, else its ``[schedules.*]`` table."""
+    """Each job with its schedule: explicit ones first, else its ``[schedules.*]`` table, else
+    on demand with its ``[worker.timeouts]`` key (``deliver-digest`` -> ``deliver_digest``)."""
     chosen = jobs if jobs is not None else JobSet(list(all_jobs().values()))
     plans: list[JobPlan] = []
     for spec in chosen.specs:
@@ -149,8 +150,16 @@ def plan_jobs(config: Config, jobs: JobSet | None = None) -> list[JobPlan]:
             if not isinstance(table, ScheduleConfig):
                 raise KeyError(f"job {spec.name}: no [schedules.{spec.schedule}] table")
             schedule = Schedule.from_config(table)
-        plans.append(JobPlan(spec, schedule or Schedule()))
+        if schedule is None:
+            schedule = Schedule(timeout=on_demand_timeout(config, spec.name))
+        plans.append(JobPlan(spec, schedule))
     return plans
+
+
+def on_demand_timeout(config: Config, name: str) -> float:
+    """The timeout of a job without a schedule: its ``[worker.timeouts]`` key, if it has one."""
+    timeout = getattr(config.worker.timeouts, name.replace("-", "_"), None)
+    return float(timeout) if isinstance(timeout, int | float) else DEFAULT_TIMEOUT
 
 
 def load_job_set(module_name: str | None) -> JobSet | None:

@@ -13,6 +13,8 @@
   not be written keep their in-progress key and run again when it expires.
 * Claiming jobs: one Lua script per poll takes every due, free job (arq's own rule: no
   in-progress key, score due; then the key is set), instead of arq's four round trips per job.
+  The key (the lease) lives for the job's own timeout + 10 s, so a job whose worker was killed
+  runs again after its own timeout, not after the longest timeout of any job.
 """
 
 from __future__ import annotations
@@ -40,19 +42,38 @@ from vultr_scraper_worker.records.heartbeats import Heartbeats, WorkerInfo
 from vultr_scraper_worker.records.runs import JobHistory
 from vultr_scraper_worker.wrapper import JobRunner
 
-# KEYS[1]: the queue. ARGV: now (ms), in-progress TTL (ms), how many to take, job ids in order.
+# Lease = how long a claimed job stays claimed if its worker dies without finishing it.
+LEASE_MARGIN = 10.0  # seconds past the job's timeout, as arq's own lease
+
+# KEYS[1]: the queue. ARGV: now (ms), the lease of a job of no known function (ms), how many to
+# take, how many (function, lease ms) pairs follow, the pairs, then the job ids in order.
+# A job's function is read from its msgpack payload (cmsgpack is built into Redis's Lua); a
+# payload that does not decode gets the default lease and arq fails the job on pickup.
 # Returns the claimed ids with their scores, flattened.
 _CLAIM_SCRIPT = f"""
 local claimed = {{}}
 local room = tonumber(ARGV[3])
-for index = 4, #ARGV do
+local leases = {{}}
+local first = 5 + 2 * tonumber(ARGV[4])
+for index = 5, first - 1, 2 do
+  leases[ARGV[index]] = ARGV[index + 1]
+end
+for index = first, #ARGV do
   if room <= 0 then break end
   local id = ARGV[index]
   local key = '{in_progress_key_prefix}' .. id
   if redis.call('EXISTS', key) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], id)
     if score and tonumber(score) <= tonumber(ARGV[1]) then
-      redis.call('PSETEX', key, ARGV[2], '1')
+      local lease = ARGV[2]
+      local payload = redis.call('GET', '{job_key_prefix}' .. id)
+      if payload then
+        local decoded, job = pcall(cmsgpack.unpack, payload)
+        if decoded and type(job) == 'table' and type(job['f']) == 'string' then
+          lease = leases[job['f']] or lease
+        end
+      end
+      redis.call('PSETEX', key, lease, '1')
       claimed[#claimed + 1] = id
       claimed[#claimed + 1] = score
       room = room - 1
@@ -90,6 +111,19 @@ class ProjectWorker(Worker):
         self.on_stop = self._note_stop
         self.heartbeats = Heartbeats(self.pool, key_prefix)
         self._claim = self.pool.register_script(_CLAIM_SCRIPT)
+        self.leases = self._leases()
+
+    def _leases(self) -> dict[str, float]:
+        """Function name -> seconds a claimed job of it stays claimed: its own timeout + 10 s.
+
+        arq leases every job for the largest timeout of all (one long job type, e.g. the history
+        move, would make every killed scrape wait half an hour); the claim script leases each
+        job for its own function's timeout instead.
+        """
+        return {
+            name: float(function.timeout_s or self.job_timeout_s or 0) + LEASE_MARGIN
+            for name, function in self.functions.items()
+        }
 
     def _note_stop(self, signum: Signals) -> None:
         """arq's ``on_stop``: called once running jobs are done or have just been cancelled.
@@ -143,15 +177,24 @@ class ProjectWorker(Worker):
         """Claim due jobs with one Lua call instead of arq's WATCH/EXISTS/ZSCORE/MULTI per job.
 
         Same rule as arq (a job is taken when it has no in-progress key and is due, and the key
-        is then set for ``in_progress_timeout_s``), atomically, in one round trip for the whole
-        poll. No WATCH also means no ``WatchError`` when the connection drops mid-claim.
+        is then set), atomically, in one round trip for the whole poll. No WATCH also means no
+        ``WatchError`` when the connection drops mid-claim. Unlike arq, the key's lifetime is
+        the job's own lease (``leases``), not the largest one of all.
         """
         free = self.max_jobs - self.job_counter
         if free <= 0 or not job_ids:
             return
+        leases = [item for name, lease in self.leases.items() for item in (name, int(lease * 1000))]
         claimed = await self._claim(
             keys=[self.queue_name],
-            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *job_ids],
+            args=[
+                timestamp_ms(),
+                int(self.in_progress_timeout_s * 1000),
+                free,
+                len(self.leases),
+                *leases,
+                *job_ids,
+            ],
         )
         for raw_id, score in zip(claimed[::2], claimed[1::2], strict=True):
             await self.sem.acquire()

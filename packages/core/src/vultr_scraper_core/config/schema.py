@@ -174,12 +174,23 @@ def _schedule(minute: list[int], hour: list[int] | None = None, timeout: float =
 
 
 class SchedulesConfig(_Section):
-    scrape_catalog: ScheduleConfig = _schedule([0, 15, 30, 45], timeout=600.0)
-    scrape_availability: ScheduleConfig = _schedule(list(range(0, 60, 5)), timeout=300.0)
-    check_health: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
-    dispatch_alerts: ScheduleConfig = _schedule(list(range(60)), timeout=120.0)
+    # A job's timeout is also how long a run killed with its worker (SIGKILL, OOM, power loss)
+    # stays claimed before another worker reruns it: timeout + 10 s. Short jobs get short ones.
+    scrape_catalog: ScheduleConfig = _schedule([0, 15, 30, 45], timeout=60.0)
+    scrape_availability: ScheduleConfig = _schedule(list(range(0, 60, 5)), timeout=90.0)
+    check_health: ScheduleConfig = _schedule(list(range(60)), timeout=60.0)
+    dispatch_alerts: ScheduleConfig = _schedule(list(range(60)), timeout=60.0)
     prune: ScheduleConfig = _schedule([7], hour=[3], timeout=600.0)
     move_history: ScheduleConfig = _schedule([37], timeout=1800.0)
+
+
+class TimeoutsConfig(_Section):
+    """Seconds each job that runs only when queued may take (a scheduled job's timeout is in
+    its ``[schedules.*]`` table); the key is the job's name with underscores."""
+
+    confirm_availability: float = 90.0
+    deliver_notification: float = 60.0
+    deliver_digest: float = 60.0
 
 
 class WorkerConfig(_Section):
@@ -193,6 +204,7 @@ class WorkerConfig(_Section):
     retry_backoff_cap: float = 300.0
     # How long Redis may be unreachable before the worker gives up and exits non-zero.
     redis_outage_budget: float = 30.0
+    timeouts: TimeoutsConfig = msgspec.field(default_factory=TimeoutsConfig)
 
 
 class WindowConfig(_Section):
@@ -476,8 +488,11 @@ def problems(config: Config) -> list[tuple[str, str]]:
     at_least("health.success_threshold", config.health.success_threshold, 1)
     if config.log.level.upper() not in LOG_LEVELS:
         found.append(("log.level", f"must be one of {', '.join(LOG_LEVELS)}"))
+    for name in TimeoutsConfig.__struct_fields__:
+        positive(f"worker.timeouts.{name}", getattr(config.worker.timeouts, name))
     for name in SchedulesConfig.__struct_fields__:
         schedule: ScheduleConfig = getattr(config.schedules, name)
+        positive(f"schedules.{name}.timeout", schedule.timeout)
         for field, values, top in (("minute", schedule.minute, 59), ("hour", schedule.hour, 23)):
             bad = [value for value in values if not 0 <= value <= top]
             if bad:
