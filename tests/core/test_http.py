@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 import redis.exceptions
 from aioresponses import aioresponses
+from loguru import logger
 
 from tests.fakes.vultr_api import HTML_504, FakeVultrAPI, on_page
 from vultr_scraper_core import __version__
@@ -146,6 +147,39 @@ def test_http_error_message_names_status_url_and_reason() -> None:
     assert retry_after_of(ValueError()) is None
     no_status = TransientHttpError("timed out", url="https://x")
     assert str(no_status) == "request to https://x failed: timed out"
+
+
+async def test_a_url_password_never_reaches_the_error_or_the_retry_line(
+    api: FakeVultrAPI,
+) -> None:
+    """The error is logged, stored with the failed job and shown on pages and the CLI."""
+    url = api.base_url.replace("http://", "http://alice:s3cret@") + "/regions"
+    api.fail("/v2/regions", 503, times=None)
+    log_records: list[dict[str, Any]] = []
+    handler = logger.add(
+        lambda message: log_records.append(
+            {"message": message.record["message"], **message.record["extra"]}
+        )
+    )
+    try:
+        async with make_client(max_attempts=2) as (client, sleeps):
+            with pytest.raises(TransientHttpError) as caught:
+                await client.get_json(url)
+    finally:
+        logger.remove(handler)
+    assert len(sleeps.delays) == 1  # one retry, logged
+    shown = api.base_url.replace("http://", "http://alice:***@") + "/regions"
+    # The response's URL, which aiohttp gives without the userinfo (it sent it as a header).
+    assert str(caught.value).startswith(f"HTTP 503 from {api.base_url}/regions: ")
+    assert "s3cret" not in str(caught.value)
+    assert mask_urls_of_error(url) == f"request to {shown} failed: refused"
+    (retry,) = [record for record in log_records if "retrying" in record["message"]]
+    assert retry["url"] == shown and shown in retry["message"]
+    assert "s3cret" not in repr(log_records)
+
+
+def mask_urls_of_error(url: str) -> str:
+    return str(UnreachableHttpError("refused", url=url))
 
 
 # -- Retry-After ------------------------------------------------------------------------------

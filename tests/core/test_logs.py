@@ -241,6 +241,26 @@ def test_secrets_never_reach_a_line() -> None:
     assert REDACTED in records[6]["traceback"]
 
 
+def test_url_passwords_are_masked_in_every_line_configured_or_not() -> None:
+    """A URL's password is masked even when it is no configured secret (a URL from upstream,
+    a redirect, an error quoting it), in messages, bound fields and exceptions alike."""
+    stream, lines = capture()
+    logger.warning("GET https://alice:s3cret@api.example/v2 failed")
+    logger.bind(url="redis://:hunter2@10.0.0.5:6379/0", nested={"u": ["ftp://b:pw9@h/"]}).info("x")
+    log_line(__name__, "ERROR", "failed", {"error": "HTTP 500 from http://c:tok3n@h/"})
+    try:
+        raise RuntimeError("cannot reach https://d:p4ss@h/x")
+    except RuntimeError:
+        logger.exception("boom")
+    assert leaked(stream.getvalue(), "s3cret", "hunter2", "pw9", "tok3n", "p4ss") == []
+    first, second, third, fourth = lines()
+    assert first["message"] == "GET https://alice:***@api.example/v2 failed"
+    assert second["url"] == "redis://:***@10.0.0.5:6379/0"
+    assert second["nested"] == {"u": ["ftp://b:***@h/"]}
+    assert third["error"] == "HTTP 500 from http://c:***@h/"
+    assert fourth["error"] == "cannot reach https://d:***@h/x"
+
+
 def test_a_secret_that_looks_like_json_syntax_keeps_lines_valid() -> None:
     # Redacting the encoded line would have replaced JSON keys or quotes and broken the line.
     _, lines = capture(secrets=("message", '"', "level"))

@@ -36,7 +36,7 @@ url = "http://127.0.0.1:9/api"
 
 [[health.endpoints]]
 name = "site"
-url = "http://127.0.0.1:9/"
+url = "http://watcher:pr0be-pw@127.0.0.1:9/"
 interval = 300
 {extra}
 """
@@ -85,6 +85,8 @@ def test_health_json_and_table(tmp_path: Path, redis_url: str) -> None:
     assert api["uptime"] == {"24h": 0.5, "7d": 0.5, "30d": 0.5}
     assert api["avg_latency_ms_24h"] == 50.0
     assert (site["state"], site["checks"], site["uptime"]["24h"]) == ("unknown", 0, None)
+    assert site["url"] == "http://watcher:***@127.0.0.1:9/"
+    assert "pr0be-pw" not in result.output
 
     table = invoke(config, "health")
     assert table.exit_code == 0, table.output

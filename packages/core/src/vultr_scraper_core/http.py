@@ -34,8 +34,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from vultr_scraper_core import __version__
-from vultr_scraper_core.config import ClientConfig
+from vultr_scraper_core.config import ClientConfig, mask_url
 from vultr_scraper_core.redis_faults import is_refusal
+from vultr_scraper_core.text import mask_urls
 
 USER_AGENT = f"vultr-scraper/{__version__}"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -58,8 +59,9 @@ class HttpError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        self.reason = reason
-        self.url = url
+        # The message is logged, stored and shown: no URL in it keeps its password.
+        self.reason = reason = mask_urls(reason)
+        self.url = url = mask_url(url)
         self.status = status
         self.retry_after = retry_after
         prefix = f"HTTP {status} from {url}" if status is not None else f"request to {url} failed"
@@ -504,8 +506,9 @@ class HttpClient:
                     raise
                 delay = self.backoff.delay(attempt, retry_after_of(error))
                 reason = error.reason if isinstance(error, HttpError) else repr(error)
-                logger.bind(url=url, attempt=attempt, delay=round(delay, 3)).warning(
-                    "{} failed ({}), retrying in {:.1f} s", url, reason, delay
+                shown = mask_url(url)
+                logger.bind(url=shown, attempt=attempt, delay=round(delay, 3)).warning(
+                    "{} failed ({}), retrying in {:.1f} s", shown, reason, delay
                 )
                 await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")

@@ -4,7 +4,8 @@ Each line has ``time``, ``level``, ``logger``, ``message`` and the record's boun
 (job id, function, try, duration, outcome, ...); a record with an exception adds ``error_type``,
 ``error`` and ``traceback`` (still one line: JSON escapes the newlines).
 
-Redaction: every configured secret value is replaced in every string of a field's value (keys
+Redaction: every configured secret value, and the password of every URL (``https://user:***@``
+for any URL, configured or not), is replaced in every string of a field's value (keys
 of nested dicts included) before the line is encoded, so the output is always valid JSON and a
 secret cannot survive in escaped form either; values of other types are logged as their
 ``str()``. Most lines hold only JSON's own types and no secret, and that is checked cheaply: the
@@ -35,7 +36,7 @@ from typing import Any, TextIO
 import msgspec
 from loguru import logger
 
-from vultr_scraper_core.text import bounded
+from vultr_scraper_core.text import bounded, mask_urls
 
 REDACTED = "***"
 MESSAGE_LIMIT = 500  # characters of a message or an error field
@@ -53,17 +54,18 @@ class _Redactor:
         self._encoded = [_json.encode(secret)[1:-1] for secret in self._secrets]
 
     def clean(self, line: bytes) -> bool:
-        """True if no secret occurs in any string of the encoded JSON ``line``."""
+        """True if no secret occurs in any string of the encoded JSON ``line``, and no URL
+        that might carry a password (``scheme://user:pw@host``, from anywhere)."""
         for encoded in self._encoded:
             if encoded in line:
                 return False
-        return True
+        return not (b"@" in line and b"://" in line)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return mask_urls(text)
 
     def plain(self, value: Any) -> Any:
         """JSON-ready data with every string (dict keys included) redacted."""

@@ -38,6 +38,7 @@ from vultr_scraper_core.config import Config
 from vultr_scraper_core.http import Backoff, is_transient, retry_after_of
 from vultr_scraper_core.logs import log_line
 from vultr_scraper_core.redis_faults import is_redis_fault, redis_cause
+from vultr_scraper_core.text import mask_urls
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.records.runs import HistoryBuffer, JobHistory, RunRecord, summarise
@@ -382,7 +383,7 @@ def _timeout(timeout: float) -> JobTimeout:
 def _describe(error: BaseException) -> str:
     if is_redis_fault(error):  # the cause in words, never the command's payload
         return redis_cause(error)
-    text = str(error) or type(error).__name__
+    text = mask_urls(str(error) or type(error).__name__)  # kept in records, shown on pages
     return text if len(text) <= _ERROR_TEXT else text[: _ERROR_TEXT - 1] + "…"
 
 

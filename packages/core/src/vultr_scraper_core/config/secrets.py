@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import msgspec
 
 from vultr_scraper_core.config.schema import Config, EndpointConfig, SinkConfig
+from vultr_scraper_core.text import mask_urls
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +65,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for sink, shown in zip(config.sinks, result["sinks"], strict=True):
         if sink.kind in _CHAT_KINDS and sink.url:
             shown["url"] = _mask_url_path(sink.url)
-    return result
+    # Any other URL a key holds (http.public_url, history.s3_endpoint_url, ...).
+    masked: dict[str, Any] = _masked_strings(result)
+    return masked
 
 
 # Slack and Discord webhook URLs are credentials themselves: whoever has one can post.
@@ -119,6 +122,16 @@ def mask_url(url: str) -> str:
         # urlunsplit drops the empty authority: unix:///run/x.sock would become unix:/run/x.sock
         masked = f"{parts.scheme}://{masked[len(parts.scheme) + 1 :]}"
     return masked
+
+
+def _masked_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_urls(value)
+    if isinstance(value, dict):
+        return {key: _masked_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked_strings(item) for item in value]
+    return value
 
 
 def inline_secrets(config: Config) -> tuple[str, ...]:

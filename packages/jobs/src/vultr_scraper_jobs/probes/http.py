@@ -40,6 +40,7 @@ import msgspec
 from vultr_scraper_core.config import EndpointConfig
 from vultr_scraper_core.http import connection_error_reason
 from vultr_scraper_core.store.health import ProbeResult
+from vultr_scraper_core.text import mask_urls
 
 MAX_BODY = 1024 * 1024
 _MISSING = object()
@@ -246,7 +247,12 @@ async def peer_certificate(url: str, context: ssl.SSLContext, timeout: float) ->
 
 # -- the probe ------------------------------------------------------------------------------
 def describe_failure(error: BaseException, timeout: float) -> str:
-    """A one-line reason for a request that got no usable response."""
+    """A one-line reason for a request that got no usable response (stored and shown, so a
+    URL it quotes has its password masked)."""
+    return mask_urls(_failure(error, timeout))
+
+
+def _failure(error: BaseException, timeout: float) -> str:
     certificate = getattr(error, "certificate_error", None)
     if isinstance(error, ssl.SSLCertVerificationError) or certificate is not None:
         cause = certificate if certificate is not None else error

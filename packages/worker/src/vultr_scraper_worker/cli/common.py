@@ -112,10 +112,11 @@ def human_log_line(line: str) -> str:
 
 
 def fail(message: str, status: int = ExitStatus.FAILURE) -> NoReturn:
-    """One bounded line on stderr (external text may be long), then exit with ``status``."""
-    from vultr_scraper_core.text import bounded, printable
+    """One bounded line on stderr (external text may be long; a URL in it may carry a
+    password, which is masked), then exit with ``status``."""
+    from vultr_scraper_core.text import bounded, mask_urls, printable
 
-    click.echo(f"vultr-scraper: {printable(bounded(message, FAIL_LIMIT))}", err=True)
+    click.echo(f"vultr-scraper: {printable(bounded(mask_urls(message), FAIL_LIMIT))}", err=True)
     sys.exit(status)
 
 
@@ -199,9 +200,9 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ",".join(_cell(item) for item in value) or "-"
-    from vultr_scraper_core.text import printable  # external data: ids, names, errors
+    from vultr_scraper_core.text import mask_urls, printable  # external: ids, names, errors
 
-    return printable(str(value))
+    return printable(mask_urls(str(value)))
 
 
 def option_value(

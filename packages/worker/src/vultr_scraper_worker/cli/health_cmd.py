@@ -35,6 +35,7 @@ async def health_report(
     """The document ``health --json`` prints (also used by the table)."""
     from datetime import UTC, datetime
 
+    from vultr_scraper_core.config import mask_url
     from vultr_scraper_core.formats import format_time
     from vultr_scraper_core.store.health import HealthStore
     from vultr_scraper_jobs.health import configured_endpoints
@@ -56,7 +57,7 @@ async def health_report(
         rows.append(
             {
                 "name": endpoint.name,
-                "url": endpoint.url,
+                "url": mask_url(endpoint.url),
                 "interval": endpoint.interval,
                 "state": state.state,
                 "since": format_time(state.since),
