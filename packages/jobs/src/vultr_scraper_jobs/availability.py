@@ -30,6 +30,7 @@ Decisions:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +46,6 @@ from vultr_scraper_core.models import (
     availability_problem,
     field_census,
     observe_fields,
-    parse_availability,
 )
 from vultr_scraper_core.store.archive import RawArchive
 from vultr_scraper_core.store.catalog import CatalogueStore
@@ -57,6 +57,7 @@ from vultr_scraper_core.store.stock import (
     RegionCheck,
     StockState,
     StockStore,
+    StockTx,
     StockView,
     pair_key,
     split_pair,
@@ -116,7 +117,7 @@ async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[s
     store = StockStore(job.redis, prefix)
     known_shape = await store.shape(AVAILABILITY)
     for _ in range(MAX_TX_ATTEMPTS):
-        async with store.transaction() as tx:
+        async with store.transaction(answers) as tx:
             current = tx.current
             decision = decide(current, answers, unusable, at=at, config=job.config.stock.gate)
             # Only answers the gate let through count for drift (like a quarantined catalogue).
@@ -131,7 +132,7 @@ async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[s
                 if from_catalogue
                 else set()
             )
-            plan = plan_transitions(current, decision.apply, retired_regions, at=at)
+            plan = await transitions(tx, decision.apply, retired_regions, at=at)
             intervals = await tx.intervals(plan.states)
             events = [
                 *drift,
@@ -176,8 +177,9 @@ def read_answers(
                 "malformed", f"{result.region}: malformed answer: {problem}"
             )
             continue
-        listed = parse_availability(result.region, result.document).available_plans
-        answers[result.region] = set(listed)
+        # A usable answer's list holds plan ids only (``availability_problem``), so the set
+        # of it is what ``parse_availability`` would list, without building that first.
+        answers[result.region] = set(result.document["available_plans"])
     return answers, unusable
 
 
@@ -211,20 +213,22 @@ def _outcome(
     held = decision.held
     with_data = {region for region, answer in held.items() if answer.listed is not None}
     malformed = {region for region, answer in held.items() if "malformed" in answer.checks}
-    in_stock = sum(1 for state in {**current.states, **plan.states}.values() if state.in_stock)
+    opened = sum(1 for state in plan.states.values() if state.in_stock)
+    closed = len(plan.states) - opened
+    before = sum(len(plans) for plans in current.in_stock_by_region().values())
     return {
         "status": "quarantined" if with_data | malformed else "success",
         "updated": len(plan.states),
         "events": len(events),
-        "opened": sum(1 for state in plan.states.values() if state.in_stock),
-        "closed": sum(1 for state in plan.states.values() if not state.in_stock),
+        "opened": opened,
+        "closed": closed,
         "regions_checked": len(plan.regions),
         "failed_regions": dict(failed),
         "held_regions": {
             region: answer.reason for region, answer in held.items() if region not in failed
         },
         "confirmed_regions": sorted(decision.confirmed),
-        "in_stock": in_stock,
+        "in_stock": before + opened - closed,
         "checked_at": format_instant(at),
     }
 
@@ -253,44 +257,87 @@ class Transitions:
         self.regions: dict[str, RegionCheck] = {}
 
 
-def plan_transitions(
-    current: StockView,
+async def transitions(
+    tx: StockTx,
     observed: Mapping[str, Collection[str]],
     retired_regions: set[str],
     *,
     at: datetime,
 ) -> Transitions:
-    """``observed``: region -> the plans its (applied) answer lists in stock."""
-    plan = Transitions()
-    by_region: dict[str, dict[str, StockState]] = {}
-    for pair, state in current.states.items():
-        plan_id, region = split_pair(pair)
-        by_region.setdefault(region, {})[plan_id] = state
+    """The transitions of ``observed`` and ``retired_regions``, reading the states of the
+    pairs that change and only those (which pairs change comes from the in-stock index)."""
+    changes = region_changes(tx.current, observed, retired_regions, at=at)
+    await tx.read_states(
+        pair_key(plan_id, change.region)
+        for change in changes
+        for plan_id in (*change.entering, *change.leaving)
+    )
+    return plan_transitions(tx.current, changes, at=at)
+
+
+@dataclass(frozen=True)
+class RegionChange:
+    """One region's check to apply: the plans entering and leaving stock there."""
+
+    region: str
+    entering: set[str]
+    leaving: set[str]
+    checked: bool  # a check to record (False: a region that left the catalogue)
+
+
+def region_changes(
+    current: StockView,
+    observed: Mapping[str, Collection[str]],
+    retired_regions: set[str],
+    *,
+    at: datetime,
+) -> list[RegionChange]:
+    """``observed``: region -> the plans its (applied) answer lists in stock; a region in
+    ``retired_regions`` lists none. Regions in order; a stale check is left out."""
+    in_stock_now = current.in_stock_by_region()
+    changes: list[RegionChange] = []
     for region in sorted({*observed, *retired_regions}):
         check = current.regions.get(region)
         if check is not None and check.last_checked >= at:
             continue  # a newer check already landed; ours is stale
-        listed = set(observed.get(region, ()))
-        states = by_region.get(region, {})
-        in_stock = {plan_id for plan_id, state in states.items() if state.in_stock}
-        for plan_id in sorted(listed - in_stock):
-            old = states.get(plan_id)
-            plan.states[pair_key(plan_id, region)] = StockState(
+        found = observed.get(region, ())
+        listed: set[str] = found if isinstance(found, set) else set(found)
+        in_stock = in_stock_now.get(region, set())
+        changes.append(
+            RegionChange(region, listed - in_stock, in_stock - listed, region in observed)
+        )
+    return changes
+
+
+def plan_transitions(
+    current: StockView, changes: Sequence[RegionChange], *, at: datetime
+) -> Transitions:
+    """The new states and region checks of ``changes``; ``current`` holds the state of every
+    pair that changes (see ``transitions``)."""
+    plan = Transitions()
+    for change in changes:
+        region = change.region
+        check = current.regions.get(region)
+        for plan_id in sorted(change.entering):
+            pair = pair_key(plan_id, region)
+            old = current.states.get(pair)
+            plan.states[pair] = StockState(
                 in_stock=True,
                 since=at,
                 first_seen=old.first_seen if old else at,
                 last_in_stock=old.last_in_stock if old else None,
             )
-        for plan_id in sorted(in_stock - listed):
-            old = states[plan_id]
-            plan.states[pair_key(plan_id, region)] = StockState(
+        for plan_id in sorted(change.leaving):
+            pair = pair_key(plan_id, region)
+            old = current.states[pair]
+            plan.states[pair] = StockState(
                 in_stock=False,
                 since=at,
                 first_seen=old.first_seen,
                 # The last check that still listed it.
                 last_in_stock=check.last_checked if check else old.since,
             )
-        if region in observed:
+        if change.checked:
             plan.regions[region] = RegionCheck(
                 first_checked=check.first_checked if check else at, last_checked=at
             )
@@ -389,7 +436,7 @@ async def accept_held_stock(
                 for region in chosen
                 if (listed := current.held[region].listed) is not None
             }
-            plan = plan_transitions(current, usable, set(), at=at)
+            plan = await transitions(tx, usable, set(), at=at)
             intervals = await tx.intervals(plan.states)
             events = stock_events(current, plan.states, catalogue, at=at, accepted=usable)
             tx.stage(

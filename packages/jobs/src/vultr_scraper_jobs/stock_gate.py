@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from vultr_scraper_core.config import StockGateConfig
-from vultr_scraper_core.store.stock import HeldStock, StockView, split_pair
+from vultr_scraper_core.store.stock import HeldStock, StockView
 
 MASS_CHECKS = ("emptied", "region_changes", "run_changes")
 
@@ -61,12 +61,14 @@ class StockDecision:
 
 
 def in_stock_by_region(view: StockView) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for pair, state in view.states.items():
-        if state.in_stock:
-            plan, region = split_pair(pair)
-            found.setdefault(region, set()).add(plan)
-    return found
+    return view.in_stock_by_region()
+
+
+def out_and_in(before: set[str], listed: set[str]) -> tuple[int, int]:
+    """How many plans leave stock and how many enter (one intersection, no new sets of
+    plans: a region lists hundreds)."""
+    common = len(before & listed)
+    return len(before) - common, len(listed) - common
 
 
 def judge_region(
@@ -81,8 +83,8 @@ def judge_region(
                 f"(stock.gate.emptied_min = {config.emptied_min})",
             )
         ]
-    out, came = len(before - listed), len(listed - before)
-    changed, size = out + came, len(before | listed)
+    out, came = out_and_in(before, listed)
+    changed, size = out + came, len(before) + came
     if changed >= config.min_changes and changed > size * config.max_region_changes:
         return [
             Finding(
@@ -122,7 +124,8 @@ def decide(
             continue
         old = before.get(region, set())
         found = judge_region(region, old, listed, config)
-        judged[region] = (found, len(old ^ listed), len(old | listed))
+        out, came = out_and_in(old, listed)
+        judged[region] = (found, out + came, len(old) + came)
     run = _run_finding(judged, config)
     mass: dict[str, list[Finding]] = {}
     for region, (found, changed, _) in judged.items():
