@@ -337,6 +337,11 @@ def test_file_error_is_not_blamed_on_an_unrelated_variable(write: WriteFile) -> 
         ),
         ("[worker.timeouts]\nscrape_catalog = 5\n", "worker.timeouts.scrape_catalog: unknown"),
         ("[vultr]\nper_page = 501\n", "vultr.per_page: must be between 1 and 500, got 501"),
+        ("[deliveries]\nhorizon = 0\n", "deliveries.horizon: must be greater than 0, got 0.0"),
+        (
+            "[deliveries]\nbackoff_base = 60\nbackoff_cap = 30\n",
+            "deliveries.backoff_cap: must be at least deliveries.backoff_base",
+        ),
         (
             "[catalog.gate]\nmax_count_drop = 1.5\n",
             "catalog.gate.max_count_drop: must be between 0 and 1",
@@ -447,6 +452,19 @@ def test_unreadable_secret_files(write: WriteFile, tmp_path: Path) -> None:
     assert error_of(path) == (
         f"{path}: sinks[0].secret_file: secret file {binary} is not UTF-8 text"
     )
+
+
+def test_a_whsec_webhook_secret_must_be_base64(write: WriteFile, tmp_path: Path) -> None:
+    secret = tmp_path / "hook"
+    secret.write_text("whsec_not base64!\n")
+    path = write(f'[[sinks]]\nname = "s"\nurl = "https://x"\nsecret_file = "{secret}"\n')
+    message = error_of(path)
+    assert (
+        message == f"{path}: sinks[0].secret_file: a whsec_ secret must be base64 after the prefix"
+    )
+    assert "not base64!" not in message  # the secret is never quoted back
+    secret.write_text("whsec_c2VjcmV0\n")  # base64 of "secret"
+    assert load_config(path, environ={}).secrets.sink_secrets == {"s": "whsec_c2VjcmV0"}
 
 
 def test_unreadable_secret_file_from_env_names_the_variable(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.fakes.http_targets import HttpTarget, Reply
-from vultr_scraper_core.config import ClientConfig, Config, Secrets, SinkConfig, WorkerConfig
+from vultr_scraper_core.config import ClientConfig, Config, DeliveriesConfig, Secrets, SinkConfig
 from vultr_scraper_core.http import HttpClient, HttpError, create_session, is_transient
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.deliveries import DeliveryLedger
@@ -19,6 +20,7 @@ from vultr_scraper_jobs.context import make_context
 from vultr_scraper_jobs.notify import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
+    DeliveryExpired,
     deliver_notification,
     verify,
 )
@@ -45,10 +47,31 @@ async def http() -> AsyncIterator[HttpClient]:
         yield HttpClient(session, config)
 
 
-def deliver_with(redis: Redis, http: HttpClient, config: Config, secrets: Secrets) -> Any:
+Queued = list[tuple[str, tuple[Any, ...], str | None, float | None]]
+
+
+def deliver_with(
+    redis: Redis, http: HttpClient, config: Config, secrets: Secrets, queued: Queued | None = None
+) -> Any:
+    """``deliver-notification`` as the worker runs it; follow-up jobs it queues land in
+    ``queued`` as (job, args, job id, defer_by)."""
+
+    async def enqueue(
+        job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+    ) -> str | None:
+        assert queued is not None, f"unexpected enqueue of {job_name}"
+        queued.append((job_name, args, job_id, defer_by))
+        return job_id
+
     async def deliver(sink: str, event_id: str, *, job_id: str, job_try: int) -> dict[str, Any]:
         ctx = make_context(
-            config=config, secrets=secrets, redis=redis, http=http, job_id=job_id, job_try=job_try
+            config=config,
+            secrets=secrets,
+            redis=redis,
+            http=http,
+            job_id=job_id,
+            job_try=job_try,
+            enqueue=enqueue,
         )
         return await deliver_notification(ctx, sink, event_id, "gpu-eu")
 
@@ -61,18 +84,37 @@ async def test_retried_delivery_arrives_once_signed(redis: Redis, http: HttpClie
         receiver.reply("/hook", Reply(status=500), Reply(status=500), Reply(status=200))
         config = Config(
             sinks=[SinkConfig(name="hook", url=receiver.url("/hook"))],
-            worker=WorkerConfig(max_tries=3),
+            deliveries=DeliveriesConfig(backoff_base=10.0, backoff_cap=15.0),
         )
-        deliver = deliver_with(redis, http, config, Secrets(sink_secrets={"hook": SECRET}))
+        queued: Queued = []
+        secrets = Secrets(sink_secrets={"hook": SECRET})
+        deliver = deliver_with(redis, http, config, secrets, queued)
+        ledger = DeliveryLedger(redis, PREFIX)
         job_id = f"deliver:hook:{event_id}"
-        errors = []
-        for job_try in (1, 2):
-            with pytest.raises(HttpError) as caught:
-                await deliver("hook", event_id, job_id=job_id, job_try=job_try)
-            errors.append(caught.value)
-        # The worker turns exactly these into Retry with backoff.
-        assert all(is_transient(error) and error.status == 500 for error in errors)
-        result = await deliver("hook", event_id, job_id=job_id, job_try=3)
+        for attempt in (1, 2):
+            result = await deliver("hook", event_id, job_id=job_id, job_try=1)
+            # The job did its part: the next attempt is queued, deferred by the backoff.
+            assert (result["status"], result["delivered"], result["attempt"]) == (
+                "success",
+                False,
+                attempt,
+            )
+            job, args, next_id, defer_by = queued[-1]
+            assert (job, args) == ("deliver-notification", ("hook", event_id, "gpu-eu", 0))
+            assert next_id == result["next_job"]
+            expected = f"deliver:hook:{event_id}:attempt-{attempt + 1}-"
+            assert next_id is not None and next_id.startswith(expected)
+            ceiling = min(15.0, 10.0 * 2 ** (attempt - 1))
+            assert defer_by is not None and ceiling / 2 <= defer_by <= ceiling
+            pending = await ledger.pending_of("hook", event_id)
+            assert pending is not None
+            assert (pending.attempts, pending.next_job, pending.http_status) == (
+                attempt,
+                next_id,
+                500,
+            )
+            job_id = next_id
+        result = await deliver("hook", event_id, job_id=job_id, job_try=1)
         assert result == {
             "status": "success",
             "sink": "hook",
@@ -81,22 +123,55 @@ async def test_retried_delivery_arrives_once_signed(redis: Redis, http: HttpClie
             "delivered": True,
             "http_status": 200,
         }
+        assert await ledger.pending() == []
         # A second run (a re-enqueued or duplicated job) sends nothing.
         again = await deliver("hook", event_id, job_id="another-run", job_try=1)
         assert again["delivered"] is False
         requests = receiver.requests_to("/hook")
 
+    assert len(queued) == 2
     assert len(requests) == 3  # two refused, one accepted: the event arrived once
     for request in requests:
         assert verify(SECRET, request.body, request.headers[SIGNATURE_HEADER])
         assert not verify("wrong secret", request.body, request.headers[SIGNATURE_HEADER])
         assert request.headers[DELIVERY_HEADER] == f"hook:{event_id}"
+        assert request.headers["webhook-id"] == f"hook:{event_id}"
     document = msgspec.json.decode(requests[-1].body)
     assert document["event"]["id"] == event_id
     assert document["event"]["subject"] == STOCK.subject
     assert document["text"] == "[gpu-eu] vcg-l40s-16c-180g-48vram back in stock in fra"
-    outcomes = [record.outcome for record in await DeliveryLedger(redis, PREFIX).recent()]
-    assert outcomes == ["skipped", "delivered", "retrying", "retrying"]
+    recent = await DeliveryLedger(redis, PREFIX).recent()
+    outcomes = [(record.outcome, record.attempt) for record in recent]
+    assert outcomes == [("skipped", 1), ("delivered", 3), ("retrying", 2), ("retrying", 1)]
+    assert all(record.retry_in for record in recent[2:])
+
+
+async def test_past_the_horizon_the_delivery_fails_for_good(redis: Redis, http: HttpClient) -> None:
+    [event_id] = await ChangeFeed(redis, PREFIX).append([STOCK])
+    ledger = DeliveryLedger(redis, PREFIX)
+    async with HttpTarget() as receiver:
+        receiver.reply("/hook", Reply(status=503))
+        config = Config(
+            sinks=[SinkConfig(name="hook", url=receiver.url("/hook"))],
+            deliveries=DeliveriesConfig(horizon=0.3, backoff_base=10.0, backoff_cap=10.0),
+        )
+        queued: Queued = []
+        deliver = deliver_with(redis, http, config, Secrets(), queued)
+        first = await deliver("hook", event_id, job_id="deliver:hook:x", job_try=1)
+        # The next attempt never waits past the horizon.
+        assert first["retry_in"] <= 0.3
+        await asyncio.sleep(0.35)
+        with pytest.raises(DeliveryExpired, match="after 2 attempts") as caught:
+            await deliver("hook", event_id, job_id=first["next_job"], job_try=1)
+        # Not transient: the worker records a failed job instead of retrying it itself.
+        assert not is_transient(caught.value)
+        assert len(receiver.requests_to("/hook")) == 2
+    assert await ledger.pending() == []
+    assert [record.outcome for record in await ledger.recent()] == ["failed", "retrying"]
+    # Retried by hand (the same arguments), the delivery starts a new round with a new horizon.
+    again = await deliver("hook", event_id, job_id="retry-1", job_try=1)
+    assert again["attempt"] == 1
+    assert again["next_job"] != first["next_job"]
 
 
 async def test_permanent_refusal_fails_at_once(redis: Redis, http: HttpClient) -> None:

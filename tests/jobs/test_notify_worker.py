@@ -1,5 +1,6 @@
-"""Alerts end to end in a real worker process: dispatch-alerts queues the delivery, the worker
-retries it with backoff while the receiver answers 500, and the event arrives once, signed."""
+"""Alerts end to end in a real worker process: dispatch-alerts queues the delivery, each failed
+attempt queues the next one with backoff while the receiver answers 500, and the event arrives
+once, signed. (More stories: tests/integration/test_durable_deliveries.py.)"""
 
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ check_vultr_api = false
 
 {schedules}
 
+[deliveries]
+backoff_base = 0.4
+backoff_cap = 2.0
+
 [[sinks]]
 name = "hook"
 url = "{hook_url}"
@@ -90,7 +95,6 @@ async def test_delivery_is_retried_by_the_worker_and_arrives_once(
             redis_url,
             tmp_path / "state",
             VULTR_SCRAPER_CONFIG=str(config_file(tmp_path, receiver.url("/hook"))),
-            VULTR_SCRAPER__WORKER__MAX_TRIES="4",
         )
         feed = ChangeFeed(queue, PREFIX)
         ledger = DeliveryLedger(queue, PREFIX)
@@ -124,7 +128,10 @@ async def test_delivery_is_retried_by_the_worker_and_arrives_once(
         assert len(requests) == 3  # 500, 500, then accepted once
         assert all(verify(SECRET, r.body, r.headers[SIGNATURE_HEADER]) for r in requests)
         assert {msgspec.json.decode(r.body)["event"]["id"] for r in requests} == {new_id}
-        job_id = f"deliver:hook:{new_id}"
-        retries = worker.events("job.end", job_id=job_id, outcome="retry")
-        assert [line["try"] for line in retries] == [1, 2]
-        assert all(line["retry_in"] > 0 for line in retries)
+        failed = [line for line in worker.lines() if line.get("delivery") == f"hook:{new_id}"]
+        assert [line["attempt"] for line in failed] == [1, 2]
+        assert all(line["retry_in"] > 0 and line["http_status"] == 500 for line in failed)
+        # Each attempt is its own job: the first as dispatch queued it, then the ones it queued.
+        job_ids = [f"deliver:hook:{new_id}", failed[0]["next_job"], failed[1]["next_job"]]
+        for job_id in job_ids:
+            assert worker.events("job.end", job_id=job_id, outcome="success"), job_id

@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 from redis.asyncio import Redis
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.fakes.http_targets import HttpTarget, Reply
 from tests.fakes.smtp_server import SmtpReceiver
@@ -30,6 +32,7 @@ from vultr_scraper_jobs.context import make_context
 from vultr_scraper_jobs.notify import deliver_notification
 from vultr_scraper_jobs.sinks import build_sink, compose
 from vultr_scraper_jobs.sinks.smtp import message_id
+from vultr_scraper_jobs.sinks.web import DELIVERY_HEADER, SIGNATURE_HEADER, render, verify
 
 PASSWORD = "s3cret pass:word/with@odd&chars"
 DOWN = ChangeEvent(
@@ -269,3 +272,28 @@ def test_webhook_body_writes_times_with_z() -> None:
     body = msgspec.json.decode(render(SinkConfig(name="hook", url="http://h/"), None, message).body)
     assert body["sent_at"] == "2026-05-01T12:30:15.250000Z"
     assert body["event"]["at"] == "2026-05-01T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("secret", "receiver_key"),
+    [
+        # A Standard Webhooks secret: receivers pass it as it is.
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        # An older plain secret keys the signature with its own bytes.
+        ("correct horse battery staple", b"correct horse battery staple"),
+    ],
+)
+def test_webhooks_carry_standard_webhooks_headers(secret: str, receiver_key: str | bytes) -> None:
+    message = compose(DOWN, alert="shop-down", sink="hook")
+    note = render(SinkConfig(name="hook", url="http://h/"), secret, message)
+    headers = note.headers
+    assert headers["webhook-id"] == headers[DELIVERY_HEADER] == "hook:1714564800000-0"
+    assert headers["webhook-timestamp"] == str(int(message.sent_at.timestamp()))
+    assert headers["webhook-signature"].startswith("v1,")
+    assert Webhook(receiver_key).verify(note.body, headers) == msgspec.json.decode(note.body)
+    assert verify(secret, note.body, headers[SIGNATURE_HEADER])  # the older header stays
+    with pytest.raises(WebhookVerificationError):  # a changed body no longer verifies
+        Webhook(receiver_key).verify(note.body.replace(b"DOWN", b"UP"), headers)
+    unsigned = render(SinkConfig(name="hook", url="http://h/"), None, message).headers
+    assert "webhook-signature" not in unsigned and SIGNATURE_HEADER not in unsigned
+    assert unsigned["webhook-id"] == "hook:1714564800000-0"

@@ -207,6 +207,16 @@ class WorkerConfig(_Section):
     timeouts: TimeoutsConfig = msgspec.field(default_factory=TimeoutsConfig)
 
 
+class DeliveriesConfig(_Section):
+    """How long and how often an undeliverable notification is tried again (``notify``)."""
+
+    # Seconds from a delivery's first failed attempt until it is given up as failed.
+    horizon: float = 24 * 3600.0
+    # Ceiling of the wait after the first failed attempt, doubled per attempt, with jitter.
+    backoff_base: float = 30.0
+    backoff_cap: float = 3600.0  # the longest wait between two attempts
+
+
 class WindowConfig(_Section):
     """A recurring maintenance window: on each of ``days``, from ``start`` to ``end`` (``HH:MM``,
     wall-clock time in ``timezone``). An ``end`` at or before ``start`` runs past midnight into
@@ -391,6 +401,7 @@ class Config(_Section):
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     alerts: list[AlertConfig] = msgspec.field(default_factory=list)
     sinks: list[SinkConfig] = msgspec.field(default_factory=list)
+    deliveries: DeliveriesConfig = msgspec.field(default_factory=DeliveriesConfig)
     maintenance: list[WindowConfig] = msgspec.field(default_factory=list)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     paths: PathsConfig = msgspec.field(default_factory=PathsConfig)
@@ -582,6 +593,14 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
         found.extend(_sink_problems(f"sinks[{index}]", sink))
         if sink.storm_limit < 0:
             found.append((f"sinks[{index}].storm_limit", "must be 0 (no digest) or more"))
+    deliveries = config.deliveries
+    for name in ("horizon", "backoff_base"):
+        if not getattr(deliveries, name) > 0:
+            found.append(
+                (f"deliveries.{name}", f"must be greater than 0, got {getattr(deliveries, name)}")
+            )
+    if deliveries.backoff_cap < deliveries.backoff_base:
+        found.append(("deliveries.backoff_cap", "must be at least deliveries.backoff_base"))
     return found
 
 

@@ -9,6 +9,8 @@ too, so that the log filter redacts them and ``config show`` masks them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 import re
@@ -188,6 +190,25 @@ def read_secret_file(key: str, path: str, env: Mapping[str, str]) -> str:
     return value
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_signing_key(secret: str) -> bytes:
+    """The HMAC key of the Standard Webhooks signature (``webhook-signature``): the base64
+    after ``whsec_`` for such a secret (the form Standard Webhooks libraries take), else the
+    secret's own UTF-8 bytes. Raises ValueError for a ``whsec_`` secret that is not base64."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return secret.encode()
+    encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    if not key:
+        raise ValueError("a whsec_ secret must not be empty after the prefix")
+    return key
+
+
 def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
     """Every secret the configuration points to; raises SecretFileError for the first bad one."""
 
@@ -202,6 +223,11 @@ def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
             sink_secrets[sink.name] = read_secret_file(key, sink.secret_file, env)
             if sink.kind == "apprise":
                 fragments.extend(_apprise_fragments(sink_secrets[sink.name]))
+            if sink.kind == "webhook":
+                try:
+                    webhook_signing_key(sink_secrets[sink.name])
+                except ValueError as error:
+                    raise SecretFileError(key, str(error)) from None
     return Secrets(
         vultr_api_key=optional("vultr.api_key_file", config.vultr.api_key_file),
         redis_password=optional("redis.password_file", config.redis.password_file),

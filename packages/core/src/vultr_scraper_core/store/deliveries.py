@@ -6,6 +6,8 @@ Keys (``P`` is ``config.redis.key_prefix``):
 * ``P:alerts:cursor``                STRING  id of the last change event the dispatcher handled
 * ``P:delivery:SINK:EVENT``          STRING  ``sending:<token>`` (with a lease) or ``delivered``
 * ``P:deliveries``                   LIST    msgpack ``DeliveryRecord``, newest first, capped
+* ``P:deliveries:pending``           HASH    ``SINK:EVENT`` -> msgpack ``PendingDelivery``: a
+                                             delivery that failed and will be tried again
 
 Exactly-once is impossible over HTTP; the choice here is *at least once, never lost, duplicates
 only in a crash window one Redis round trip wide*:
@@ -21,6 +23,11 @@ notification again on the next try: that is the one duplicate window, and every 
 a stable delivery id (``SINK:EVENT``) so a receiver can drop it. Marking *before* sending would
 close that window but lose the notification for good on a crash, which is worse for an alert.
 A failed send releases the claim so a later try starts clean.
+
+A delivery that fails transiently is *pending* until it is delivered or given up: its record
+(first failure, failed attempts, when the next one is due, the last error) lives in Redis, so
+it survives worker restarts, and the next attempt is a queued job (see
+``vultr_scraper_jobs.notify``).
 """
 
 from __future__ import annotations
@@ -84,9 +91,30 @@ class DeliveryRecord(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 1
     error: str = ""
     http_status: int | None = None
+    retry_in: float | None = None  # "retrying": seconds until the next attempt
+
+
+class PendingDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery that failed transiently and will be tried again (until ``since`` + the
+    configured horizon)."""
+
+    sink: str
+    event_id: str  # the ledger id: an event id, ``<id>:reminder-<n>`` or ``digest-<id>``
+    alert: str
+    since: float  # Unix time of the first failed attempt of this round
+    attempts: int  # failed attempts so far
+    next_at: float  # Unix time the next attempt is due
+    next_job: str  # the id of the queued job that makes it
+    error: str = ""  # the last attempt's error
+    http_status: int | None = None
+
+    @property
+    def delivery(self) -> str:
+        return f"{self.sink}:{self.event_id}"
 
 
 _record_decoder = msgspec.msgpack.Decoder(DeliveryRecord)
+_pending_decoder = msgspec.msgpack.Decoder(PendingDelivery)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -96,6 +124,7 @@ class DeliveryLedger:
         self.prefix = prefix
         self.log_key = f"{prefix}:deliveries"
         self.cursor_key = f"{prefix}:alerts:cursor"
+        self.pending_key = f"{prefix}:deliveries:pending"
 
     def marker_key(self, sink: str, event_id: str) -> str:
         return f"{self.prefix}:delivery:{sink}:{event_id}"
@@ -114,6 +143,7 @@ class DeliveryLedger:
     async def mark_delivered(self, sink: str, event_id: str, record: DeliveryRecord) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.marker_key(sink, event_id), "delivered", ex=DELIVERED_TTL)
+            pipe.hdel(self.pending_key, f"{sink}:{event_id}")
             self._log(pipe, record)
             await pipe.execute()
 
@@ -129,6 +159,31 @@ class DeliveryLedger:
     def _log(self, pipe: object, record: DeliveryRecord) -> None:
         pipe.lpush(self.log_key, _encoder.encode(record))  # type: ignore[attr-defined]
         pipe.ltrim(self.log_key, 0, RECENT_DELIVERIES - 1)  # type: ignore[attr-defined]
+
+    # -- deliveries to be tried again -------------------------------------------------------
+    async def pending_of(self, sink: str, event_id: str) -> PendingDelivery | None:
+        raw = await self.redis.hget(self.pending_key, f"{sink}:{event_id}")  # type: ignore[misc]
+        return _decode_pending(raw)
+
+    async def set_pending(self, pending: PendingDelivery, record: DeliveryRecord) -> None:
+        """Note ``pending`` (replacing its previous state) and log ``record`` at once."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.pending_key, pending.delivery, _encoder.encode(pending))  # type: ignore[arg-type]
+            self._log(pipe, record)
+            await pipe.execute()
+
+    async def give_up(self, sink: str, event_id: str, record: DeliveryRecord) -> None:
+        """The delivery is no longer pending; log ``record`` (its failure) at once."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.pending_key, f"{sink}:{event_id}")
+            self._log(pipe, record)
+            await pipe.execute()
+
+    async def pending(self) -> list[PendingDelivery]:
+        """Every pending delivery, the next due first (one per sink and event: a handful)."""
+        raws = await self.redis.hvals(self.pending_key)  # type: ignore[misc]
+        found = [item for item in map(_decode_pending, raws) if item is not None]
+        return sorted(found, key=lambda item: item.next_at)
 
     async def recent(self, limit: int = 50) -> list[DeliveryRecord]:
         """The newest delivery outcomes first."""
@@ -146,3 +201,12 @@ class DeliveryLedger:
         """Move the cursor to ``event_id`` unless it is already at or past it."""
         moved = await self.redis.eval(_ADVANCE, 1, self.cursor_key, event_id)  # type: ignore[misc]
         return bool(moved)
+
+
+def _decode_pending(raw: bytes | None) -> PendingDelivery | None:
+    if raw is None:
+        return None
+    try:
+        return _pending_decoder.decode(raw)
+    except msgspec.DecodeError:  # unreadable: treated as absent, so the delivery starts over
+        return None

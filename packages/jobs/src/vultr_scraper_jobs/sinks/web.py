@@ -2,8 +2,14 @@
 
 * ``webhook``: ``POST`` of a JSON document (``delivery``, ``alert``, ``sink``, ``sent_at``,
   ``reminder``, ``text`` and the whole ``event``, or a ``digest`` instead of ``event`` when
-  one message stands for a storm of matches), signed when ``secret_file`` is set: header
-  ``X-Vultr-Scraper-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>``;
+  one message stands for a storm of matches) with the Standard Webhooks headers
+  (https://www.standardwebhooks.com): ``webhook-id`` (the delivery id, the same on every
+  attempt) and ``webhook-timestamp`` (Unix seconds of this attempt); signed when
+  ``secret_file`` is set, twice: ``webhook-signature: v1,<base64 HMAC-SHA256 of
+  "<id>.<timestamp>.<body>">`` (the key: the base64 after ``whsec_``, else the secret's bytes;
+  verifiable with any Standard Webhooks library) and, for receivers written before it,
+  ``X-Vultr-Scraper-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>`` (the key:
+  the secret file's text as it is);
 * ``slack`` / ``discord``: an incoming-webhook message (``{"text": ...}`` / ``{"content": ...}``);
   the webhook URL may come from ``secret_file`` instead of ``url`` (it is a credential);
 * ``ntfy``: a plain-text ``POST`` with ``Title`` and ``Tags`` headers; ``secret_file`` holds an
@@ -15,6 +21,7 @@ deduplicate) and ``X-Vultr-Scraper-Event: <kind>`` (``digest`` for a digest).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 import msgspec
 
 from vultr_scraper_core.config import SinkConfig
+from vultr_scraper_core.config.secrets import webhook_signing_key
 from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.http import HttpClient
 from vultr_scraper_core.store.changes import EventKind
@@ -31,6 +39,10 @@ from vultr_scraper_jobs.sinks.message import Message
 SIGNATURE_HEADER = "X-Vultr-Scraper-Signature"
 DELIVERY_HEADER = "X-Vultr-Scraper-Delivery"
 EVENT_HEADER = "X-Vultr-Scraper-Event"
+# Standard Webhooks (lower case, as the specification writes them)
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
 DISCORD_LIMIT = 2000
 
 _NTFY_TAGS: dict[str, str] = {
@@ -59,6 +71,13 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header.strip())
 
 
+def sign_standard(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(webhook_signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     headers: dict[str, str]
@@ -82,8 +101,14 @@ def render(sink: SinkConfig, secret: str | None, message: Message) -> Notificati
         else:
             document["event"] = message.event
         body = msgspec.json.encode(document)
+        timestamp = int(message.sent_at.timestamp())
         headers["Content-Type"] = "application/json"
+        headers[WEBHOOK_ID_HEADER] = message.delivery
+        headers[WEBHOOK_TIMESTAMP_HEADER] = str(timestamp)
         if secret:
+            headers[WEBHOOK_SIGNATURE_HEADER] = sign_standard(
+                secret, message.delivery, timestamp, body
+            )
             headers[SIGNATURE_HEADER] = sign(secret, body)
     elif sink.kind == "slack":
         body = msgspec.json.encode({"text": message.summary})

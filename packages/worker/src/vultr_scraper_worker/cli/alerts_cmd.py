@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,7 +19,10 @@ from vultr_scraper_worker.cli.common import (
 from vultr_scraper_worker.exit_status import ExitStatus
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from vultr_scraper_core.config import AlertConfig, LoadedConfig
+    from vultr_scraper_core.store.deliveries import DeliveryRecord, PendingDelivery
 
 _FILTERS = (
     "plan_type",
@@ -158,7 +162,8 @@ async def _send_samples(loaded: LoadedConfig, alert: AlertConfig, event: Any) ->
 @json_option
 @click.pass_obj
 def deliveries(state: State, limit: int, as_json: bool) -> None:
-    """Recent notification outcomes (delivered, retrying, failed, skipped), newest first.
+    """Pending deliveries (failed so far, to be tried again), then recent notification
+    outcomes (delivered, retrying, failed, skipped), newest first.
 
     Deliveries that failed for good are also listed by `vultr-scraper jobs` (failed jobs)."""
     from vultr_scraper_core.formats import format_time
@@ -166,10 +171,32 @@ def deliveries(state: State, limit: int, as_json: bool) -> None:
 
     loaded = state.loaded()
     prefix = loaded.config.redis.key_prefix
-    records = with_redis(loaded, lambda redis: DeliveryLedger(redis, prefix).recent(limit))
+
+    async def read(redis: Redis) -> tuple[list[PendingDelivery], list[DeliveryRecord]]:
+        ledger = DeliveryLedger(redis, prefix)
+        return await ledger.pending(), await ledger.recent(limit)
+
+    pending, records = with_redis(loaded, read)
     if as_json:
-        print_json({"deliveries": records})
+        print_json({"pending": pending, "deliveries": records})
         return
+    if pending:
+        click.echo("Pending (tried again until [deliveries] horizon after the first failure):")
+        waiting = [
+            {
+                "delivery": item.delivery,
+                "alert": item.alert,
+                "failing since": format_time(datetime.fromtimestamp(item.since, UTC)),
+                "attempts": item.attempts,
+                "next attempt": format_time(datetime.fromtimestamp(item.next_at, UTC)),
+                "http": item.http_status,
+                "error": item.error or None,
+            }
+            for item in pending
+        ]
+        columns = ("delivery", "alert", "failing since", "attempts", "next attempt", "http")
+        print_table(waiting, (*columns, "error"))
+        click.echo("")
     rows = [
         {
             "at": format_time(record.at),
