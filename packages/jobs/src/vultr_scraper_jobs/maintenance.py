@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import Config
-from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.maintenance import (
     CATALOG_SUBJECT,
     EVERYTHING,
@@ -168,33 +166,3 @@ def _subjects(
         if status is not None:
             found[subject] = status
     return found
-
-
-def mute_document(mute: Mute) -> dict[str, Any]:
-    return {
-        "target": mute.target,
-        "until": format_time(mute.until),
-        "created_at": format_time(mute.created_at),
-        "reason": mute.reason,
-    }
-
-
-def maintenance_document(found: MaintenanceNow) -> dict[str, Any]:
-    """What ``maintenance --json`` prints and ``GET /api/v1/maintenance`` answers."""
-    return {
-        "at": format_time(found.at),
-        "in_maintenance": {
-            subject: {"until": format_time(status.until), "reason": status.reason}
-            for subject, status in sorted(found.subjects.items())
-        },
-        "mutes": [mute_document(mute) for mute in found.mutes],
-        "windows": [
-            {
-                "scope": window.scope,
-                "window": window.text,
-                "active": window.active_until is not None,
-                "active_until": format_time(window.active_until),
-            }
-            for window in found.windows
-        ],
-    }

@@ -90,9 +90,9 @@ class StockRow(msgspec.Struct, kw_only=True):
     region: str
     in_stock: bool
     since: datetime  # when the current state was first observed
-    first_seen: datetime | None  # first check that listed it there; None: never listed
-    last_in_stock: datetime | None  # now-ish (last check) when in stock; None: never
-    checked_at: datetime | None  # the region's last successful check
+    first_seen: datetime | None = None  # first check that listed it there; None: never listed
+    last_in_stock: datetime | None = None  # now-ish (last check) when in stock; None: never
+    checked_at: datetime | None = None  # the region's last successful check
 
 
 class CatalogueSummary(msgspec.Struct, kw_only=True):

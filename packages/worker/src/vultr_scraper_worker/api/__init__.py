@@ -7,7 +7,7 @@ startup hook and ``server.stop_http_server`` from its shutdown, on ``[http] list
   or HTML errors, security headers) and the route list; ``state``: what handlers can reach;
 * ``routing``: the ``Route`` table type that both the router and the OpenAPI document are built
   from; ``params``: typed query and path parameters (parsing, 400 messages, JSON Schema);
-  ``openapi``: the OpenAPI 3.1 document; ``schemas``: the response schemas in it;
+  ``openapi``: the OpenAPI 3.1 document, its schemas generated from ``documents``;
 * ``auth``: who may call what (``Access``): bearer token, login cookie and the same-origin
   check for cookie-authenticated posts;
 * ``routes_catalog``, ``routes_jobs``, ``routes_health``: the JSON endpoints per area, each with

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+
+from vultr_scraper_worker.documents.common import Error
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -32,10 +33,9 @@ def not_found(message: str) -> ApiError:
     return ApiError(404, message)
 
 
-def problem_document(status: int, detail: str) -> dict[str, Any]:
+def problem_document(status: int, detail: str) -> Error:
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
-    return {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "error": detail}  # fmt: skip
+    return Error(type="about:blank", title=title, status=status, detail=detail, error=detail)

@@ -25,6 +25,7 @@ from vultr_scraper_worker.api.params import choice, text
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import ApiState, state_of
 from vultr_scraper_worker.api.templating import HTML, page
+from vultr_scraper_worker.documents.jobs import AbortRequested
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.records.queue import QueuedJob
 from vultr_scraper_worker.records.runs import RUNS_PER_JOB, JobHistory, RunRecord
@@ -114,7 +115,7 @@ async def abort_job(request: web.Request, args: dict[str, Any]) -> web.StreamRes
         request.headers.get("Accept", "")
     ):
         return web.Response(status=303, headers={"Location": f"/jobs/{job_id}?aborted=1"})
-    return json_response({"job_id": job_id, "aborted": aborted}, status=202)
+    return json_response(AbortRequested(job_id=job_id, aborted=aborted), status=202)
 
 
 ROUTES = [
@@ -168,14 +169,7 @@ ROUTES = [
             "back to it."
         ),
         responses={
-            202: Response(
-                "Abort requested",
-                schema={
-                    "type": "object",
-                    "required": ["job_id", "aborted"],
-                    "properties": {"job_id": {"type": "string"}, "aborted": {"type": "boolean"}},
-                },
-            ),
+            202: Response("Abort requested", struct=AbortRequested),
             303: Response("Form post from the job page: back to it", media_type=None),
             404: Response("Not queued or running"),
         },

@@ -9,12 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
-from vultr_scraper_core.store.changes import ChangeEvent, EventKind
+from vultr_scraper_core.store.changes import EventKind
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow, plan_sort_key
-from vultr_scraper_worker.api import reads_catalog, schemas
+from vultr_scraper_worker.api import reads_catalog
 from vultr_scraper_worker.api.paging import (
     AMOUNT,
     PART,
@@ -35,19 +34,15 @@ from vultr_scraper_worker.api.params import (
 )
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
+from vultr_scraper_worker.documents.catalog import (
+    AvailabilityPage,
+    CatalogReport,
+    ChangesPage,
+    PlansPage,
+)
 
 _ID = r"^[A-Za-z0-9._-]+$"
 _GPU = r"^[A-Za-z0-9 ._-]+$"
-
-
-def _plain(value: Any) -> Any:
-    return msgspec.to_builtins(value)
-
-
-def event_doc(event: ChangeEvent) -> dict[str, Any]:
-    document: dict[str, Any] = msgspec.to_builtins(event)
-    document["kind"] = str(event.kind)
-    return document
 
 
 async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -71,14 +66,14 @@ async def list_plans(request: web.Request, args: dict[str, Any]) -> web.StreamRe
     page, has_more = page_after(rows, args["limit"])
     next_cursor = _plan_cursor(page[-1]) if has_more else None
     return json_response(
-        {
-            "plans": [_plain(row) for row in page],
-            "count": count,
-            "truncated": has_more,
-            "at": args["at"],
-            "cursor": next_cursor,
-            "has_more": has_more,
-        },
+        PlansPage(
+            plans=page,
+            count=count,
+            truncated=has_more,
+            at=args["at"],
+            cursor=next_cursor,
+            has_more=has_more,
+        ),
         headers=next_link(request, "cursor", next_cursor) if next_cursor else None,
     )
 
@@ -130,12 +125,7 @@ async def availability(request: web.Request, args: dict[str, Any]) -> web.Stream
     page, has_more = page_after(rows, args["limit"])
     next_cursor = join_cursor(page[-1].plan, page[-1].region) if has_more else None
     return json_response(
-        {
-            "availability": [_plain(row) for row in page],
-            "count": count,
-            "cursor": next_cursor,
-            "has_more": has_more,
-        },
+        AvailabilityPage(availability=page, count=count, cursor=next_cursor, has_more=has_more),
         headers=next_link(request, "cursor", next_cursor) if next_cursor else None,
     )
 
@@ -162,11 +152,7 @@ async def changes(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
         query["after"] = cursor_value
         headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
     return json_response(
-        {
-            "events": [event_doc(event) for event in events],
-            "cursor": cursor_value,
-            "has_more": has_more,
-        },
+        ChangesPage(events=events, cursor=cursor_value, has_more=has_more),
         headers=headers,
     )
 
@@ -176,22 +162,22 @@ async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
     found = await reads_catalog.summary(state, with_stock=True)
     fresh, reason = reads_catalog.freshness(state, found)
     return json_response(
-        {
-            "counts": found.counts,
-            "version": found.version,
-            "fetched_at": found.fetched_at,
-            "last_success_at": found.last_success,
-            "last_attempt_at": found.last_attempt,
-            "last_status": found.last_status,
-            "last_reason": found.last_reason,
-            "stock_checked_at": found.stock_checked_at,
-            "fresh": fresh,
-            "freshness": reason,
-            "quarantine": _plain(found.quarantine) if found.quarantine else None,
-            "stock": found.stock,
-            "held_stock": [_plain(answer) for answer in found.held_stock],
-            "errors": found.collection_errors,
-        }
+        CatalogReport(
+            counts=found.counts,
+            version=found.version,
+            fetched_at=found.fetched_at,
+            last_success_at=found.last_success,
+            last_attempt_at=found.last_attempt,
+            last_status=found.last_status,
+            last_reason=found.last_reason,
+            stock_checked_at=found.stock_checked_at,
+            fresh=fresh,
+            freshness=reason,
+            quarantine=found.quarantine,
+            stock=found.stock,
+            held_stock=found.held_stock,
+            errors=found.collection_errors,
+        )
     )
 
 
@@ -247,7 +233,7 @@ ROUTES = [
             integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
             _PLAN_CURSOR,
         ),
-        responses={200: Response("A page of matching rows", schema=schemas.PLANS, headers=_LINK)},
+        responses={200: Response("A page of matching rows", struct=PlansPage, headers=_LINK)},
     ),
     Route(
         "GET",
@@ -263,9 +249,7 @@ ROUTES = [
             integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
             _STOCK_CURSOR,
         ),
-        responses={
-            200: Response("A page of stock rows", schema=schemas.AVAILABILITY, headers=_LINK)
-        },
+        responses={200: Response("A page of stock rows", struct=AvailabilityPage, headers=_LINK)},
     ),
     Route(
         "GET",
@@ -301,7 +285,7 @@ ROUTES = [
         responses={
             200: Response(
                 "A page of events",
-                schema=schemas.CHANGES,
+                struct=ChangesPage,
                 headers={"Link": "The next page, when there is one"},
             )
         },
@@ -313,6 +297,6 @@ ROUTES = [
         operation_id="getCatalogSummary",
         summary="Catalogue size, freshness and quarantine state",
         tag="catalog",
-        responses={200: Response("Summary", schema=schemas.CATALOG)},
+        responses={200: Response("Summary", struct=CatalogReport)},
     ),
 ]

@@ -81,10 +81,7 @@ _FILE = Response(
     "application/vnd.sqlite3",
     media_type=None,
 )
-_ARCHIVE_ERROR = Response(
-    "An archive file needed for this range is missing or unreadable",
-    schema={"$ref": "#/components/schemas/Error"},
-)
+_ARCHIVE_ERROR = Response("An archive file needed for this range is missing or unreadable")
 
 ROUTES = [
     # Before the templated route, which would otherwise see "snapshot" as a `what`.

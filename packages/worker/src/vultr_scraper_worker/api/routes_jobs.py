@@ -7,81 +7,25 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from vultr_scraper_core.formats import from_unix
-from vultr_scraper_worker.api import reads_jobs, schemas
+from vultr_scraper_worker.api import reads_jobs
 from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.params import integer, text
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
-from vultr_scraper_worker.plans import JobOverview
-from vultr_scraper_worker.records.failed import FailedJob
-from vultr_scraper_worker.records.queue import QueuedJob
-from vultr_scraper_worker.records.runs import RunRecord
+from vultr_scraper_worker.documents.jobs import (
+    AcceptedJob,
+    FailedEntry,
+    FailedSummary,
+    JobRun,
+    JobsOverview,
+    QueueEntry,
+    QueueSummary,
+    RetriedJob,
+    ScheduledJob,
+)
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-
-
-# The JSON documents of this area: times as RFC 3339.
-
-
-def run_doc(run: RunRecord) -> dict[str, Any]:
-    return {
-        "function": run.function,
-        "job_id": run.job_id,
-        "job_try": run.job_try,
-        "start": from_unix(run.start),
-        "end": from_unix(run.end),
-        "duration": run.duration,
-        "outcome": run.outcome,
-        "error": run.error,
-        "error_type": run.error_type,
-        "summary": run.summary,
-    }
-
-
-def scheduled_doc(job: JobOverview) -> dict[str, Any]:
-    return {
-        "name": job.name,
-        "description": job.description,
-        "schedule": job.schedule,
-        "enabled": job.enabled,
-        "timeout": job.timeout,
-        "next_run": job.next_run,
-        "last_run": run_doc(job.last_run) if job.last_run else None,
-        "last_success": job.last_success,
-    }
-
-
-def queued_doc(job: QueuedJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "function": job.function,
-        "state": job.state,
-        "due_at": from_unix(job.due_at),
-        "enqueued_at": from_unix(job.enqueued_at),
-        "tries": job.tries,
-        "args": job.args,
-        "kwargs": job.kwargs,
-    }
-
-
-def failed_doc(job: FailedJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "function": job.function,
-        "args": job.args,
-        "kwargs": job.kwargs,
-        "error": job.error,
-        "error_type": job.error_type,
-        "tries": job.tries,
-        "enqueued_at": from_unix(job.enqueued_at),
-        "started_at": from_unix(job.started_at),
-        "failed_at": from_unix(job.failed_at),
-        "retryable": job.retryable,
-        "retried_as": job.retried_as,
-        "retried_at": from_unix(job.retried_at),
-    }
 
 
 async def list_jobs(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -92,16 +36,16 @@ async def list_jobs(request: web.Request, args: dict[str, Any]) -> web.StreamRes
     failed_count, failed = await reads_jobs.failed_jobs(state, limit)
     recent = await reads_jobs.recent_runs(state, limit)
     return json_response(
-        {
-            "jobs": [scheduled_doc(job) for job in jobs],
-            "queue": {
-                "total": queue.total,
-                "running": len(queue.running),
-                "jobs": [queued_doc(job) for job in queue.jobs],
-            },
-            "failed": {"count": failed_count, "jobs": [failed_doc(job) for job in failed]},
-            "recent": [run_doc(run) for run in recent],
-        }
+        JobsOverview(
+            jobs=[ScheduledJob.of(job) for job in jobs],
+            queue=QueueSummary(
+                total=queue.total,
+                running=len(queue.running),
+                jobs=[QueueEntry.of(job) for job in queue.jobs],
+            ),
+            failed=FailedSummary(count=failed_count, jobs=[FailedEntry.of(job) for job in failed]),
+            recent=[JobRun.of(run) for run in recent],
+        )
     )
 
 
@@ -110,7 +54,7 @@ async def retry_job(request: web.Request, args: dict[str, Any]) -> web.StreamRes
     job_id = args["job_id"]
     new_id = await reads_jobs.retry_failed(state, job_id)
     logger.bind(job_id=job_id, retried_as=new_id).info("failed job {} retried over HTTP", job_id)
-    return _accepted(request, {"job_id": job_id, "retried_as": new_id}, f"retried={new_id}")
+    return _accepted(request, RetriedJob(job_id=job_id, retried_as=new_id), f"retried={new_id}")
 
 
 async def enqueue_job(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -118,10 +62,12 @@ async def enqueue_job(request: web.Request, args: dict[str, Any]) -> web.StreamR
     name = args["name"]
     job_id = await reads_jobs.enqueue(state, name)
     logger.bind(job_id=job_id, function=name).info("{} enqueued over HTTP", name)
-    return _accepted(request, {"job_id": job_id, "job": name}, f"enqueued={job_id}")
+    return _accepted(request, AcceptedJob(job_id=job_id, job=name), f"enqueued={job_id}")
 
 
-def _accepted(request: web.Request, document: dict[str, Any], note: str) -> web.StreamResponse:
+def _accepted(
+    request: web.Request, document: AcceptedJob | RetriedJob, note: str
+) -> web.StreamResponse:
     """202 with JSON for API clients; a redirect back to the status page for its forms."""
     if request.content_type == "application/x-www-form-urlencoded" and _wants_html(request):
         return web.Response(status=303, headers={"Location": f"/?{note}#jobs"})
@@ -155,7 +101,7 @@ ROUTES = [
         summary="Scheduled jobs (last and next run), the queue, failed jobs and recent runs",
         tag="jobs",
         params=(_LIMIT,),
-        responses={200: Response("Job overview", schema=schemas.JOBS)},
+        responses={200: Response("Job overview", struct=JobsOverview)},
     ),
     Route(
         "POST",
@@ -181,15 +127,12 @@ ROUTES = [
             "too, retry its own failed record)." + _FORM_NOTE
         ),
         responses={
-            202: Response("Enqueued again", schema=schemas.RETRIED_JOB),
+            202: Response("Enqueued again", struct=RetriedJob),
             303: _REDIRECT,
-            404: Response(
-                "No failed job with this id", schema={"$ref": "#/components/schemas/Error"}
-            ),
+            404: Response("No failed job with this id"),
             409: Response(
                 "The job cannot be retried: it was already retried (the message names the "
                 "job it was retried as), or its payload was unreadable",
-                schema={"$ref": "#/components/schemas/Error"},
             ),
         },
     ),
@@ -213,9 +156,9 @@ ROUTES = [
         ),
         description="Returns the new job's id." + _FORM_NOTE,
         responses={
-            202: Response("Enqueued", schema=schemas.ACCEPTED_JOB),
+            202: Response("Enqueued", struct=AcceptedJob),
             303: _REDIRECT,
-            404: Response("No job with this name", schema={"$ref": "#/components/schemas/Error"}),
+            404: Response("No job with this name"),
         },
     ),
 ]

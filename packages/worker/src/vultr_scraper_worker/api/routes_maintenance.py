@@ -13,25 +13,23 @@ from vultr_scraper_jobs.maintenance import (
     DURATION_FORMS,
     MAX_REASON,
     UnknownTarget,
-    maintenance_document,
     maintenance_now,
-    mute_document,
     parse_duration,
     remove_mute,
     set_mute,
 )
-from vultr_scraper_worker.api import schemas
 from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.errors import ApiError, bad_request
 from vultr_scraper_worker.api.params import Param, text, timestamp
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
+from vultr_scraper_worker.documents.maintenance import MaintenanceReport, MuteEntry, Unmuted
 
 
 async def get_maintenance(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     found = await maintenance_now(state.redis, state.config, datetime.now(UTC))
-    return json_response(maintenance_document(found))
+    return json_response(MaintenanceReport.of(found))
 
 
 async def mute(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -52,7 +50,7 @@ async def mute(request: web.Request, args: dict[str, Any]) -> web.StreamResponse
     logger.bind(target=target, until=found.until.isoformat()).info(
         "{} muted over HTTP until {}", target, found.until.isoformat()
     )
-    return json_response(mute_document(found), status=201)
+    return json_response(MuteEntry.of(found), status=201)
 
 
 async def unmute(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -61,7 +59,7 @@ async def unmute(request: web.Request, args: dict[str, Any]) -> web.StreamRespon
     if not await remove_mute(state.redis, state.config, target):
         raise ApiError(404, f"{target!r} is not muted")
     logger.bind(target=target).info("{} unmuted over HTTP", target)
-    return json_response({"target": target, "removed": True})
+    return json_response(Unmuted(target=target, removed=True))
 
 
 _TARGET = text(
@@ -99,7 +97,6 @@ _MUTE_PARAMS = (
         example="moving the database",
     ),
 )
-_ERROR = {"$ref": "#/components/schemas/Error"}
 
 ROUTES = [
     Route(
@@ -109,7 +106,7 @@ ROUTES = [
         operation_id="getMaintenance",
         summary="What is in maintenance now and why; active mutes; the recurring windows",
         tag="health",
-        responses={200: Response("Maintenance now", schema=schemas.MAINTENANCE)},
+        responses={200: Response("Maintenance now", struct=MaintenanceReport)},
     ),
     Route(
         "POST",
@@ -126,8 +123,8 @@ ROUTES = [
             "once. Muting a target again replaces its mute."
         ),
         responses={
-            201: Response("Muted", schema=schemas.MUTE),
-            404: Response("No endpoint of this name", schema=_ERROR),
+            201: Response("Muted", struct=MuteEntry),
+            404: Response("No endpoint of this name"),
         },
     ),
     Route(
@@ -140,8 +137,8 @@ ROUTES = [
         access=Access.WRITE,
         params=(_TARGET,),
         responses={
-            200: Response("Unmuted", schema=schemas.UNMUTED),
-            404: Response("The target is not muted", schema=_ERROR),
+            200: Response("Unmuted", struct=Unmuted),
+            404: Response("The target is not muted"),
         },
     ),
 ]

@@ -9,48 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from vultr_scraper_core.store import offerings
 from vultr_scraper_worker.api.params import Param, choice, text, timestamp
 from vultr_scraper_worker.api.routing import Response, Route, json_response
-from vultr_scraper_worker.api.schemas import MONEY, NULLABLE_TIME, Schema, array, obj
 from vultr_scraper_worker.api.state import state_of
+from vultr_scraper_worker.documents.offerings import LISTINGS
 
 _ID = r"^[A-Za-z0-9._-]+$"
-_RECORD: Schema = {
-    "type": "object",
-    "required": ["id"],
-    "properties": {"id": {"type": ["string", "integer"]}},
-    "description": "The record as Vultr published it (unknown fields kept)",
-}
-_PRICE = obj(
-    {
-        "plan": {"type": "string"},
-        "region": {"type": "string"},
-        "monthly_cost": {"anyOf": [MONEY, {"type": "null"}]},
-        "hourly_cost": {"anyOf": [MONEY, {"type": "null"}]},
-        "engines": array({"type": "string"}),
-    },
-    {
-        "nodes": {"type": ["integer", "null"]},
-        "vcpu": {"type": ["integer", "null"]},
-        "ram_mb": {"type": ["integer", "null"]},
-        "disk_gb": {"type": ["integer", "null"]},
-    },
-)
-
-
-def _listing_schema(collection: str, *, prices: bool = False) -> Schema:
-    required: dict[str, Schema] = {
-        "count": {"type": "integer", "minimum": 0},
-        "at": NULLABLE_TIME,
-        collection: array(_RECORD),
-    }
-    if prices:
-        required["prices"] = array(_PRICE)
-    return obj(required)
 
 
 def _handler(collection: str) -> Any:
@@ -61,15 +28,10 @@ def _handler(collection: str) -> Any:
         )
         found = await offerings.records(state.redis, state.prefix, collection, args["at"])
         chosen = offerings.matching(collection, found, flt)
-        document: dict[str, Any] = {
-            "count": len(chosen),
-            "at": args["at"],
-            collection: offerings.documents(chosen),
-        }
+        fields: dict[str, Any] = {collection: offerings.documents(chosen)}
         if collection == "databases":
-            prices = offerings.database_prices(chosen, flt.region)
-            document["prices"] = msgspec.to_builtins(prices)
-        return json_response(document)
+            fields["prices"] = offerings.database_prices(chosen, flt.region)
+        return json_response(LISTINGS[collection](count=len(chosen), at=args["at"], **fields))
 
     handle.__name__ = f"list_{collection}"
     return handle
@@ -90,12 +52,7 @@ def _route(
         summary=summary,
         tag="catalog",
         params=(*params, _AT),
-        responses={
-            200: Response(
-                "The records",
-                schema=_listing_schema(collection, prices=collection == "databases"),
-            )
-        },
+        responses={200: Response("The records", struct=LISTINGS[collection])},
     )
 
 

@@ -71,7 +71,9 @@ def mute(
     until the mute ends, then a condition that still lasts is announced once. Muting a target
     again replaces its mute.
     """
-    from vultr_scraper_jobs.maintenance import mute_document, set_mute
+    from vultr_scraper_core.formats import format_time
+    from vultr_scraper_jobs.maintenance import set_mute
+    from vultr_scraper_worker.documents.maintenance import MuteEntry
 
     if (duration is None) == (until is None):
         raise click.UsageError("give exactly one of --for DURATION or --until TIME")
@@ -87,10 +89,10 @@ def mute(
     except ValueError as error:
         fail(str(error), ExitStatus.USAGE)
     if as_json:
-        print_json(mute_document(found))
+        print_json(MuteEntry.of(found))
         return
     why = f" ({found.reason})" if found.reason else ""
-    click.echo(f"{found.target}: muted until {mute_document(found)['until']}{why}")
+    click.echo(f"{found.target}: muted until {format_time(found.until)}{why}")
 
 
 @click.command("unmute", short_help="End an endpoint's mute now.")
@@ -101,6 +103,7 @@ def unmute(state: State, target: str, as_json: bool) -> None:
     """End TARGET's mute now (exit 1 when it had none). Recurring windows from the
     configuration are not affected."""
     from vultr_scraper_jobs.maintenance import remove_mute
+    from vultr_scraper_worker.documents.maintenance import Unmuted
 
     loaded = state.loaded()
 
@@ -109,7 +112,7 @@ def unmute(state: State, target: str, as_json: bool) -> None:
 
     removed = with_redis(loaded, work)
     if as_json:
-        print_json({"target": target, "removed": removed})
+        print_json(Unmuted(target=target, removed=removed))
     elif removed:
         click.echo(f"{target}: mute ended")
     if not removed:
@@ -122,7 +125,10 @@ def unmute(state: State, target: str, as_json: bool) -> None:
 def maintenance(state: State, as_json: bool) -> None:
     """What is in maintenance now and why, the active mutes, and every recurring window from
     the configuration with the end of its current occurrence."""
-    from vultr_scraper_jobs.maintenance import maintenance_document, maintenance_now
+    import msgspec
+
+    from vultr_scraper_jobs.maintenance import maintenance_now
+    from vultr_scraper_worker.documents.maintenance import MaintenanceReport
 
     loaded = state.loaded()
     now = datetime.now(UTC)
@@ -130,7 +136,7 @@ def maintenance(state: State, as_json: bool) -> None:
     async def work(redis: Redis) -> MaintenanceNow:
         return await maintenance_now(redis, loaded.config, now)
 
-    document = maintenance_document(with_redis(loaded, work))
+    document = msgspec.to_builtins(MaintenanceReport.of(with_redis(loaded, work)))
     if as_json:
         print_json(document)
         return
