@@ -66,7 +66,7 @@ async def test_an_empty_store_scrapes_cleanly(redis_url: str) -> None:
     assert families["vultr_scraper_catalog_last_success_timestamp_seconds"] == []
     runs = families["vultr_scraper_job_runs"]
     # Every job and outcome is present from the start, at zero (no missing series to alert on).
-    assert len(runs) == 3 * 5 and all(sample.value == 0 for sample in runs)
+    assert len(runs) == 3 * 6 and all(sample.value == 0 for sample in runs)
     assert "vultr_scraper_plan_monthly_cost_dollars" not in families
 
 

@@ -106,6 +106,7 @@ class ProjectWorker(Worker):
         self.key_prefix = key_prefix
         self.worker_id = worker_id
         self.runner = runner
+        runner.aborting = self.aborting_tasks  # the same set: arq fills it as it aborts
         self.started_at = time.time()
         self.stop_signal: Signals | None = None
         self.on_stop = self._note_stop

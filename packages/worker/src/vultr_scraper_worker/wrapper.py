@@ -14,8 +14,11 @@ history is logged and the job's own outcome stands.
 
 Who keeps the time: in the worker (a runner built with ``timed_by_arq``), arq does: its
 ``wait_for`` around every job, with the job's own timeout, so a try carries one timer, not two.
-arq cancels a running job only at its timeout or when the worker shuts down, and the worker sets
-``JobRunner.stopping`` before any job sees the latter; so a try whose task was cancelled while
+arq cancels a running job at its timeout, when the worker shuts down, or when it is aborted
+(arq's ``Job.abort``, e.g. from the job page). The worker sets ``JobRunner.stopping`` before any
+job sees a shutdown, and arq lists an aborted job in ``aborting_tasks`` (``JobRunner.aborting``)
+before it resumes: an aborted try is recorded as ``aborted`` and passed on to arq as the
+CancelledError that finishes it without a retry. Any other try whose task was cancelled while
 not stopping has run out of time, whatever the job's code made of the cancellation. The try's
 own records are still written when the deadline passes while they are being written; arq waits
 for the cancelled job and takes what it returns or raises. ``vultr-scraper run`` has no arq:
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -171,6 +174,9 @@ class JobRunner:
         self.timed_by_arq = timed_by_arq
         # Set by the worker when it cancels running jobs to stop; see the module docstring.
         self.stopping = False
+        # The ids of the jobs arq is aborting (the worker's own ``aborting_tasks``, filled
+        # before a cancelled job resumes): their cancellation is an abort, not a timeout.
+        self.aborting: Collection[str] = frozenset()
 
     @classmethod
     def from_config(
@@ -235,6 +241,9 @@ class JobRunner:
                 async with deadline:
                     result = await spec.function(ctx, *args, **kwargs)
         except asyncio.CancelledError:
+            if attempt.job_id in self.aborting:
+                await self._aborted(attempt)
+                raise  # arq finishes an aborted job on its CancelledError: no retry
             if self._consume_arq_timeout():
                 expired = _timeout(timeout)
                 # Raising instead of CancelledError is how arq learns the outcome: its
@@ -252,6 +261,9 @@ class JobRunner:
             await self._record_run(attempt, run)
             raise
         except Exception as caught:
+            if attempt.job_id in self.aborting:  # the job's code turned the abort into this
+                await self._aborted(attempt)
+                raise asyncio.CancelledError from caught
             error: BaseException = caught
             if deadline is not None:
                 timed_out = deadline.expired()
@@ -264,6 +276,17 @@ class JobRunner:
                 raise
             raise error from caught
         return await self._finished(attempt, result)
+
+    async def _aborted(self, attempt: JobTry) -> None:
+        run = attempt.run("aborted", self.worker_id)
+        attempt.log(
+            "WARNING",
+            f"{attempt.name} aborted on request; it is not retried",
+            event="job.end",
+            outcome="aborted",
+            duration=run.duration,
+        )
+        await self._record_run(attempt, run)
 
     async def _finished(self, attempt: JobTry, result: Any) -> Any:
         # ``type(...) is dict`` first: most jobs return a plain dict, and that check is a

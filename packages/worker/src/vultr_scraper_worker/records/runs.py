@@ -9,7 +9,8 @@ records every run itself instead, in a handful of small keys under ``redis.key_p
 
 A run is one try: a job that is retried twice and then succeeds leaves three records (``retry``,
 ``retry``, ``success``). Outcomes: ``success``, ``quarantined``, ``failed``, ``retry``,
-``interrupted`` (cancelled by a shutdown; it runs again on the next worker).
+``interrupted`` (cancelled by a shutdown; it runs again on the next worker), ``aborted``
+(cancelled on request through arq's abort, e.g. the job page's; not retried).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from redis.asyncio import Redis
 from vultr_scraper_core.store.codec import text
 from vultr_scraper_worker.records.stats import add_runs
 
-OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted")
+OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted", "aborted")
 RUNS_PER_JOB = 100
 _SUMMARY_KEYS = 20
 _SUMMARY_TEXT = 200
