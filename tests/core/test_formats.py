@@ -49,6 +49,15 @@ def test_every_time_form(text: str, expected: datetime) -> None:
     assert parsed == expected and parsed.tzinfo is UTC
 
 
+def test_a_valid_time_just_past_the_calendar_reads_as_its_edge() -> None:
+    """RFC 3339 allows 0001-01-01T00:30+01:00, which is before year 1 in UTC: the earliest
+    representable instant answers the same (nothing happened then), not a 400."""
+    earliest, latest = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    assert parse_time("0001-01-01T01:00:00.0+01:52") == earliest
+    assert parse_time("9999-12-31T23:30:00-01:00") == latest
+    assert parse_time("0001-01-01T02:00:00+01:00") == datetime(1, 1, 1, 1, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -215,3 +215,26 @@ def test_every_array_schema_says_its_items() -> None:
     document = build_document(all_routes(), protect_reads=False)
     missing = [array for array in _arrays(document) if "items" not in array]
     assert missing == []
+
+
+async def test_the_enqueueable_jobs_are_exactly_those_the_endpoint_accepts(
+    redis_url: str,
+) -> None:
+    """The enqueue route's ``name`` lists this worker's jobs that take no arguments: each one
+    listed is enqueued (202), each job left out is refused (deliver-notification needs
+    arguments: 400), and so is a name that is no job (404)."""
+    async with running_api(redis_url) as api:
+        document = await api.json("GET", OPENAPI_PATH)
+        operation = document["paths"]["/api/v1/jobs/{name}/enqueue"]["post"]
+        (name,) = operation["parameters"]
+        listed = name["schema"]["enum"]
+        assert name["example"] in listed
+        served = [plan.name for plan in api.state.plans]
+        assert "deliver-notification" in served and "deliver-notification" not in listed
+        for job in served:
+            status, _, body = await _call(api, "POST", f"/api/v1/jobs/{job}/enqueue", True)
+            assert (status == 202) == (job in listed), (job, status, body)
+            if job not in listed:
+                assert status == 400 and "needs arguments" in body["detail"], body
+        status, _, _ = await _call(api, "POST", "/api/v1/jobs/no-such-job/enqueue", True)
+        assert status == 404

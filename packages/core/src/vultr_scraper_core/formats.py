@@ -78,7 +78,12 @@ def _moment(match: re.Match[str]) -> datetime:
         int((match["frac"] or "0")[:6].ljust(6, "0")),
         zone,
     )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # A valid RFC 3339 time just past datetime's range once in UTC (0001-01-01T00:30+01:00,
+        # 9999-12-31T23:30-01:00): the nearest representable instant, which answers the same.
+        return (datetime.min if day.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 @overload

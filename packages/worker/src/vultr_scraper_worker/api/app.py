@@ -27,6 +27,7 @@ from vultr_scraper_worker.api.routes_explorer import ROUTES as EXPLORER_API_ROUT
 from vultr_scraper_worker.api.routes_export import ROUTES as EXPORT_ROUTES
 from vultr_scraper_worker.api.routes_health import ROUTES as HEALTH_ROUTES
 from vultr_scraper_worker.api.routes_jobs import ROUTES as JOBS_ROUTES
+from vultr_scraper_worker.api.routes_jobs import parameter_choices
 from vultr_scraper_worker.api.routes_maintenance import ROUTES as MAINTENANCE_ROUTES
 from vultr_scraper_worker.api.routes_offerings import ROUTES as OFFERING_ROUTES
 from vultr_scraper_worker.api.routing import Response, Route, json_response
@@ -45,7 +46,10 @@ async def _openapi(request: web.Request, args: dict[str, Any]) -> web.StreamResp
     state = state_of(request)
     http = state.config.http
     document = build_document(
-        all_routes(), protect_reads=http.protect_reads, public_badges=http.public_badges
+        all_routes(),
+        protect_reads=http.protect_reads,
+        public_badges=http.public_badges,
+        choices=parameter_choices(state.plans),
     )
     return json_response(document)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -101,6 +101,7 @@ def operation(
     protect_reads: bool,
     public_badges: bool = False,
     refs: dict[type, Any] | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     needs_token = token_needed(
         route.access, protect_reads=protect_reads, public_badges=public_badges
@@ -122,7 +123,7 @@ def operation(
         "operationId": route.operation_id,
         "summary": route.summary,
         "tags": [route.tag],
-        "parameters": [_parameter(route, param) for param in route.params],
+        "parameters": [_parameter(route, param, choices) for param in route.params],
         "responses": responses,
         "security": [{"bearerToken": []}, {"sessionCookie": []}] if needs_token else [],
     }
@@ -145,14 +146,24 @@ def operation(
 
 
 def build_document(
-    routes: Iterable[Route], *, protect_reads: bool, public_badges: bool = False
+    routes: Iterable[Route],
+    *,
+    protect_reads: bool,
+    public_badges: bool = False,
+    choices: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
+    """``choices``: the values of the parameters whose values depend on the configuration
+    (``Param.choices``), e.g. the jobs this worker can enqueue."""
     listed = list(routes)
     refs, components = struct_schemas(listed)
     paths: dict[str, dict[str, Any]] = {}
     for route in listed:
         paths.setdefault(route.path, {})[route.method.lower()] = operation(
-            route, protect_reads=protect_reads, public_badges=public_badges, refs=refs
+            route,
+            protect_reads=protect_reads,
+            public_badges=public_badges,
+            refs=refs,
+            choices=choices,
         )
     return {
         "openapi": "3.1.0",
@@ -175,8 +186,10 @@ def build_document(
     }
 
 
-def _parameter(route: Route, param: Param) -> dict[str, Any]:
-    document = param.openapi()
+def _parameter(
+    route: Route, param: Param, choices: Mapping[str, Sequence[str]] | None
+) -> dict[str, Any]:
+    document = param.openapi(choices)
     if route.form_query and param.location == "query":
         blank = {"type": "string", "maxLength": 0}  # a form field left empty: not given
         if param.repeated:

@@ -9,7 +9,7 @@ unfiltered answer that looks right.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -41,9 +41,15 @@ class Param:
     example: str = ""  # a valid raw value (docs and tests)
     invalid: str = ""  # a raw value the parser refuses with 400 (tests)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The name of a set of values known only at run time (from the configuration, e.g. the
+    # jobs that can be enqueued): the document lists them as the schema's ``enum``.
+    choices: str = ""
 
-    def openapi(self) -> dict[str, Any]:
+    def openapi(self, choices: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
         schema: dict[str, Any] = dict(self.schema)
+        known = (choices or {}).get(self.choices) if self.choices else None
+        if known:  # JSON Schema wants at least one value in an enum
+            schema["enum"] = list(known)
         if self.repeated:
             schema = {"type": "array", "items": schema}
         elif self.default is not None and "default" not in schema:
@@ -57,8 +63,11 @@ class Param:
         }
         if self.repeated:
             document.update(style="form", explode=True)
-        if self.example:
-            example = typed_example(self.schema, self.example)
+        raw_example = self.example
+        if known and raw_example not in known:
+            raw_example = known[0]  # the document's examples validate against it
+        if raw_example:
+            example = typed_example(self.schema, raw_example)
             document["example"] = [example] if self.repeated else example
         return document
 

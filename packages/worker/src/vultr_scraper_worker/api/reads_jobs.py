@@ -44,6 +44,11 @@ def needs_arguments(plan: JobPlan) -> bool:
     )
 
 
+def enqueueable(plans: list[JobPlan]) -> list[str]:
+    """The jobs ``POST /api/v1/jobs/{name}/enqueue`` accepts: those needing no arguments."""
+    return [plan.name for plan in plans if not needs_arguments(plan)]
+
+
 async def scheduled_jobs(state: ApiState, now: datetime | None = None) -> list[JobOverview]:
     """Every job the worker serves, with schedule, last run, last success and next run."""
     return await job_overview(state.redis, state.prefix, job_plans(state), now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -23,9 +24,17 @@ from vultr_scraper_worker.documents.jobs import (
     RetriedJob,
     ScheduledJob,
 )
+from vultr_scraper_worker.plans import JobPlan
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+# Param.choices of the enqueue route's name: the document lists the jobs this worker enqueues.
+ENQUEUEABLE = "enqueueable_jobs"
+
+
+def parameter_choices(plans: list[JobPlan]) -> dict[str, list[str]]:
+    """The run-time values of this area's parameters, for the OpenAPI document."""
+    return {ENQUEUEABLE: reads_jobs.enqueueable(plans)}
 
 
 async def list_jobs(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
@@ -145,16 +154,23 @@ ROUTES = [
         tag="jobs",
         access=Access.WRITE,
         params=(
-            text(
-                "name",
-                "A job name, e.g. scrape-catalog (GET /api/v1/jobs lists them)",
-                pattern=JOB_NAME_PATTERN,
-                max_length=100,
-                location="path",
-                example="scrape-catalog",
+            replace(
+                text(
+                    "name",
+                    "A job that takes no arguments, e.g. scrape-catalog (the enum lists this "
+                    "worker's)",
+                    pattern=JOB_NAME_PATTERN,
+                    max_length=100,
+                    location="path",
+                    example="scrape-catalog",
+                ),
+                choices=ENQUEUEABLE,
             ),
         ),
-        description="Returns the new job's id." + _FORM_NOTE,
+        description=(
+            "Returns the new job's id. A job that needs arguments (deliver-notification) is "
+            "refused with 400: enqueue it with `vultr-scraper enqueue NAME ARGS...`." + _FORM_NOTE
+        ),
         responses={
             202: Response("Enqueued", struct=AcceptedJob),
             303: _REDIRECT,

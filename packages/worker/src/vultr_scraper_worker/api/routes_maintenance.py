@@ -118,7 +118,9 @@ ROUTES = [
         access=Access.WRITE,
         params=_MUTE_PARAMS,
         description=(
-            "Give exactly one of `for` and `until`. Checks still run and are recorded; alerts "
+            "Give exactly one of `for` and `until`; the mute must end in the future and last "
+            "at most a year (JSON Schema cannot state these rules of query parameters: each is "
+            "answered 400 with its own message). Checks still run and are recorded; alerts "
             "are held back until the mute ends, then a condition that still lasts is announced "
             "once. Muting a target again replaces its mute."
         ),
