@@ -49,10 +49,11 @@ def test_documented_examples_load(tmp_path: Path) -> None:
     assert [alert.name for alert in loaded.config.alerts] == [
         "gpu-eu",
         "cheap-new-plans",
+        "a100-reliable",
         "api-down",
         "shop-down",
     ]
-    assert loaded.config.alerts[3].remind_every == 3600
+    assert loaded.config.alerts[4].remind_every == 3600
     kinds = {sink.kind for sink in loaded.config.sinks}
     assert kinds == {"webhook", "slack", "ntfy", "apprise", "email"}
     schemes = [endpoint.url.partition(":")[0] for endpoint in loaded.config.health.endpoints]

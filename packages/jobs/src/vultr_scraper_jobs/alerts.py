@@ -35,7 +35,10 @@ Filters. For plan events (plan_*, price_*, stock_*, spec_changed) the plan's *cu
 attributes are matched (``store.queries.plan_matches`` on its rows, one per region it is sold
 in): ``plan_type``, ``plan`` (id or glob), ``min_vcpu``, ``min_ram_mb``, ``min_gpu_vram_gb``,
 ``gpu_type`` (substring of the GPU type or brand, any case), ``max_monthly`` / ``max_hourly``
-(the region's price, exact decimals), ``in_stock`` and ``regions``. An event about one region
+(the region's price, exact decimals), ``in_stock``, ``regions`` and the stock reliability
+``min_in_stock_share_24h`` / ``_7d`` / ``_30d`` (the share of that window the pair was in stock,
+``history.stats.in_stock_share`` over its intervals, counting from the region's first stock
+check; a pair never observed has no share and does not match). An event about one region
 (stock, regional price) is matched against that region's row only, and only if the region is
 among ``regions`` (when set); an event about the whole plan (added, base price, spec) matches
 when any of its rows in ``regions`` matches. A retired plan is matched as it was just before
@@ -63,10 +66,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from vultr_scraper_core.config import ALERT_KINDS, AlertConfig
+from vultr_scraper_core.config import ALERT_KINDS, AlertConfig, alert_share_conditions
+from vultr_scraper_core.history import stats
+from vultr_scraper_core.history.query import History
+from vultr_scraper_core.history.tables import StockInterval
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.deliveries import DeliveryLedger
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow, find_plans, plan_matches
+from vultr_scraper_core.store.stock import RegionCheck, StockStore
 from vultr_scraper_jobs.catalog_watch import watch_catalogue
 from vultr_scraper_jobs.context import JobDeps, deps
 from vultr_scraper_jobs.notify import ledger_id
@@ -193,18 +200,61 @@ def plan_filter(alert: AlertConfig) -> PlanFilter:
 
 def has_plan_conditions(alert: AlertConfig) -> bool:
     flt = plan_filter(alert)
-    return flt != PlanFilter(regions=[])
+    return flt != PlanFilter(regions=[]) or bool(alert_share_conditions(alert))
 
 
 class PlanAttributes:
-    """The rows of each plan: current ones, and for a retired plan those just before the event.
-    Loaded lazily, once per dispatch run."""
+    """The rows of each plan: current ones, and for a retired plan those just before the event;
+    and each plan's stock shares at ``now``. Loaded lazily, once per dispatch run. ``history``
+    reads the stock intervals (default: the Redis window alone)."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        history: History | None = None,
+        now: datetime | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.history = history if history is not None else History(redis, prefix, None)
+        self.now = now or datetime.now(UTC)
         self._current: dict[str, list[PlanRow]] | None = None
         self._before: dict[tuple[str, datetime], list[PlanRow]] = {}
+        self._stock: dict[str, dict[str, list[StockInterval]]] = {}
+        self._checks: dict[str, RegionCheck] | None = None
+
+    async def share(self, plan: str, region: str, window: str) -> float | None:
+        """The share of the ``window`` before ``now`` that ``plan`` was in stock in ``region``
+        (observed part only); None when the region was never checked in that window."""
+        if plan not in self._stock:
+            since = self.now - max(stats.WINDOWS[name] for name in ("24h", "7d", "30d"))
+            by_region: dict[str, list[StockInterval]] = {}
+            for row in await self.history.stock_intervals(since, self.now, plan):
+                by_region.setdefault(row.region, []).append(row)
+            self._stock[plan] = by_region
+        if self._checks is None:
+            self._checks = await StockStore(self.redis, self.prefix).region_checks()
+        check = self._checks.get(region)
+        if check is None:
+            return None
+        return stats.in_stock_share(
+            self._stock[plan].get(region, []),
+            self.now - stats.WINDOWS[window],
+            self.now,
+            observed_from=check.first_checked,
+        )
+
+    async def reliable(self, alert: AlertConfig, row: PlanRow) -> bool:
+        """Whether ``row``'s pair meets every ``min_in_stock_share_*`` of ``alert``."""
+        for window, least in alert_share_conditions(alert).items():
+            if row.region is None:
+                return False
+            share = await self.share(row.plan, row.region, window)
+            if share is None or share < least:
+                return False
+        return True
 
     async def rows(self, event: ChangeEvent) -> list[PlanRow]:
         if self._current is None:
@@ -260,7 +310,10 @@ async def matches(alert: AlertConfig, event: ChangeEvent, plans: PlanAttributes)
     if not rows:
         return not has_plan_conditions(alert)
     flt = plan_filter(alert)
-    return any(plan_matches(flt, row) for row in rows)
+    for row in rows:
+        if plan_matches(flt, row) and await plans.reliable(alert, row):
+            return True
+    return False
 
 
 async def queue_reminders(d: JobDeps, followups: Followups) -> list[dict[str, Any]]:
@@ -295,7 +348,9 @@ async def dispatch_alerts(ctx: dict[str, Any], now: datetime | None = None) -> d
         baseline = newest[0].id if newest else None
         return {"status": "success", "baseline": baseline, "events": 0, "enqueued": 0}
     events = await feed.read(after=cursor, limit=MAX_EVENTS_PER_RUN)
-    plans = PlanAttributes(d.redis, prefix)
+    plans = PlanAttributes(
+        d.redis, prefix, history=History.from_config(d.redis, d.config, d.secrets), now=clock
+    )
     followups = await Followups(d, clock).load()
     matched: list[dict[str, str]] = []
     planned: list[Planned] = []  # queued after the loop: a storm is one digest per sink

@@ -47,6 +47,7 @@ from vultr_scraper_core.config.schema import (
     VultrConfig,
     WindowConfig,
     WorkerConfig,
+    alert_share_conditions,
     parse_listen,
     smtp_port,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "VultrConfig",
     "WindowConfig",
     "WorkerConfig",
+    "alert_share_conditions",
     "config_to_dict",
     "describe_source",
     "load_config",

@@ -323,6 +323,12 @@ class AlertConfig(_Section):
     max_monthly: Decimal | None = None
     max_hourly: Decimal | None = None
     in_stock: bool | None = None  # true: in stock in one of ``regions`` (any if empty)
+    # Stock reliability (0 to 1): the share of the last 24 h / 7 d / 30 d (the part observed
+    # since the region's first stock check) the plan was in stock in the event's region, or
+    # in one of ``regions`` for an event about the whole plan.
+    min_in_stock_share_24h: float | None = None
+    min_in_stock_share_7d: float | None = None
+    min_in_stock_share_30d: float | None = None
     endpoint: str | None = None  # endpoint name or glob for endpoint_down / endpoint_up
     # Catalogue collections whose events match (plans, metal, databases, apps, ...); empty: any.
     collections: list[str] = msgspec.field(default_factory=list)
@@ -332,6 +338,16 @@ class AlertConfig(_Section):
     # Seconds between reminders while what an opening kind reported (endpoint_down,
     # catalog_stale, catalog_quarantined) lasts; also sends the recovery. None: no reminders.
     remind_every: float | None = None
+
+
+def alert_share_conditions(alert: AlertConfig) -> dict[str, float]:
+    """Window ("24h", "7d", "30d") -> the least share of it in stock that ``alert`` asks for."""
+    wanted = {
+        "24h": alert.min_in_stock_share_24h,
+        "7d": alert.min_in_stock_share_7d,
+        "30d": alert.min_in_stock_share_30d,
+    }
+    return {window: share for window, share in wanted.items() if share is not None}
 
 
 SmtpSecurity = Literal["starttls", "tls", "none"]
@@ -581,6 +597,14 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
             )
         if alert.remind_every is not None and alert.remind_every < 60:
             found.append((f"alerts[{index}].remind_every", "must be at least 60 seconds"))
+        for span, share in alert_share_conditions(alert).items():
+            if not 0 <= share <= 1:
+                found.append(
+                    (
+                        f"alerts[{index}].min_in_stock_share_{span}",
+                        "must be a share from 0 to 1 (0.9: in stock 90 % of the time)",
+                    )
+                )
     names = [alert.name for alert in config.alerts]
     if len(names) != len(set(names)):
         found.append(("alerts", "names must be unique"))
