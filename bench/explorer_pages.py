@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import json
+import pstats
+import shutil
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 from loguru import logger
@@ -37,22 +42,50 @@ async def _median(session: aiohttp.ClientSession, url: str, rounds: int) -> floa
     return statistics.median(times)
 
 
-async def main(days: int, scale: int, rounds: int) -> None:
-    logger.remove()
-    with RedisServer() as server:
-        from redis.asyncio import Redis
+def _keep(dump: Path, store: Path, about: str) -> None:
+    store.mkdir(parents=True, exist_ok=True)
+    shutil.copy(dump, store / "dump.rdb")
+    (store / "about.json").write_text(json.dumps(about))
 
-        redis = Redis.from_url(server.url)
+
+async def _fill(server: RedisServer, days: int, scale: int, store: Path | None) -> None:
+    """Simulate into ``server``, or load the store saved by an earlier run (``--store``: the
+    simulation at 10x takes minutes; a saved store ages by the time since it was written)."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(server.url)
+    try:
+        if store is not None and (store / "dump.rdb").exists():
+            print(f"loaded {json.loads((store / 'about.json').read_text())}")
+            return
         spec = SimulationSpec(
             days=days, scale=scale, start=datetime.now(UTC) - timedelta(days=days)
         )
         started = time.perf_counter()
         sim = await simulate(redis, "vs", spec)
-        print(
+        about = (
             f"simulated {days} days at {scale}x: {sim.plans} plans, {sim.regions} regions, "
-            f"{sim.pairs} pairs, {sim.flips} flips, {sim.events} events "
-            f"in {time.perf_counter() - started:.0f} s"
+            f"{sim.pairs} pairs, {sim.flips} flips, {sim.events} events, ending {sim.end:%F %T}"
         )
+        print(f"{about} in {time.perf_counter() - started:.0f} s")
+        if store is not None:
+            await redis.save()
+            _keep(server.directory / "dump.rdb", store, about)
+    finally:
+        await redis.aclose()
+
+
+async def main(days: int, scale: int, rounds: int, store: Path | None, profile: int) -> None:
+    logger.remove()
+    server = RedisServer()
+    if store is not None and (store / "dump.rdb").exists():
+        shutil.copy(store / "dump.rdb", server.directory / "dump.rdb")
+    _start(server)
+    try:
+        from redis.asyncio import Redis
+
+        await _fill(server, days, scale, store)
+        redis = Redis.from_url(server.url)
         rows = await redis.hkeys("vs:stock:intervals")
         pair = rows[0].decode()
         plan, _, region = pair.rpartition("@")
@@ -68,13 +101,41 @@ async def main(days: int, scale: int, rounds: int) -> None:
             f"/api/v1/plans/{plan}/history",
             f"/api/v1/stock/stats?plan={plan}",
         ]
-        async with running_api(server.url) as api, aiohttp.ClientSession() as session:
+        # A generous Redis deadline: a slow route is measured, not turned into a 503.
+        async with (
+            running_api(server.url, redis_timeout=60.0) as api,
+            aiohttp.ClientSession() as session,
+        ):
             health = await _median_any(session, api.url + "/healthz", rounds)
             print(f"{'route':40} {'ms':>8} {'x healthz':>10}")
             print(f"{'/healthz':40} {health * 1000:8.1f} {1.0:10.1f}")
             for route in routes:
                 took = await _median(session, api.url + route, rounds)
                 print(f"{route[:40]:40} {took * 1000:8.1f} {took / health:10.1f}")
+            for route in routes if profile else []:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                await _median(session, api.url + route, rounds)
+                profiler.disable()
+                print(f"-- {route}: {rounds + 1} requests")
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+    finally:
+        server.cleanup()
+
+
+def _start(server: RedisServer) -> None:
+    """Start ``server``, waiting as long as loading a saved 10x store takes (the tests'
+    harness gives up after 10 s)."""
+    try:
+        server.start()
+    except RuntimeError:
+        deadline = time.monotonic() + 600
+        while not server.ping():
+            if server.process is None or server.process.poll() is not None:
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 async def _median_any(session: aiohttp.ClientSession, url: str, rounds: int) -> float:
@@ -94,5 +155,15 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--store", type=Path, help="directory to save the simulated store in, or load it from"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then profile each route (cProfile, whole process) and print its top N functions",
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.days, options.scale, options.rounds))
+    asyncio.run(main(options.days, options.scale, options.rounds, options.store, options.profile))

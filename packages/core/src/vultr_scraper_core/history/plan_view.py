@@ -128,7 +128,7 @@ async def plan_history(
     )
     first = rows[0]
     since = moment - span
-    prices = [row for row in await history.price_intervals(since, moment) if row.plan == plan]
+    prices = await history.price_intervals(since, moment, plan)
     window = max(span, stats.WINDOWS["30d"])
     stock = await history.stock_intervals(moment - window, moment, plan)
     sold = [row.region for row in rows if row.region is not None]
@@ -182,7 +182,7 @@ async def plan_range(history: History, plan: str, since: datetime, until: dateti
     prices: list[PriceInterval] = []
     stock: list[StockInterval] = []
     if low < high:  # an empty range overlaps nothing
-        prices = [row for row in await history.price_intervals(low, high) if row.plan == plan]
+        prices = await history.price_intervals(low, high, plan)
         stock = await history.stock_intervals(low, high, plan)
     if not prices and not stock and not await history.plans(PlanFilter(plan=plan)):
         raise PlanNotFound(f"no plan {plan!r} in the current catalogue or in [from, to)")

@@ -86,3 +86,33 @@ def _interval(plan: str, key: str, held: PriceSince, end_ms: int | None) -> Pric
         valid_from=from_ms(held.since_ms),
         valid_to=from_ms(end_ms) if end_ms is not None else None,
     )
+
+
+class PriceIndex:
+    """The window's price history per plan: the price state at the boundary and the plan
+    versions since, grouped by plan id. Built from one read of the window (record bodies stay
+    undecoded until a plan's intervals are asked for), so one plan's intervals cost that
+    plan's versions only; ``History`` keeps one per catalogue revision and boundary."""
+
+    def __init__(self, state: PriceState, versions: Iterable[RecordVersion]) -> None:
+        self.state = state
+        self.versions: dict[str, list[RecordVersion]] = {}
+        for entry in versions:
+            if entry.collection in PLAN_COLLECTIONS:
+                self.versions.setdefault(entry.id, []).append(entry)
+        self._intervals: dict[str, list[PriceInterval]] = {}
+
+    def plans(self) -> set[str]:
+        return {*self.state, *self.versions}
+
+    def intervals(self, plan: str) -> list[PriceInterval]:
+        """``plan``'s intervals in the window, closed ones first, then the open ones (kept:
+        do not change the list)."""
+        if plan not in self._intervals:
+            state: PriceState = {plan: self.state[plan]} if plan in self.state else {}
+            closed = advance(state, self.versions.get(plan, []))
+            self._intervals[plan] = [*closed, *open_intervals(state)]
+        return self._intervals[plan]
+
+    def all_intervals(self) -> list[PriceInterval]:
+        return [row for plan in sorted(self.plans()) for row in self.intervals(plan)]

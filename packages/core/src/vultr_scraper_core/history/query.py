@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import weakref
 from collections.abc import AsyncIterator, Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import pyarrow.compute as pc
 from redis.asyncio import Redis
 
 from vultr_scraper_core.config import Config, Secrets
@@ -26,24 +28,33 @@ from vultr_scraper_core.history import prices as price_history
 from vultr_scraper_core.history import tables
 from vultr_scraper_core.history.files import Archive, ArchiveError, archive_from_config
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
-from vultr_scraper_core.history.window import DayFiles, Window, day_start, parse_day
+from vultr_scraper_core.history.window import (
+    DayFiles,
+    Window,
+    day_start,
+    decode_prices,
+    parse_day,
+)
 from vultr_scraper_core.models import Catalogue
 from vultr_scraper_core.store.catalog import CatalogueStore, RecordVersion, catalogue_of
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
-from vultr_scraper_core.store.codec import as_utc, decode, to_ms
+from vultr_scraper_core.store.codec import as_utc, decode, text, to_ms
 from vultr_scraper_core.store.queries import (
     PlanFilter,
     PlanRow,
     RedisPast,
     StockLookup,
+    current_rows,
     find_plans,
     points_lookup,
 )
 from vultr_scraper_core.store.stock import (
     Flip,
+    Interval,
     StockCheckpoint,
     StockStore,
     apply_flips,
+    pair_key,
     split_pair,
 )
 
@@ -209,21 +220,55 @@ class History:
     # -- intervals and statistics -------------------------------------------------------------
 
     async def price_intervals(
-        self, since: datetime | None = None, until: datetime | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        plan: str | None = None,
     ) -> list[PriceInterval]:
-        """Every price interval overlapping ``[since, until)``, archive first, then the window
-        (``valid_to`` None: the price still holds)."""
+        """Every price interval overlapping ``[since, until)`` (of ``plan`` only, if given),
+        archive first, then the window (``valid_to`` None: the price still holds)."""
         found: list[PriceInterval] = []
         boundary = await self.window.boundary()
         if boundary is not None and (since is None or as_utc(since) < boundary):
-            for files in await self.window.days():
-                found.extend(tables.prices_of(await self._read(files, "prices")))
-        state = await self.window.prices()
-        raw = await self.redis.zrange(CatalogueStore(self.redis, self.prefix).keys.versions, 0, -1)
-        versions = [decode(member, RecordVersion) for member in raw]
-        found.extend(price_history.advance(state, versions))
-        found.extend(price_history.open_intervals(state))
+            for files in await self._days_between(since, _day_after(boundary)):
+                found.extend(tables.prices_of(_only(await self._read(files, "prices"), plan=plan)))
+        if plan is not None:
+            found.extend((await self._price_index()).intervals(plan))
+        else:
+            state = await self.window.prices()
+            raw = await self.redis.zrange(
+                CatalogueStore(self.redis, self.prefix).keys.versions, 0, -1
+            )
+            versions = [decode(member, RecordVersion) for member in raw]
+            found.extend(price_history.advance(state, versions))
+            found.extend(price_history.open_intervals(state))
         return [row for row in found if _overlaps(row.valid_from, row.valid_to, since, until)]
+
+    async def _price_index(self) -> price_history.PriceIndex:
+        """The window's prices per plan, read and grouped once per catalogue revision and
+        window boundary (a commit adds versions and changes the revision; moving a day
+        changes the boundary, the versions and the price state together)."""
+        meta_key = CatalogueStore(self.redis, self.prefix).keys.meta
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(meta_key, "revision")
+            pipe.get(self.window.keys.boundary)
+            revision, boundary = await pipe.execute()
+        key = (text(revision), text(boundary or b"")) if revision is not None else None
+        known = _PRICE_INDEXES.get(self.redis, {}).get(self.prefix)
+        if key is not None and known is not None and known[0] == key:
+            return known[1]
+        versions_key = CatalogueStore(self.redis, self.prefix).keys.versions
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(meta_key, "revision")
+            pipe.get(self.window.keys.boundary)
+            pipe.get(self.window.keys.prices)
+            pipe.zrange(versions_key, 0, -1)
+            revision, boundary, raw_prices, raw_versions = await pipe.execute()
+        index = await asyncio.to_thread(_build_price_index, raw_prices, raw_versions)
+        if revision is not None:
+            key = (text(revision), text(boundary or b""))
+            _PRICE_INDEXES.setdefault(self.redis, {})[self.prefix] = (key, index)
+        return index
 
     async def stock_intervals(
         self,
@@ -231,16 +276,35 @@ class History:
         until: datetime | None = None,
         plan: str | None = None,
         region: str | None = None,
+        pairs: Collection[tuple[str, str]] | None = None,
     ) -> list[StockInterval]:
-        """Every in-stock interval overlapping ``[since, until)`` (``end`` None: still in)."""
+        """Every in-stock interval overlapping ``[since, until)`` (``end`` None: still in),
+        of ``plan`` and/or ``region``, or of the (plan, region) ``pairs`` only.
+
+        A plan's intervals are read by HMGET of its pairs in every region whose stock was
+        ever checked (intervals are only written for checked regions) or that the catalogue
+        knows; ``pairs`` reads just those; only a region alone scans the intervals hash."""
         found: list[StockInterval] = []
         boundary = await self.window.boundary()
+        wanted = set(pairs) if pairs is not None else None
         if boundary is not None and (since is None or as_utc(since) < boundary):
-            for files in await self.window.days():
-                found.extend(tables.stock_intervals_of(await self._read(files, "stock_intervals")))
-        for pair, listed in (
-            await StockStore(self.redis, self.prefix).intervals(plan, region)
-        ).items():
+            for files in await self._days_between(since, _day_after(boundary)):
+                data = _only(await self._read(files, "stock_intervals"), plan=plan, region=region)
+                found.extend(
+                    row
+                    for row in tables.stock_intervals_of(data)
+                    if wanted is None or (row.plan, row.region) in wanted
+                )
+        stock = StockStore(self.redis, self.prefix)
+        stored: dict[str, list[Interval]]
+        if wanted is not None or plan is not None:
+            if wanted is None:
+                regions = [region] if region is not None else await self._known_regions()
+                wanted = {(str(plan), name) for name in regions}
+            stored = await self._intervals_of(sorted(pair_key(p, r) for p, r in wanted))
+        else:
+            stored = await stock.intervals(plan, region)
+        for pair, listed in stored.items():
             pair_plan, pair_region = split_pair(pair)
             found.extend(
                 StockInterval(plan=pair_plan, region=pair_region, start=i.start, end=i.end)
@@ -257,6 +321,22 @@ class History:
             key=lambda row: (row.plan, row.region, row.start),
         )
 
+    async def _known_regions(self) -> list[str]:
+        checked = await self.redis.hkeys(StockStore(self.redis, self.prefix).keys.regions)  # type: ignore[misc]
+        sold = (await current_rows(self.redis, self.prefix)).catalogue.regions
+        return sorted({*(text(name) for name in checked), *sold})
+
+    async def _intervals_of(self, pairs: list[str]) -> dict[str, list[Interval]]:
+        if not pairs:
+            return {}
+        key = StockStore(self.redis, self.prefix).keys.intervals
+        raw = await self.redis.hmget(key, pairs)  # type: ignore[misc]
+        return {
+            pair: decode(value, list[Interval])
+            for pair, value in zip(pairs, raw, strict=True)
+            if value is not None
+        }
+
     async def stock_share(self, plan: str, region: str, since: datetime, until: datetime) -> float:
         """The share of ``[since, until)`` that ``plan`` was in stock in ``region``."""
         low, high = as_utc(since), as_utc(until)
@@ -268,6 +348,35 @@ class History:
             end = min(row.end or high, high)
             total += max(0.0, (end - start).total_seconds())
         return total / (high - low).total_seconds()
+
+
+# One price index per Redis client and key prefix, for its (catalogue revision, boundary).
+_PRICE_INDEXES: weakref.WeakKeyDictionary[
+    Redis, dict[str, tuple[tuple[str, str], price_history.PriceIndex]]
+] = weakref.WeakKeyDictionary()
+
+
+def _build_price_index(
+    raw_prices: bytes | None, raw_versions: list[bytes]
+) -> price_history.PriceIndex:
+    return price_history.PriceIndex(
+        decode_prices(raw_prices) if raw_prices else {},
+        (decode(member, RecordVersion) for member in raw_versions),
+    )
+
+
+def _day_after(moment: datetime) -> datetime:
+    """The end of ``moment``'s day: archived days that start before it may hold ``moment``."""
+    return day_start(as_utc(moment)) + timedelta(days=1)
+
+
+def _only(data: Any, *, plan: str | None = None, region: str | None = None) -> Any:
+    """The rows of an archive table about ``plan`` and/or ``region`` (filtered in Arrow)."""
+    if plan is not None:
+        data = data.filter(pc.equal(data["plan"], plan))
+    if region is not None:
+        data = data.filter(pc.equal(data["region"], region))
+    return data
 
 
 def _flip_ms(flip: Flip) -> int:

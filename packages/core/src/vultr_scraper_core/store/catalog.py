@@ -4,8 +4,11 @@ Keys (``p`` = the key prefix):
 
 * ``p:catalog:plans``, ``p:catalog:metal``, ``p:catalog:regions``, ``p:catalog:os``: hashes,
   id -> record JSON. Together they are the current snapshot.
-* ``p:catalog:meta``: hash with ``version`` (bumped by every commit), ``fetched_at``,
-  ``committed_at``, ``last_success_at``, ``last_attempt_at``, ``last_status``, ``last_reason``.
+* ``p:catalog:meta``: hash with ``version`` (bumped by every commit), ``revision`` (a random
+  token written by every commit, so a reader can tell one snapshot from another even in a
+  store that was emptied and filled again; absent before the first commit that wrote it),
+  ``fetched_at``, ``committed_at``, ``last_success_at``, ``last_attempt_at``, ``last_status``,
+  ``last_reason``.
 * ``p:catalog:versions``: sorted set, score = observation time (ms); one member per record
   version of every collection's records (``record`` null = retired / removed). Replaying it
   up to a time gives the catalogue as it was then (``catalogue_at``). Only the recent window
@@ -24,6 +27,7 @@ and a concurrent commit makes EXEC fail so the caller re-reads and re-diffs.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -50,6 +54,7 @@ HISTORY_COLLECTIONS = tuple(COLLECTIONS)  # every collection keeps its record ve
 
 class CatalogueMeta(msgspec.Struct, kw_only=True):
     version: int = 0
+    revision: str | None = None  # random per commit: keys caches of the decoded snapshot
     fetched_at: datetime | None = None  # observation time of the current snapshot
     committed_at: datetime | None = None
     last_success_at: datetime | None = None  # last run that ended with the snapshot current
@@ -250,6 +255,7 @@ class CatalogueTx:
             keys.meta,
             mapping={
                 "version": version,
+                "revision": uuid.uuid4().hex,
                 "fetched_at": fetched_at.isoformat(),
                 "committed_at": stamp,
                 "last_success_at": stamp,

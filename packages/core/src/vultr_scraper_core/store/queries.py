@@ -16,21 +16,24 @@ One row per (plan, region), priced for that region:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
 from vultr_scraper_core.models import Catalogue, CloudPlan, MetalPlan, Plan
 from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
-from vultr_scraper_core.store.codec import as_utc, from_ms, to_ms
+from vultr_scraper_core.store.codec import as_utc, decode, from_ms, text, to_ms
 from vultr_scraper_core.store.stock import (
     Interval,
     RegionCheck,
     StockCheckpoint,
+    StockKeys,
+    StockState,
     StockStore,
     StockView,
     apply_flips,
@@ -282,6 +285,154 @@ class RedisPast:
         return points_lookup(points, checks, at)
 
 
+class CatalogueRows:
+    """Every (plan, region) row of one catalogue, without stock (``in_stock`` None), sorted by
+    ``plan_sort_key`` and indexed by plan and by region. Built once per catalogue revision
+    (``current_rows``) and shared: never change a row, copy it (``with_stock`` does)."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.rows = sorted(plan_rows(catalogue, _no_stock), key=plan_sort_key)
+        self.by_plan: dict[str, list[PlanRow]] = {}
+        self.by_region: dict[str, list[PlanRow]] = {}
+        for row in self.rows:
+            self.by_plan.setdefault(row.plan, []).append(row)
+            if row.region is not None:
+                self.by_region.setdefault(row.region, []).append(row)
+        self.plan_types = sorted({row.plan_type for row in self.rows if row.plan_type})
+        # Per region, the rows with a monthly price, cheapest first (``cheapest_in_stock``).
+        self.priced_by_region = {
+            region: [row for row in listed if row.monthly_cost is not None]
+            for region, listed in self.by_region.items()
+        }
+        self._orders: dict[str, list[PlanRow]] = {}
+
+    def ordered(
+        self,
+        name: str,
+        key: Callable[[PlanRow], Any],
+        keep: Callable[[PlanRow], bool] | None = None,
+    ) -> list[PlanRow]:
+        """The rows ``keep`` keeps (default: all) sorted by ``key`` (stable, so ties keep the
+        price order), kept under ``name`` for the next request of the same view."""
+        if name not in self._orders:
+            rows = self.rows if keep is None else [row for row in self.rows if keep(row)]
+            self._orders[name] = sorted(rows, key=key)
+        return self._orders[name]
+
+    def select(self, flt: PlanFilter, rows: Sequence[PlanRow] | None = None) -> list[PlanRow]:
+        """The rows of ``rows`` (default: every row, in price order) matching every condition
+        of ``flt`` except ``in_stock`` (stock is not part of the catalogue)."""
+        if rows is None and flt.plan is not None:
+            base: Sequence[PlanRow] = self.by_plan.get(flt.plan, [])
+        elif rows is None and flt.region is not None:
+            base = self.by_region.get(flt.region, [])
+        else:
+            base = self.rows if rows is None else rows
+        # Conditions on the plan itself hold for all of its rows: test one row per plan.
+        per_plan = PlanFilter(
+            plan_type=flt.plan_type,
+            min_vcpu=flt.min_vcpu,
+            min_ram_mb=flt.min_ram_mb,
+            min_gpu_vram_gb=flt.min_gpu_vram_gb,
+            gpu_type=flt.gpu_type,
+        )
+        if per_plan != _NO_FILTER:
+            allowed = {
+                plan for plan, listed in self.by_plan.items() if plan_matches(per_plan, listed[0])
+            }
+            base = [row for row in base if row.plan in allowed]
+        per_row = PlanFilter(
+            plan=flt.plan,
+            region=flt.region,
+            regions=flt.regions,
+            max_monthly=flt.max_monthly,
+            max_hourly=flt.max_hourly,
+        )
+        if per_row != _NO_FILTER:
+            base = [row for row in base if plan_matches(per_row, row)]
+        if flt.region is not None or flt.regions:
+            base = [row for row in base if row.region is not None]
+        return list(base)
+
+
+_NO_FILTER = PlanFilter()
+# One decoded catalogue per Redis client and key prefix, for its revision (the API serves
+# many requests from one client; a CLI process reads once).
+_CURRENT: weakref.WeakKeyDictionary[Redis, dict[str, tuple[str, CatalogueRows]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def current_rows(redis: Redis, prefix: str) -> CatalogueRows:
+    """The current catalogue's rows. Decoded once per catalogue revision (``meta.revision``,
+    new with every commit); a snapshot without a revision (written before revisions existed)
+    is decoded on every call until the next commit."""
+    store = CatalogueStore(redis, prefix)
+    revision = await redis.hget(store.keys.meta, "revision")  # type: ignore[misc]
+    known = _CURRENT.get(redis, {}).get(prefix)
+    if revision is not None and known is not None and known[0] == text(revision):
+        return known[1]
+    committed = await store.load()
+    # Thousands of rows on a full catalogue: build and sort them off the event loop.
+    built = await asyncio.to_thread(CatalogueRows, committed.catalogue)
+    if committed.meta.revision:
+        _CURRENT.setdefault(redis, {})[prefix] = (committed.meta.revision, built)
+    return built
+
+
+async def with_stock(redis: Redis, prefix: str, rows: Sequence[PlanRow]) -> list[PlanRow]:
+    """Copies of ``rows`` with their current stock, reading the state of those pairs only
+    (one HMGET) and the region checks, in one MULTI."""
+    keys = StockKeys(prefix)
+    pairs = [pair_key(row.plan, row.region) for row in rows if row.region is not None]
+    async with redis.pipeline(transaction=True) as pipe:
+        if pairs:
+            pipe.hmget(keys.state, pairs)
+        pipe.hgetall(keys.regions)
+        results = await pipe.execute()
+    raw_states: list[Any] = results[0] if pairs else []
+    regions = {text(key): decode(value, RegionCheck) for key, value in results[-1].items()}
+    view = StockView(
+        states={
+            pair: decode(value, StockState)
+            for pair, value in zip(pairs, raw_states, strict=True)
+            if value is not None
+        },
+        regions=regions,
+    )
+    lookup = _current_stock(view)
+    out: list[PlanRow] = []
+    for row in rows:
+        copy = msgspec.structs.replace(row)
+        if row.region is not None:
+            copy.in_stock, copy.stock_since = lookup(row.plan, row.region)
+        out.append(copy)
+    return out
+
+
+async def cheapest_in_stock(redis: Redis, prefix: str) -> dict[str, PlanRow]:
+    """Region -> the in-stock row with the lowest monthly price there (as the first row per
+    region of ``find_plans(PlanFilter(in_stock=True))``), reading stock in price order a few
+    rows per region at a time instead of every pair."""
+    current = await current_rows(redis, prefix)
+    found: dict[str, PlanRow] = {}
+    offset, step = 0, 8
+    pending = current.priced_by_region
+    while pending:
+        batch = [row for listed in pending.values() for row in listed[offset : offset + step]]
+        for row in await with_stock(redis, prefix, batch):
+            if row.in_stock and row.region is not None and row.region not in found:
+                found[row.region] = row
+        pending = {
+            region: listed
+            for region, listed in pending.items()
+            if region not in found and len(listed) > offset + step
+        }
+        offset, step = offset + step, step * 4
+    return found
+
+
 async def find_plans(
     redis: Redis,
     prefix: str,
@@ -292,13 +443,15 @@ async def find_plans(
     """Matching rows sorted by monthly price (then hourly price, plan, region). ``past``
     answers for ``at`` (default: the Redis window alone)."""
     if at is None:
-        catalogue = (await CatalogueStore(redis, prefix).load()).catalogue
-        lookup = _current_stock(await StockStore(redis, prefix).load())
-    else:
-        moment = as_utc(at)
-        source = past if past is not None else RedisPast(redis, prefix)
-        catalogue = await source.catalogue_at(moment)
-        lookup = await source.stock_at(moment)
+        current = await current_rows(redis, prefix)
+        rows = await with_stock(redis, prefix, current.select(flt))
+        if flt.in_stock is not None:
+            rows = [row for row in rows if row.in_stock is flt.in_stock]
+        return rows
+    moment = as_utc(at)
+    source = past if past is not None else RedisPast(redis, prefix)
+    catalogue = await source.catalogue_at(moment)
+    lookup = await source.stock_at(moment)
     # Thousands of rows on a full catalogue: build and sort them off the event loop.
     return await asyncio.to_thread(_select, catalogue, lookup, flt)
 

@@ -38,6 +38,7 @@ PAGE_SIZES = (25, 50, 100)
 EVENTS_ON_PLAN = 15
 HEAT_DAYS = 14
 HEAT_ROWS = 40
+SOLD_ROWS = 100  # rows of the region page's "Sold here" (the plans browser lists them all)
 
 
 def history_of(state: ApiState) -> History:
@@ -207,6 +208,10 @@ SORT_COLUMNS = {
 }
 
 
+def _is_gpu(row: PlanRow) -> bool:
+    return bool(row.gpu_type or row.gpu_vram_gb)
+
+
 async def plans_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     gpu_view = args["view"] == "gpu"
@@ -220,11 +225,21 @@ async def plans_page(request: web.Request, args: dict[str, Any]) -> web.StreamRe
         max_monthly=args["max_monthly"],
         in_stock=args["in_stock"],
     )
-    rows = await reads_catalog.plans(state, flt)
-    if gpu_view:
-        rows = [row for row in rows if row.gpu_type or row.gpu_vram_gb]
     sort = args["sort"] or "price"
-    rows = sorted(rows, key=SORTS[sort])
+    current = await reads_catalog.catalogue_rows(state)
+    # Rows come in price order; another order is sorted once per catalogue revision.
+    if gpu_view:
+        ordered: list[PlanRow] | None = current.ordered(f"gpu|{sort}", SORTS[sort], _is_gpu)
+    else:
+        ordered = None if sort == "price" else current.ordered(sort, SORTS[sort])
+    if flt.in_stock is None:
+        rows = current.select(flt, ordered)  # stock is read below for the rows shown only
+    else:
+        rows = await reads_catalog.plans(state, flt)  # every match's stock decides
+        if gpu_view:
+            rows = [row for row in rows if _is_gpu(row)]
+        if ordered is not None:
+            rows = sorted(rows, key=SORTS[sort])
     if args["order"] == "desc":
         rows.reverse()
     size = int(args["size"] or PAGE_SIZES[0])
@@ -233,6 +248,8 @@ async def plans_page(request: web.Request, args: dict[str, Any]) -> web.StreamRe
     if number > pages:
         number = pages
     shown = rows[(number - 1) * size : number * size]
+    if flt.in_stock is None:
+        shown = await reads_catalog.rows_with_stock(state, shown)
     query = {k: v for k, v in args.items() if k not in ("page",)}
     sort_links = {
         header: _self_url(
@@ -243,8 +260,7 @@ async def plans_page(request: web.Request, args: dict[str, Any]) -> web.StreamRe
         )
         for header, key in SORT_COLUMNS.items()
     }
-    types = sorted({row.plan_type for row in await reads_catalog.plans(state, PlanFilter())
-                    if row.plan_type})  # fmt: skip
+    types = current.plan_types
     return page(
         request,
         "plans.html",
@@ -280,12 +296,14 @@ async def region_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     # Availability heat-map: plans x the last HEAT_DAYS days, share of each day in stock.
     day0 = (now - timedelta(days=HEAT_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     days = [day0 + timedelta(days=n) for n in range(HEAT_DAYS)]
-    intervals = await history_of(state).stock_intervals(day0, now, None, region)
+    sold = {row.plan for row in rows}
+    intervals = await history_of(state).stock_intervals(
+        day0, now, region=region, pairs={(plan, region) for plan in sold}
+    )
     by_plan: dict[str, list[StockInterval]] = defaultdict(list)
     for item in intervals:
         by_plan[item.plan].append(item)
     heat_rows: list[tuple[str, list[float | None]]] = []
-    sold = {row.plan for row in rows}
     ordered = sorted(sold, key=lambda plan: (-len(by_plan.get(plan, [])), plan))
     check = (await StockStore(state.redis, state.prefix).region_checks()).get(region)
     observed = check.first_checked if check else now  # days before the first check: unknown
@@ -323,6 +341,7 @@ async def region_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
         city=city,
         country=country,
         rows=rows,
+        sold_rows=SOLD_ROWS,
         in_stock=in_stock,
         cheapest=sorted(cheapest.items()),
         heat=heat,

@@ -16,13 +16,17 @@ from vultr_scraper_core.store.catalog import QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.collection_errors import CollectionErrors
 from vultr_scraper_core.store.queries import (
+    CatalogueRows,
     PlanFilter,
     PlanRow,
     StockRow,
     catalogue_summary,
+    current_rows,
     find_plans,
     stock,
+    with_stock,
 )
+from vultr_scraper_core.store.queries import cheapest_in_stock as find_cheapest_in_stock
 from vultr_scraper_core.store.stock import HeldStock, StockStore
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.state import ApiState
@@ -141,6 +145,15 @@ async def plans(state: ApiState, flt: PlanFilter, at: datetime | None = None) ->
         return await state.history().plans(flt, at)
 
 
+async def catalogue_rows(state: ApiState) -> CatalogueRows:
+    """The current catalogue's rows without stock (decoded once per catalogue revision)."""
+    return await current_rows(state.redis, state.prefix)
+
+
+async def rows_with_stock(state: ApiState, rows: list[PlanRow]) -> list[PlanRow]:
+    return await with_stock(state.redis, state.prefix, rows)
+
+
 async def stock_rows(
     state: ApiState, plan: str | None = None, region: str | None = None
 ) -> list[StockRow]:
@@ -150,7 +163,7 @@ async def stock_rows(
 async def plan_prices(state: ApiState) -> list[PlanPrice]:
     """One price per plan for ``/metrics`` (the base price; per-region prices are not exported)."""
     chosen: dict[str, PlanRow] = {}
-    for row in await find_plans(state.redis, state.prefix, PlanFilter()):
+    for row in (await current_rows(state.redis, state.prefix)).rows:  # prices only, no stock
         current = chosen.get(row.plan)
         if current is None or (current.price_source != "base" and row.price_source == "base"):
             chosen[row.plan] = row
@@ -162,11 +175,7 @@ async def plan_prices(state: ApiState) -> list[PlanPrice]:
 
 async def cheapest_in_stock(state: ApiState) -> list[RegionCheapest]:
     """Per region, the in-stock plan with the lowest monthly price."""
-    rows = await find_plans(state.redis, state.prefix, PlanFilter(in_stock=True))
-    cheapest: dict[str, PlanRow] = {}
-    for row in rows:  # sorted by monthly price already
-        if row.region is not None and row.monthly_cost is not None:
-            cheapest.setdefault(row.region, row)
+    cheapest = await find_cheapest_in_stock(state.redis, state.prefix)
     return [
         RegionCheapest(
             region=region,
