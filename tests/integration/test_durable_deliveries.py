@@ -5,6 +5,7 @@ slow, or fine, with small ``[deliveries]`` backoffs so each story takes seconds,
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import time
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 from redis.asyncio import Redis
@@ -19,6 +21,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.redis_server import free_port
 from tests.worker.processes import (
     WorkerProcess,
     cli,
@@ -267,7 +270,9 @@ async def test_past_the_horizon_it_is_a_failed_delivery_visible_and_retryable(
 ) -> None:
     async with WebhookReceiver(status=503) as receiver:
         config = config_file(tmp_path, receiver.url, horizon=3.0, backoff_base=0.5, backoff_cap=1.0)
+        port = free_port()
         env = env_for(redis_url, tmp_path, config)
+        env["VULTR_SCRAPER__HTTP__LISTEN"] = f"127.0.0.1:{port}"
         failures = FailedJobs(redis, PREFIX)
         with workers(WorkerProcess(env, tmp_path, jobs_module=None)) as (worker,):
             await worker.wait_ready()
@@ -279,12 +284,17 @@ async def test_past_the_horizon_it_is_a_failed_delivery_visible_and_retryable(
             await eventually(failed, message=worker.output)
             [record] = await failures.list()
             attempts = len(receiver.received)
-            # Visible where failed jobs show: the CLI (and the API and status page read the same).
+            # Visible where failed jobs show: the CLI, the API and the status page.
             listing = await cli(env, "jobs", "--json")
             assert listing.returncode == 0, listing.stderr
-            [shown] = [
-                job for job in json.loads(listing.stdout)["failed"] if job["id"] == record.id
-            ]
+            in_cli = [job for job in json.loads(listing.stdout)["failed"] if job["id"] == record.id]
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+                async with session.get("/api/v1/jobs") as response:
+                    assert response.status == 200
+                    api = await response.json()
+                async with session.get("/") as response:
+                    assert response.status == 200
+                    page = await response.text()
             deliveries = await cli(env, "alerts", "deliveries", "--json")
             document = json.loads(deliveries.stdout)
             # Retryable: the receiver is back, a person retries, it arrives once.
@@ -296,7 +306,10 @@ async def test_past_the_horizon_it_is_a_failed_delivery_visible_and_retryable(
     assert record.error_type == "DeliveryExpired"
     assert f"after {attempts} attempts" in record.error and "deliveries.horizon" in record.error
     assert record.args == ["hook", event_id, "stock", 0]
-    assert shown["error_type"] == "DeliveryExpired"
+    assert in_cli and in_cli[0]["error_type"] == "DeliveryExpired"
+    in_api = [job for job in api["failed"]["jobs"] if job["id"] == record.id]
+    assert in_api and "gave up on delivery" in in_api[0]["error"]
+    assert html.escape(record.id) in page
     assert document["pending"] == []
     assert document["deliveries"][0]["outcome"] == "failed"
     assert attempts >= 3

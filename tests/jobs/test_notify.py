@@ -21,11 +21,13 @@ from vultr_scraper_jobs.notify import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     DeliveryExpired,
+    deliver_digest,
     deliver_notification,
     verify,
 )
 from vultr_scraper_jobs.sinks import compose
 from vultr_scraper_jobs.sinks.web import render
+from vultr_scraper_jobs.storm import DigestRequest
 
 PREFIX = "vs"
 SECRET = "correct horse battery staple"
@@ -245,3 +247,45 @@ def test_discord_messages_are_truncated() -> None:
     message = compose(event, alert="a", sink="d")
     note = render(SinkConfig(name="d", kind="discord", url="http://h/"), None, message)
     assert len(msgspec.json.decode(note.body)["content"]) == 2000
+
+
+async def test_a_failed_digest_queues_its_next_attempt_with_the_same_request(
+    redis: Redis, http: HttpClient
+) -> None:
+    [event_id] = await ChangeFeed(redis, PREFIX).append([STOCK])
+    request = msgspec.to_builtins(
+        DigestRequest(
+            key=f"digest-{event_id}",
+            alerts=["gpu-eu"],
+            total=1,
+            counts={"stock_changed": 1},
+            items=[event_id],
+            after="0-0",
+            until=event_id,
+        )
+    )
+    queued: Queued = []
+
+    async def enqueue(
+        job_name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None
+    ) -> str | None:
+        queued.append((job_name, args, job_id, defer_by))
+        return job_id
+
+    async with HttpTarget() as receiver:
+        receiver.reply("/hook", Reply(status=502), Reply(status=200))
+        config = Config(sinks=[SinkConfig(name="hook", url=receiver.url("/hook"))])
+        ctx = make_context(
+            config=config, secrets=Secrets(), redis=redis, http=http, enqueue=enqueue
+        )
+        first = await deliver_digest(ctx, "hook", request)
+        assert (first["delivered"], first["attempt"]) == (False, 1)
+        [(job, args, next_id, defer_by)] = queued
+        assert (job, args) == ("deliver-digest", ("hook", request))
+        assert next_id is not None
+        assert next_id.startswith(f"deliver:hook:digest-{event_id}:attempt-2-")
+        assert defer_by is not None and 15.0 <= defer_by <= 30.0  # the default base, 30 s
+        second = await deliver_digest({**ctx, "job_id": next_id}, "hook", *args[1:])
+        assert second["delivered"] is True
+        ids = {request.headers["webhook-id"] for request in receiver.requests_to("/hook")}
+    assert ids == {f"hook:digest-{event_id}"}

@@ -18,6 +18,11 @@ one retry policy they share. Each job makes **one attempt**:
   (``DeliveryExpired`` past the horizon), so the worker records a failed job (``jobs``, the
   API, the status page) that ``retry`` runs again, with a new horizon.
 
+The next attempt's job id is ``deliver:<sink>:<key>:attempt-<n>-<round start in ms>``: a rerun
+of the same attempt (its job retried after a crash before the pending state was written) queues
+the same id, which arq drops; a rerun after that write queues a second chain, which can only
+add attempts, never a second delivery (the ledger's claim and ``delivered`` mark decide).
+
 Every attempt of a delivery carries the same id (``<sink>:<event id>``; ``webhook-id`` for
 webhooks) so a receiver can drop a copy. A reminder (``reminder`` > 0) is its own delivery
 (``<sink>:<event id>:reminder-<n>``), and so is a digest (``deliver-digest``,
