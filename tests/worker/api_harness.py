@@ -67,9 +67,11 @@ SPECS = [
 
 
 def make_config(redis_url: str, health: HealthConfig | None = None, **http: Any) -> Config:
+    # No login throttle unless a test asks for one: the fuzzer sends many wrong tokens from
+    # one address by design (test_login_throttle.py tests the throttle itself).
     return Config(
         redis=RedisConfig(url=redis_url, key_prefix=PREFIX),
-        http=HttpConfig(**{"listen": "127.0.0.1:0", **http}),
+        http=HttpConfig(**{"listen": "127.0.0.1:0", "max_failed_logins": 0, **http}),
         health=health or HealthConfig(),
     )
 

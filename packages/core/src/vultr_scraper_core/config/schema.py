@@ -76,6 +76,9 @@ class HttpConfig(_Section):
     badge_max_age: int = 300  # seconds a badge may be cached (Cache-Control max-age)
     # Seconds each Redis call made for a request may take: an outage is a fast 503, not a hang.
     redis_timeout: float = 1.0
+    # Wrong tokens (login form or Bearer header) one client address may send within a minute;
+    # past that it gets 429 with Retry-After. 0: no limit (failed logins are still logged).
+    max_failed_logins: int = 10
 
 
 @dataclass(frozen=True)
@@ -540,6 +543,7 @@ def problems(config: Config) -> list[tuple[str, str]]:
     if config.http.public_url and not config.http.public_url.startswith(("http://", "https://")):
         found.append(("http.public_url", "must start with http:// or https://"))
     at_least("http.badge_max_age", config.http.badge_max_age, 0)
+    at_least("http.max_failed_logins", config.http.max_failed_logins, 0)
     if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
         found.append(("redis.url", "must start with redis://, rediss:// or unix://"))
     return found

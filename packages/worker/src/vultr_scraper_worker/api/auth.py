@@ -9,6 +9,8 @@
   site: SameSite=Strict keeps the cookie off cross-site requests, and the Origin (or Referer)
   host must be the Host the request was sent to. Bearer requests are not CSRF-prone.
 * Every comparison is constant-time (``hmac.compare_digest``).
+* A wrong token (bearer or login form) is a failed login: logged with the client's address and
+  counted against it; an address with too many gets 429 for every token it sends (``throttle``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from vultr_scraper_worker.api.errors import ApiError
+from vultr_scraper_worker.api.throttle import LoginThrottle, client_address
 
 SESSION_COOKIE = "vs_session"
 SESSION_MAX_AGE = 30 * 24 * 3600
@@ -51,11 +54,17 @@ def token_needed(access: Access, *, protect_reads: bool, public_badges: bool) ->
 
 class Authenticator:
     def __init__(
-        self, token: str | None, *, protect_reads: bool, public_badges: bool = False
+        self,
+        token: str | None,
+        *,
+        protect_reads: bool,
+        public_badges: bool = False,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self._token = token.encode() if token else None
         self.protect_reads = protect_reads
         self.public_badges = public_badges
+        self.throttle = throttle or LoginThrottle(0)
         self._session = (
             hmac.new(self._token, b"vultr-scraper session v1", hashlib.sha256).hexdigest()
             if self._token
@@ -76,6 +85,17 @@ class Authenticator:
             return False
         return hmac.compare_digest(_raw(candidate), self._token)
 
+    def login(self, request: web.Request, candidate: str) -> bool:
+        """Whether ``candidate`` is the token, as a login attempt of the request's client: 429
+        (``ApiError``) while the client is throttled, and a wrong token logged and counted."""
+        client = client_address(request)
+        self.throttle.check(client)
+        if self.token_matches(candidate):
+            self.throttle.succeeded(client)
+            return True
+        self.throttle.failed(client, request.path)
+        return False
+
     def session_value(self) -> str:
         if self._session is None:
             raise ApiError(403, NO_TOKEN_MESSAGE.format(what="logins"))
@@ -91,8 +111,9 @@ class Authenticator:
         """True when the request carries a valid token or a valid login cookie (no CSRF check)."""
         header = request.headers.get("Authorization", "")
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() == "bearer" and self.token_matches(credential.strip()):
-            return True
+        if scheme.lower() == "bearer" and credential.strip() and self._token is not None:
+            if self.login(request, credential.strip()):
+                return True
         return self.session_valid(request)
 
     def authorize(self, request: web.Request, access: Access) -> None:
@@ -110,7 +131,7 @@ class Authenticator:
             scheme, _, credential = header.partition(" ")
             if scheme.lower() != "bearer" or not credential.strip():
                 raise _unauthorized("the Authorization header must be `Bearer <token>`")
-            if not self.token_matches(credential.strip()):
+            if not self.login(request, credential.strip()):
                 raise _unauthorized("invalid token", error="invalid_token")
             return
         if self.session_valid(request):

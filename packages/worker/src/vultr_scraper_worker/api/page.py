@@ -186,7 +186,7 @@ async def login(request: web.Request, args: dict[str, Any]) -> web.StreamRespons
     check_same_origin(request)
     form = await request.post()
     token = form.get("token")
-    if not isinstance(token, str) or not state.auth.token_matches(token.strip()):
+    if not isinstance(token, str) or not state.auth.login(request, token.strip()):
         return login_form(request, "That token is not the configured one.", status=401)
     response = web.Response(status=303, headers={"Location": "/"})
     set_session_cookie(response, request, state.auth.session_value())
@@ -305,6 +305,12 @@ ROUTES = [
             303: _TO_STATUS,
             401: _html("Wrong token: the form again"),
             403: _html("No token configured, or a cross-site post"),
+            429: Response(
+                "Too many failed logins from this address ([http] max_failed_logins a minute)",
+                media_type=HTML,
+                schema={"type": "string"},
+                headers={"Retry-After": "Seconds until this address may log in again"},
+            ),
         },
     ),
     Route(

@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 
 from vultr_scraper_core.config import Config, LoadedConfig, Secrets
 from vultr_scraper_worker.api.auth import Authenticator
+from vultr_scraper_worker.api.throttle import LoginThrottle
 from vultr_scraper_worker.plans import JobPlan
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class ApiState:
                 secrets.http_token,
                 protect_reads=config.http.protect_reads,
                 public_badges=config.http.public_badges,
+                throttle=LoginThrottle(config.http.max_failed_logins),
             ),
             plans=plans,
         )
