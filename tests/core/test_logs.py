@@ -6,10 +6,11 @@ import asyncio
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -300,20 +301,36 @@ def test_log_line_writes_the_line_loguru_would() -> None:
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York"])
-def test_log_line_time_is_local_time_with_its_offset(
+def test_the_time_field_is_utc_with_z_whatever_the_local_zone(
     zone: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The cached per-second clock writes what ``datetime.now().astimezone()`` would."""
+    """Both paths (``log_line``'s cached per-second clock and loguru's records) write the
+    instant in UTC as ``...T...ffffffZ``, the one time format the project writes, never the
+    host's offset, microseconds always present (a whole second too) so lines sort as text."""
     monkeypatch.setenv("TZ", zone)
     time.tzset()
     try:
         clock = logs._Clock()
-        for nanoseconds in (1_700_000_000_000_000_000, 1_700_000_000_123_456_789):
+        for nanoseconds, expected in (
+            (1_700_000_000_000_000_000, "2023-11-14T22:13:20.000000Z"),
+            (1_700_000_000_123_456_789, "2023-11-14T22:13:20.123456Z"),
+            (1_700_000_001_000_999_999, "2023-11-14T22:13:21.000999Z"),
+        ):
             with monkeypatch.context() as patched:
                 patched.setattr(time, "time_ns", lambda now=nanoseconds: now)
-                stamp = clock()
-            expected = datetime.fromtimestamp(nanoseconds // 1000 / 1e6).astimezone()
-            assert stamp == expected.isoformat()
+                assert clock() == expected
+        local = datetime.fromtimestamp(1_700_000_000.123456).astimezone()
+        assert logs.log_time(local) == "2023-11-14T22:13:20.123456Z"
+        _, lines = capture()
+        before = datetime.now(UTC)
+        logger.info("through loguru")
+        log_line(__name__, "INFO", "direct", {})
+        after = datetime.now(UTC)
+        for record in lines():
+            stamp = record["time"]
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+            written = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            assert before - timedelta(seconds=1) <= written <= after + timedelta(seconds=1)
     finally:
         monkeypatch.undo()
         time.tzset()

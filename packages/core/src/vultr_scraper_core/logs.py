@@ -1,8 +1,9 @@
 """Structured logging: loguru, one JSON object per line, with every stdlib logger routed in.
 
-Each line has ``time``, ``level``, ``logger``, ``message`` and the record's bound ``extra`` fields
-(job id, function, try, duration, outcome, ...); a record with an exception adds ``error_type``,
-``error`` and ``traceback`` (still one line: JSON escapes the newlines).
+Each line has ``time`` (UTC, ``2026-01-15T10:00:00.123456Z``), ``level``, ``logger``,
+``message`` and the record's bound ``extra`` fields (job id, function, try, duration, outcome,
+...); a record with an exception adds ``error_type``, ``error`` and ``traceback`` (still one
+line: JSON escapes the newlines).
 
 Redaction: every configured secret value, and the password of every URL (``https://user:***@``
 for any URL, configured or not), is replaced in every string of a field's value (keys
@@ -30,7 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import msgspec
@@ -93,27 +94,29 @@ class _Redactor:
 
 
 class _Clock:
-    """The current local time with its UTC offset, as ``datetime.now().astimezone().isoformat()``.
+    """The current time in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, the form of every time the
+    project writes (``Z``, never a local offset), with the microseconds always written so that
+    lines sort as text.
 
-    The date, time of day and offset are looked up once per second (the offset can change, at a
-    DST switch, only on a whole second); within the second only the microseconds are formatted.
-    That is a quarter of the cost of ``astimezone`` and ``isoformat`` on every line.
+    The date and time of day are formatted once per second; within the second only the
+    microseconds are, a fraction of the cost of building a datetime for every line.
     """
 
     def __init__(self) -> None:
         self._second = -1
-        self._head = self._offset = ""
+        self._head = ""
 
     def __call__(self) -> str:
         second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
         if second != self._second:
-            text = datetime.fromtimestamp(second).astimezone().isoformat()
-            self._head, self._offset = text[:19], text[19:]  # "YYYY-MM-DDTHH:MM:SS", "+HH:MM"
+            self._head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        microseconds = nanoseconds // 1000
-        if microseconds:
-            return f"{self._head}.{microseconds:06d}{self._offset}"
-        return self._head + self._offset  # as isoformat: no fraction on a whole second
+        return f"{self._head}.{nanoseconds // 1000:06d}Z"
+
+
+def log_time(moment: datetime) -> str:
+    """``moment`` as the ``time`` field writes it: UTC, microseconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _now = _Clock()
@@ -139,7 +142,7 @@ def _render(
         extra = {**extra, "error": bounded(redact(error), MESSAGE_LIMIT)}
     # A bound "logger" (a stdlib record's name) takes the place of the module name.
     fields: dict[str, Any] = {
-        "time": when if isinstance(when, str) else when.isoformat(),
+        "time": when if isinstance(when, str) else log_time(when),
         "level": level,
         "logger": name,
         "message": message,
