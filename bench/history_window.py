@@ -19,6 +19,9 @@ and at the end the export throughput (rows/s) of ``changes`` and ``prices`` over
 
 The simulation is scaled so that a run takes minutes (docs/performance.md says how): stock
 checks every ``--check-minutes`` instead of every 5 minutes, with ``--flip-share`` per check.
+Every (plan, region) pair is seen in stock in the first hour (``all_pairs_seen``), as the real
+check rate sees nearly all of them within a week, so "the window is full" is also "the
+per-pair stock state is full" (``--slow-fill``: the old start, half the pairs never seen).
 
     PYTHONPATH=. python3 -m hatch run python bench/history_window.py --scale 1 --days 1095 \\
         --points 365,1095 --window 30 --check-minutes 360 --flip-share 0.003
@@ -91,6 +94,7 @@ async def _point(
         else ""
     )
     print(f"[{label}] redis used_memory {memory / 2**20:.1f} MiB{ratio}")
+    print(f"[{label}] largest keys (MEMORY USAGE): {await _largest_keys(redis)}")
     print(f"[{label}] archive on disk {_size(archive) / 2**20:.1f} MiB{moved}")
     print(
         f"[{label}] plans {plain * 1000:.1f} ms warm ({plain_cold * 1000:.1f} ms cold);"
@@ -99,6 +103,15 @@ async def _point(
     )
     sys.stdout.flush()
     return memory
+
+
+async def _largest_keys(redis: Redis, count: int = 8) -> str:
+    sizes: list[tuple[int, str]] = []
+    async for key in redis.scan_iter(count=1000):
+        used = await redis.memory_usage(key, samples=0)
+        sizes.append((int(used or 0), key.decode()))
+    sizes.sort(reverse=True)
+    return ", ".join(f"{key} {used / 2**20:.2f}" for used, key in sizes[:count]) + " (MiB)"
 
 
 def _size(archive: Archive) -> int:
@@ -113,6 +126,7 @@ async def main(arguments: argparse.Namespace) -> None:
         check_minutes=arguments.check_minutes,
         flip_share=arguments.flip_share,
         checks_per_commit=max(1, 60 // arguments.check_minutes),
+        all_pairs_seen=not arguments.slow_fill,
     )
     points = sorted({int(day) for day in arguments.points.split(",") if day} | {arguments.days})
     window_days = arguments.window
@@ -147,6 +161,14 @@ async def main(arguments: argparse.Namespace) -> None:
                 move_times.clear()
                 elapsed = time.perf_counter() - began
                 print(f"[day {day_count}] simulated in {elapsed:.0f} s so far")
+            elif arguments.memory_every and day_count % arguments.memory_every == 0:
+                memory = int((await redis.info("memory"))["used_memory"])
+                ratio = f" ({memory / full_memory:.2f}x)" if full_memory else ""
+                print(
+                    f"[day {day_count}] redis used_memory {memory / 2**20:.1f} MiB{ratio},"
+                    f" {time.perf_counter() - began:.0f} s so far",
+                    flush=True,
+                )
 
         stats = await simulate(redis, "vs", spec, on_day=after_day)
         print(
@@ -173,7 +195,16 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--points", default="", help="days to measure at, e.g. 365,1095")
     parser.add_argument("--window", type=int, default=30)
+    parser.add_argument(
+        "--memory-every", type=int, default=0, help="also print used_memory every N days"
+    )
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--check-minutes", type=int, default=360)
     parser.add_argument("--flip-share", type=float, default=0.003)
+    parser.add_argument(
+        "--slow-fill",
+        action="store_true",
+        help="start with half the pairs never seen in stock (the per-pair stock state then "
+        "fills over months at a scaled-down check rate, instead of within days)",
+    )
     asyncio.run(main(parser.parse_args()))

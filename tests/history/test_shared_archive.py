@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from tests.history.harness import history
 from tests.redis_server import env_without_project_vars
 from tests.worker.processes import cli
+from vultr_scraper_core.history.files import Archive
 from vultr_scraper_core.history.window import Window, day_name
 
 pytestmark = pytest.mark.slow
@@ -79,6 +80,10 @@ def _filesystem(endpoint: str, *, create: bool = False) -> pafs.S3FileSystem:
     )
 
 
+def _archive(endpoint: str) -> Archive:
+    return Archive(_filesystem(endpoint), f"{BUCKET}/history", local=False)
+
+
 def _host_env(redis_url: str, endpoint: str, home: Path) -> dict[str, str]:
     home.mkdir(parents=True)
     access, secret = home / "s3-access", home / "s3-secret"
@@ -126,19 +131,24 @@ async def test_two_hosts_share_one_redis_and_one_bucket(
     # The window's start moved to 3 days before today, each day moved once, none skipped.
     expected = [day_name(start + timedelta(days=n)) for n in range(DAYS - WINDOW_DAYS)]
     assert sorted(moved) == expected, moved
-    boundary = await Window(redis, "vs").boundary()
-    assert boundary == today - timedelta(days=WINDOW_DAYS)
-    listed = await Window(redis, "vs").days()
-    assert [entry.day for entry in listed] == expected
-
-    # The bucket holds exactly the files the days list: no duplicate and no orphan.
     bucket = _filesystem(s3_endpoint)
+    window = Window(redis, "vs", _archive(s3_endpoint))
+    boundary = await window.boundary()
+    assert boundary == today - timedelta(days=WINDOW_DAYS)
+    listed = await window.days()
+    assert [entry.day for entry in listed] == expected
+    manifests = set((await window.months()).values())  # months whose days are all archived
+    assert {path.partition("=")[2][:7] for path in manifests} == {
+        day[:7] for day in expected if day[:7] < day_name(boundary)[:7]
+    }
+
+    # The bucket holds exactly the files the days and manifests list: no duplicate, no orphan.
     stored = {
         info.path.removeprefix(f"{BUCKET}/history/")
         for info in bucket.get_file_info(pafs.FileSelector(f"{BUCKET}/history", recursive=True))
         if info.type == pafs.FileType.File
     }
-    assert stored == {path for entry in listed for path in entry.files.values()}
+    assert stored == {path for entry in listed for path in entry.files.values()} | manifests
 
     # Either host reads the whole feed back, archive and window, as the reference has it.
     reference = await history(redis, "plain", None).changes(limit=10**6)

@@ -27,6 +27,13 @@ async def test_days_move_out_and_queries_across_the_boundary_equal_redis_only(
     boundary = await Window(redis, "moved").boundary()
     assert boundary is not None and boundary == START + timedelta(days=len(moved_days))
 
+    # January's days are all archived: Redis keeps its manifest's path, not a list of its days.
+    months = await Window(redis, "moved", archive).months()
+    assert list(months) == ["2025-01"] and months["2025-01"].startswith("manifests/month=2025-01/")
+    listed = sorted(name.decode() for name in await redis.hkeys("moved:history:days"))  # type: ignore[misc]
+    assert listed and all(name.startswith("2025-02-") for name in listed)
+    assert [entry.day for entry in await Window(redis, "moved", archive).days()] == moved_days
+
     moved = history(redis, "moved", archive)
     plain = history(redis, "plain", None)
     # The feed: every event exactly once, same ids, same content.
@@ -132,7 +139,7 @@ async def test_a_corrupt_or_missing_archive_file_is_named_in_the_error(
     archive = open_archive(str(tmp_path))
     clock = Clock(START + timedelta(days=4, hours=2))
     await mover(redis, "vs", archive, clock, days=2).run()
-    files = await Window(redis, "vs").day(START)
+    files = await Window(redis, "vs", archive).day(START)
     assert files is not None
     broken = tmp_path / files.files["stock_checkpoints"]
     broken.write_bytes(b"not parquet at all")

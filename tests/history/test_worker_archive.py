@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from tests.redis_server import free_port
 from tests.worker.processes import WorkerProcess, eventually, queue_for, worker_env, workers
+from vultr_scraper_core.history.files import open_archive
 from vultr_scraper_core.history.window import Window, day_name
 from vultr_scraper_worker.enqueue import enqueue_job
 
@@ -61,7 +62,7 @@ async def test_a_broken_archive_file_is_named_and_does_not_stop_the_worker(
         VULTR_SCRAPER__HISTORY__MAX_DAYS_PER_RUN="2",
         **off,
     )
-    window = Window(redis, "vs")
+    window = Window(redis, "vs", open_archive(str(archive)))
     async with queue_for(redis_url) as queue:
         with workers(WorkerProcess(env, tmp_path, jobs_module=None)) as (worker,):
             await worker.wait_ready()

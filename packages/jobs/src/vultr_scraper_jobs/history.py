@@ -44,6 +44,8 @@ async def move_history(ctx: Mapping[str, Any]) -> dict[str, Any]:
     }
     if summary.skipped:
         result["skipped"] = summary.skipped
+    if summary.months_compacted:
+        result["months_compacted"] = summary.months_compacted
     if summary.orphans_deleted:
         result["orphans_deleted"] = summary.orphans_deleted
     return result

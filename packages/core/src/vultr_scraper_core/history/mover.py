@@ -13,11 +13,17 @@ older than the window, and only by the worker holding ``p:history:lock``:
 Killed before 3, Redis is unchanged and the files are orphans nobody reads (the next move of
 that day deletes them and writes its own): nothing is lost and nothing counted twice. The
 commit is all or nothing. A worker whose lock expired (or was taken over) cannot commit.
+
+Once every day of a month is archived, the month is compacted the same way: its manifest
+(the DayFiles of each of its days) is written under a new name, then one commit lists it in
+``p:history:months`` and drops the month's entries from ``p:history:days``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +46,8 @@ from vultr_scraper_core.history.window import (
     day_name,
     day_start,
     encode_prices,
+    manifest_path,
+    manifest_table,
     month_name,
 )
 from vultr_scraper_core.store.catalog import (
@@ -79,6 +87,38 @@ return 0
 """
 
 
+# Tests only: "<stage>:<n>" makes the n-th arrival at ``stage`` in this process announce itself
+# on stderr and wait there, so that a test can SIGKILL a real mover at a known point of a move.
+# Unset (as in production) it is one dictionary lookup per stage.
+PAUSE_VARIABLE = "VULTR_SCRAPER_TEST_HISTORY_PAUSE"
+PAUSE_STAGES = ("write", "commit", "compact")  # a day's file written; all written; manifest
+_arrivals: dict[str, int] = {}
+
+
+def _pause_wanted(stage: str) -> bool:
+    wanted = os.environ.get(PAUSE_VARIABLE)
+    if not wanted:
+        return False
+    name, _, nth = wanted.partition(":")
+    if name != stage:
+        return False
+    _arrivals[stage] = _arrivals.get(stage, 0) + 1
+    if _arrivals[stage] != int(nth or 1):
+        return False
+    print(f"history mover paused at {stage} #{nth or 1}", file=sys.stderr, flush=True)
+    return True
+
+
+def _hook_sync(stage: str) -> None:
+    if _pause_wanted(stage):
+        time.sleep(3600)
+
+
+async def _hook(stage: str) -> None:
+    if _pause_wanted(stage):
+        await asyncio.sleep(3600)
+
+
 class LockLost(Exception):
     """Another worker holds the history lock now; this one stops without committing."""
 
@@ -94,6 +134,7 @@ class MoveSummary(msgspec.Struct, kw_only=True):
     boundary: datetime | None = None
     skipped: str | None = None  # why nothing was tried (another worker holds the lock)
     orphans_deleted: int = 0
+    months_compacted: list[str] = []
 
 
 class HistoryMover:
@@ -141,8 +182,12 @@ class HistoryMover:
                 moved.append(await self.move_day(start))
                 start += DAY
                 await self._renew()
+            compacted = await self.compact_months()
             return MoveSummary(
-                moved=moved, boundary=await self._boundary(), orphans_deleted=self._orphans
+                moved=moved,
+                boundary=await self._boundary(),
+                orphans_deleted=self._orphans,
+                months_compacted=compacted,
             )
         finally:
             await self.redis.eval(_RELEASE, 1, self.keys.lock, self.token)  # type: ignore[misc]
@@ -155,7 +200,7 @@ class HistoryMover:
             raise LockLost("the history lock expired or was taken over")
 
     async def _boundary(self) -> datetime | None:
-        return await Window(self.redis, self.prefix).boundary()
+        return await Window(self.redis, self.prefix, self.archive).boundary()
 
     async def _first_day(self) -> datetime | None:
         """The day of the oldest thing the window holds (nothing moved yet)."""
@@ -240,7 +285,7 @@ class HistoryMover:
         )
         versions = [decode(member, RecordVersion) for member in raw_versions]
         base = await self.catalogue.base()
-        window = Window(self.redis, self.prefix)
+        window = Window(self.redis, self.prefix, self.archive)
         price_state = await window.prices()
         flips = await self.stock.flips(to_ms(start) - 1, end_ms - 1)
         at_start = await self.stock.state_before(to_ms(start))
@@ -269,6 +314,7 @@ class HistoryMover:
                 base.versions if base else [], "catalog_checkpoints"
             )
         files = await asyncio.to_thread(self._write_day, start, datasets)
+        await _hook("commit")
         await self._commit(
             start,
             DayFiles(
@@ -296,24 +342,74 @@ class HistoryMover:
             path = f"{name}/month={month_name(start)}/{day_name(start)}-{suffix}.parquet"
             self.archive.write_table(path, data)
             files[name] = path
+            _hook_sync("write")
         return files
 
     async def _delete_orphans(self, start: datetime) -> None:
         """Files of this day left by a move that never committed (none are listed yet)."""
-        listed = await Window(self.redis, self.prefix).day(start)
+        listed = await Window(self.redis, self.prefix, self.archive).day(start)
         keep = set(listed.files.values()) if listed else set()
-        prefix = f"{day_name(start)}-"
+        directories = [f"{name}/month={month_name(start)}" for name in tables.DATASETS]
+        self._orphans += await asyncio.to_thread(
+            self._sweep, directories, f"{day_name(start)}-", keep
+        )
 
-        def sweep() -> int:
-            deleted = 0
-            for name in tables.DATASETS:
-                for path in self.archive.list_dir(f"{name}/month={month_name(start)}"):
-                    if path.rpartition("/")[2].startswith(prefix) and path not in keep:
-                        self.archive.delete(path)
-                        deleted += 1
-            return deleted
+    def _sweep(self, directories: list[str], prefix: str, keep: set[str]) -> int:
+        """Delete the files in ``directories`` named ``prefix...`` that are not in ``keep``,
+        and the temporary files (``.prefix...``) of a write that was killed half-way."""
+        deleted = 0
+        for directory in directories:
+            for path in self.archive.list_dir(directory):
+                name = path.rpartition("/")[2]
+                if name.removeprefix(".").startswith(prefix) and path not in keep:
+                    self.archive.delete(path)
+                    deleted += 1
+        return deleted
 
-        self._orphans += await asyncio.to_thread(sweep)
+    # -- compacting whole months --------------------------------------------------------------
+
+    async def compact_months(self) -> list[str]:
+        """Compact every month whose days are all archived (those before the boundary's
+        month) and that has day entries in Redis and no manifest yet. Returns the months."""
+        boundary = await self._boundary()
+        if boundary is None:
+            return []
+        window = Window(self.redis, self.prefix, self.archive)
+        names = [text(name) for name in await self.redis.hkeys(self.keys.days)]  # type: ignore[misc]
+        done = await window.months()
+        due = sorted({name[:7] for name in names} - set(done))
+        compacted = []
+        for month in due:
+            if month >= month_name(boundary):
+                continue
+            await self._compact(month, sorted(name for name in names if name.startswith(month)))
+            compacted.append(month)
+            await self._renew()
+        return compacted
+
+    async def _compact(self, month: str, names: list[str]) -> None:
+        raw = await self.redis.hmget(self.keys.days, names)  # type: ignore[misc]
+        entries = [decode(value, DayFiles) for value in raw if value]
+        directory = f"{manifest_path(month, '')}".rpartition("/")[0]
+        self._orphans += await asyncio.to_thread(self._sweep, [directory], f"{month}-", set())
+        path = manifest_path(month, uuid.uuid4().hex[:12])
+        await asyncio.to_thread(self.archive.write_table, path, manifest_table(entries))
+        await _hook("compact")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(self.keys.lock, self.keys.days)
+            holder = await pipe.get(self.keys.lock)
+            if holder is None or text(holder) != self.token:
+                raise LockLost("the history lock expired or was taken over; not compacting")
+            still = await pipe.hmget(self.keys.days, names)  # type: ignore[misc]
+            if list(still) != list(raw):
+                raise RuntimeError(f"the days of {month} changed while compacting them")
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.hset(self.keys.months, month, path)
+            pipe.hdel(self.keys.days, *names)
+            await pipe.execute()
+        logger.bind(month=month, days=len(entries), manifest=path).info(
+            f"history: compacted the day list of {month}"
+        )
 
     async def _events_before(self, end_ms: int) -> list[ChangeEvent]:
         events: list[ChangeEvent] = []

@@ -70,7 +70,7 @@ class History:
         self.redis = redis
         self.prefix = prefix
         self.archive = archive
-        self.window = Window(redis, prefix)
+        self.window = Window(redis, prefix, archive)
         self.redis_past = RedisPast(redis, prefix)
 
     @classmethod
