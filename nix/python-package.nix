@@ -22,6 +22,7 @@
   moto,
   aiosmtpd,
   dnslib,
+  standardwebhooks,
   redis-server,
   ...
 }:
@@ -70,6 +71,7 @@ buildPythonPackage (
       moto
       aiosmtpd
       dnslib
+      standardwebhooks
       redis-server
     ];
     enabledTestPaths = source.testPaths;

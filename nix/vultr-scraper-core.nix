@@ -21,6 +21,7 @@
   moto,
   aiosmtpd,
   dnslib,
+  standardwebhooks,
   redis-server,
 }@inputs:
 

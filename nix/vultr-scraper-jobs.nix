@@ -23,6 +23,7 @@
   moto,
   aiosmtpd,
   dnslib,
+  standardwebhooks,
   redis-server,
 }@inputs:
 

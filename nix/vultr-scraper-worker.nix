@@ -31,6 +31,7 @@
   moto,
   aiosmtpd,
   dnslib,
+  standardwebhooks,
 }@inputs:
 
 import ./python-package.nix inputs {

@@ -153,6 +153,7 @@ let
           moto = fakePackage "moto" "5.1.8" { };
           aiosmtpd = fakePackage "aiosmtpd" "1.4.6" { };
           dnslib = fakePackage "dnslib" "0.9.26" { };
+          standardwebhooks = fakePackage "standardwebhooks" "1.0.0" { };
         }
         // builtins.mapAttrs (
           name: version:
