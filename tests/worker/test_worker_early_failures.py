@@ -79,7 +79,8 @@ async def test_one_lua_call_claims_due_free_jobs_once(
     candidates = [*ids, "later"]
 
     async def claim(worker: ProjectWorker, room: int) -> list[str]:
-        args: list[str | int] = [timestamp_ms(), 30_000, room, *candidates]
+        # No per-function leases: every job gets the default one (30 s).
+        args: list[str | int] = [timestamp_ms(), 30_000, room, 0, *candidates]
         reply = await worker._claim(keys=["arq:queue"], args=args)
         return [item.decode() for item in reply[::2]]
 
