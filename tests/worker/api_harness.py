@@ -42,7 +42,7 @@ from vultr_scraper_core.store.stock import (
 from vultr_scraper_jobs.registry import JobSpec
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import STATE_KEY, ApiState
-from vultr_scraper_worker.enqueue import close_client, queue_client, with_deadline
+from vultr_scraper_worker.enqueue import close_client, deadline_client, queue_client
 from vultr_scraper_worker.plans import JobPlan, JobSet, plan_jobs
 from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
 from vultr_scraper_worker.records.runs import JobHistory, RunRecord
@@ -138,7 +138,9 @@ async def running_api(
         redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget
     )
     # As the worker serves it: the API's own client, every call with [http] redis_timeout.
-    queue = with_deadline(worker_queue, config.http.redis_timeout)
+    queue = deadline_client(
+        redis_url, config.http.redis_timeout, queue_name=config.redis.queue_name
+    )
     loaded = LoadedConfig(config=config, secrets=Secrets(http_token=token), source="test")
     handle = await start_http_server(ApiState.create(loaded, queue, make_plans(config)))
     assert handle is not None

@@ -232,6 +232,7 @@ def test_show_json_is_one_document(secret_config: Path) -> None:
     assert document["secrets"] == {
         "vultr_api_key": "***",
         "redis_password": "***",
+        "redis_sentinel_password": None,
         "http_token": "***",
         "sink_secrets": {"hook": "***"},
     }
@@ -253,6 +254,7 @@ def test_show_json_without_secrets() -> None:
     assert document["secrets"] == {
         "vultr_api_key": None,
         "redis_password": None,
+        "redis_sentinel_password": None,
         "http_token": None,
         "sink_secrets": {},
     }

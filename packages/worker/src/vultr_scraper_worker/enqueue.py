@@ -13,60 +13,53 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import WatchError
 
 from vultr_scraper_core.config import LoadedConfig
-from vultr_scraper_core.redis import DEFAULT_LOADING_WAIT, connection_options
+from vultr_scraper_core.redis import (
+    DEFAULT_LOADING_WAIT,
+    connection_options,
+    connection_pool,
+    deadline_options,
+)
+from vultr_scraper_core.redis_target import RedisTarget, from_url
 from vultr_scraper_jobs.context import Enqueue
-from vultr_scraper_worker.runtime import ensure_reachable, redis_url
+from vultr_scraper_worker.runtime import ensure_reachable, redis_target
 from vultr_scraper_worker.serialization import deserialize, serialize
 
 _WATCH_ATTEMPTS = 3
 
 
 def queue_client(
-    url: str,
+    target: RedisTarget | str,
     *,
     queue_name: str,
     password: str | None = None,
     outage_budget: float = 30.0,
     loading_wait: float = DEFAULT_LOADING_WAIT,
 ) -> ArqRedis:
-    """An ``ArqRedis`` for ``redis://``, ``rediss://`` or ``unix://`` URLs (connects lazily).
-    ``loading_wait``: seconds one command waits for a loading Redis."""
-    options = connection_options(
-        password=password, outage_budget=outage_budget, loading_wait=loading_wait
-    )
-    pool = ConnectionPool.from_url(url, **options)
+    """An ``ArqRedis`` for ``target`` (or a ``redis://``, ``rediss://`` or ``unix://`` URL with
+    ``password``), connecting lazily. ``loading_wait``: seconds one command waits for a loading
+    Redis."""
+    if isinstance(target, str):
+        target = from_url(target, password=password)
+    options = connection_options(outage_budget=outage_budget, loading_wait=loading_wait)
+    return _arq_client(connection_pool(target, options), queue_name)
+
+
+def deadline_client(target: RedisTarget | str, deadline: float, *, queue_name: str) -> ArqRedis:
+    """A client to ``target`` whose every call gives up after ``deadline`` seconds, connecting
+    or waiting for the answer, and is not retried: for HTTP requests, where a Redis outage must
+    be a fast 503. Behind Sentinel, asking the sentinels is bounded by the deadline as well."""
+    return _arq_client(connection_pool(target, deadline_options(deadline)), queue_name)
+
+
+def _arq_client(pool: ConnectionPool, queue_name: str) -> ArqRedis:
     return ArqRedis(
         pool,
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=queue_name,
-    )
-
-
-def with_deadline(queue: ArqRedis, deadline: float) -> ArqRedis:
-    """A client to the same Redis as ``queue`` (same address, credentials, TLS, serialiser)
-    whose every call gives up after ``deadline`` seconds, connecting or waiting for the answer,
-    and is not retried: for HTTP requests, where a Redis outage must be a fast 503."""
-    source = queue.connection_pool
-    options = dict(source.connection_kwargs)
-    options.update(
-        socket_timeout=deadline,
-        socket_connect_timeout=deadline,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        retry_on_error=[],
-    )
-    pool = type(source)(connection_class=source.connection_class, **options)
-    return ArqRedis(
-        pool,
-        job_serializer=queue.job_serializer,
-        job_deserializer=queue.job_deserializer,
-        default_queue_name=queue.default_queue_name,
     )
 
 
@@ -84,16 +77,11 @@ async def open_queue(
     with ``connect_budget``, a first PING must answer within that budget (see
     ``runtime.open_redis``)."""
     budget = loaded.config.worker.redis_outage_budget if outage_budget is None else outage_budget
-    async with redis_url(loaded) as url:
+    async with redis_target(loaded) as target:
         if connect_budget is not None:
-            await ensure_reachable(
-                url, password=loaded.secrets.redis_password, budget=connect_budget
-            )
+            await ensure_reachable(target, budget=connect_budget)
         client = queue_client(
-            url,
-            queue_name=loaded.config.redis.queue_name,
-            password=loaded.secrets.redis_password,
-            outage_budget=budget,
+            target, queue_name=loaded.config.redis.queue_name, outage_budget=budget
         )
         try:
             yield client

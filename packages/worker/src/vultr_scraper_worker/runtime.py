@@ -1,6 +1,7 @@
 """Process-level resources shared by the worker and one-shot CLI commands.
 
-``open_redis`` gives the configured Redis, or the private embedded one: it reuses an embedded
+``open_redis`` gives the configured Redis (one server, or a primary found through Sentinel),
+or the private embedded one: it reuses an embedded
 server already running for the same state directory (a worker), else starts one and owns it.
 The caller chooses how long commands ride out an outage (``outage_budget``) and, optionally,
 how long Redis may take to answer at all (``connect_budget``).
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from vultr_scraper_core.config import LoadedConfig, state_dir
 from vultr_scraper_core.embedded_redis import EmbeddedRedis, answers_ping
 from vultr_scraper_core.redis import connect
+from vultr_scraper_core.redis_target import RedisTarget, target_from_config
 
 if TYPE_CHECKING:
     from vultr_scraper_jobs.context import Enqueue
@@ -28,7 +30,8 @@ CLI_OUTAGE_BUDGET = 0.5
 
 @asynccontextmanager
 async def redis_url(loaded: LoadedConfig, *, persistent: bool = True) -> AsyncIterator[str]:
-    """The Redis URL to use, starting (and later stopping) an embedded server if needed."""
+    """The Redis URL to use, starting (and later stopping) an embedded server if needed
+    (``redis.url`` may be a ``redis+sentinel://`` URL; see ``redis_target``)."""
     if loaded.config.redis.url:
         yield loaded.config.redis.url
         return
@@ -40,10 +43,29 @@ async def redis_url(loaded: LoadedConfig, *, persistent: bool = True) -> AsyncIt
         yield server.url
 
 
-async def ensure_reachable(url: str, *, password: str | None, budget: float) -> None:
-    """PING ``url`` with a client that gives up after ``budget`` seconds of retries (about
+def uses_embedded(loaded: LoadedConfig) -> bool:
+    """Neither ``redis.url`` nor ``redis.sentinels``: the private redis-server is used."""
+    return not (loaded.config.redis.url or loaded.config.redis.sentinels)
+
+
+@asynccontextmanager
+async def redis_target(
+    loaded: LoadedConfig, *, persistent: bool = True
+) -> AsyncIterator[RedisTarget]:
+    """Where the configured Redis is (a URL, or Sentinel), or the embedded server, started
+    (and later stopped) if needed."""
+    redis = loaded.config.redis
+    if redis.sentinels:
+        yield target_from_config(redis, loaded.secrets, "")
+        return
+    async with redis_url(loaded, persistent=persistent) as url:
+        yield target_from_config(redis, loaded.secrets, url)
+
+
+async def ensure_reachable(target: RedisTarget | str, *, budget: float) -> None:
+    """PING ``target`` with a client that gives up after ``budget`` seconds of retries (about
     ``budget`` + 1 s in all); raises redis' ConnectionError (or OSError) if Redis is down."""
-    probe = connect(url, password=password, outage_budget=budget)
+    probe = connect(target, outage_budget=budget)
     try:
         await probe.ping()
     finally:
@@ -58,11 +80,10 @@ async def open_redis(
     worker's ``worker.redis_outage_budget`` for long work, ``CLI_OUTAGE_BUDGET`` for one-shot
     queries. With ``connect_budget``, a first PING must answer within that budget, so a command
     that would otherwise ride out a long outage still fails fast when Redis is down at start."""
-    async with redis_url(loaded) as url:
-        password = loaded.secrets.redis_password
+    async with redis_target(loaded) as target:
         if connect_budget is not None:
-            await ensure_reachable(url, password=password, budget=connect_budget)
-        client = connect(url, password=password, outage_budget=outage_budget)
+            await ensure_reachable(target, budget=connect_budget)
+        client = connect(target, outage_budget=outage_budget)
         try:
             yield client
         finally:

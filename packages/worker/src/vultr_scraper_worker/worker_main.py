@@ -30,21 +30,22 @@ from arq.connections import ArqRedis
 from loguru import logger
 from redis.exceptions import RedisError
 
-from vultr_scraper_core.config import LoadedConfig, mask_url
+from vultr_scraper_core.config import LoadedConfig
 from vultr_scraper_core.embedded_redis import EmbeddedRedisError
 from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.redis_faults import redis_cause
+from vultr_scraper_core.redis_target import RedisTarget, from_url
 from vultr_scraper_core.text import bounded
 from vultr_scraper_worker.api.server import HttpServerHandle, start_http_server, stop_http_server
 from vultr_scraper_worker.api.state import ApiState
-from vultr_scraper_worker.enqueue import close_client, make_enqueue, queue_client, with_deadline
+from vultr_scraper_worker.enqueue import close_client, deadline_client, make_enqueue, queue_client
 from vultr_scraper_worker.exit_status import ExitStatus
 from vultr_scraper_worker.outage import OutageTooLong, RedisOutage
 from vultr_scraper_worker.plans import JobPlan, JobSet, describe_schedule, next_runs, plan_jobs
 from vultr_scraper_worker.project_worker import ProjectWorker
 from vultr_scraper_worker.records.heartbeats import new_worker_id
 from vultr_scraper_worker.records.runs import HistoryBuffer
-from vultr_scraper_worker.runtime import ensure_reachable, job_context, redis_url
+from vultr_scraper_worker.runtime import ensure_reachable, job_context, redis_target
 from vultr_scraper_worker.settings import build_worker_settings
 from vultr_scraper_worker.wrapper import JobRunner, already_logged
 
@@ -69,10 +70,12 @@ class Lifecycle:
         *,
         history: HistoryBuffer,
         worker_id: str,
+        target: RedisTarget,
     ) -> None:
         self.loaded = loaded
         self.plans = plans
         self.queue = queue  # the worker's own client: jobs, the API and the records share it
+        self.target = target  # where ``queue`` connects: the API opens its own client there
         self.history: HistoryBuffer | None = history  # flushed before the connections close
         self.worker_id = worker_id
         self._stack: AsyncExitStack | None = None
@@ -103,7 +106,11 @@ class Lifecycle:
         """The API, metrics and status page ([http] listen); a failure never stops the worker."""
         try:
             # Its own client to the same Redis: every call for a request has a short deadline.
-            self._api_redis = with_deadline(self.queue, self.loaded.config.http.redis_timeout)
+            self._api_redis = deadline_client(
+                self.target,
+                self.loaded.config.http.redis_timeout,
+                queue_name=self.loaded.config.redis.queue_name,
+            )
             self._http = await start_http_server(
                 ApiState.create(self.loaded, self._api_redis, self.plans)
             )
@@ -188,9 +195,9 @@ async def serve(
     """``exit_watchdog``: seconds after giving up on Redis before the process is ended even if
     its teardown hangs (only for a process of its own: ``run_worker``, never in tests)."""
     try:
-        async with redis_url(loaded) as url:
+        async with redis_target(loaded) as target:
             return await _serve_on(
-                url,
+                target,
                 loaded,
                 jobs=jobs,
                 burst=burst,
@@ -203,7 +210,7 @@ async def serve(
 
 
 async def _serve_on(
-    url: str,
+    target: RedisTarget,
     loaded: LoadedConfig,
     *,
     jobs: JobSet | None,
@@ -213,23 +220,23 @@ async def _serve_on(
 ) -> int:
     config = loaded.config
     budget = config.worker.redis_outage_budget
+    shown = target.describe()  # never a password
     try:
-        await ensure_reachable(url, password=loaded.secrets.redis_password, budget=budget)
+        await ensure_reachable(target, budget=budget)
     except (RedisError, OSError) as error:
         cause = redis_cause(error)
-        logger.bind(redis=mask_url(url), error=cause, error_type=type(error).__name__).critical(
-            f"{cause} (at {mask_url(url)}, waited {budget:g} s); exiting with status 69"
+        logger.bind(redis=shown, error=cause, error_type=type(error).__name__).critical(
+            f"{cause} (at {shown}, waited {budget:g} s); exiting with status 69"
         )
         return ExitStatus.UNAVAILABLE
     pool = queue_client(
-        url,
+        target,
         queue_name=config.redis.queue_name,
-        password=loaded.secrets.redis_password,
         outage_budget=min(budget, COMMAND_RETRY),
         loading_wait=min(budget, COMMAND_RETRY),  # the poll loop waits out a loading Redis
     )
     worker, lifecycle = build_worker(
-        loaded, pool, jobs=jobs, burst=burst, handle_signals=handle_signals
+        loaded, pool, jobs=jobs, burst=burst, handle_signals=handle_signals, target=target
     )
     worker_id = worker.worker_id
     plans = lifecycle.plans
@@ -237,7 +244,7 @@ async def _serve_on(
     logger.bind(
         worker=worker_id,
         config=loaded.source,
-        redis=mask_url(url),
+        redis=shown,
         queue=config.redis.queue_name,
         jobs=[plan.name for plan in plans],
         schedules={plan.name: describe_schedule(plan.schedule) for plan in plans},
@@ -251,9 +258,9 @@ async def _serve_on(
             raise
     except (OutageTooLong, RedisError, OSError) as error:
         cause = error.cause if isinstance(error, OutageTooLong) else redis_cause(error)
-        logger.bind(redis=mask_url(url), error=cause, error_type=type(error).__name__).critical(
+        logger.bind(redis=shown, error=cause, error_type=type(error).__name__).critical(
             f"{cause} for more than {budget:g} s (worker.redis_outage_budget, at "
-            f"{mask_url(url)}); exiting with status 69 so the supervisor restarts the worker"
+            f"{shown}); exiting with status 69 so the supervisor restarts the worker"
         )
         if exit_watchdog is not None:
             arm_exit_watchdog(ExitStatus.UNAVAILABLE, exit_watchdog)
@@ -280,14 +287,24 @@ def build_worker(
     burst: bool = False,
     handle_signals: bool = True,
     worker_id: str | None = None,
+    target: RedisTarget | None = None,
 ) -> tuple[ProjectWorker, Lifecycle]:
-    """The worker exactly as ``vultr-scraper worker`` runs it, on ``pool`` (for tests, bench)."""
+    """The worker exactly as ``vultr-scraper worker`` runs it, on ``pool`` (for tests, bench).
+    ``target``: where ``pool`` connects, for the HTTP API's own client (default: the pool's
+    own address, for a single server)."""
     config = loaded.config
     worker_id = worker_id or new_worker_id()
     plans = plan_jobs(config, jobs)
     history = HistoryBuffer(pool, config.redis.key_prefix)
     runner = JobRunner.from_config(config, worker_id=worker_id, buffer=history, timed_by_arq=True)
-    lifecycle = Lifecycle(loaded, plans, pool, history=history, worker_id=worker_id)
+    lifecycle = Lifecycle(
+        loaded,
+        plans,
+        pool,
+        history=history,
+        worker_id=worker_id,
+        target=target or _target_of(pool, loaded),
+    )
     settings = build_worker_settings(
         config,
         plans,
@@ -305,6 +322,18 @@ def build_worker(
         **settings,
     )
     return worker, lifecycle
+
+
+def _target_of(pool: ArqRedis, loaded: LoadedConfig) -> RedisTarget:
+    """A single server's target from a plain pool's own address (tests and benchmarks pass a
+    pool they built from a URL)."""
+    kwargs = pool.connection_pool.connection_kwargs
+    db = kwargs.get("db", 0)
+    if "path" in kwargs:
+        url = f"unix://{kwargs['path']}?db={db}"
+    else:
+        url = f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
+    return from_url(url, password=kwargs.get("password") or loaded.secrets.redis_password)
 
 
 async def _close(worker: ProjectWorker, lifecycle: Lifecycle, pool: ArqRedis) -> int:

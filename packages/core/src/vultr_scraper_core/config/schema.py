@@ -25,9 +25,22 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class RedisConfig(_Section):
-    # Empty: the CLI and the worker start and own a private redis-server under the state dir.
+    # Empty (and no sentinels): the CLI and the worker start and own a private redis-server
+    # under the state dir. redis+sentinel:// URLs name sentinels and a service (see
+    # vultr_scraper_core.redis_target).
     url: str = ""
     password_file: str = ""
+    # Sentinel, as a list instead of a redis+sentinel:// URL: "host:port" entries.
+    sentinels: list[str] = msgspec.field(default_factory=list)
+    service_name: str = "mymaster"
+    database: int = 0  # with `sentinels` only: a URL carries its own
+    sentinel_password_file: str = ""
+    # TLS: rediss:// and rediss+sentinel:// URLs turn it on; `tls` does for `sentinels`.
+    tls: bool = False
+    ca_file: str = ""  # empty: the system's trust store
+    cert_file: str = ""  # client certificate (with key_file), for servers that ask for one
+    key_file: str = ""
+    tls_check_hostname: bool = True
     queue_name: str = "arq:queue"
     # Prefix of every key the project stores (catalogue, changes, failed jobs, ...).
     key_prefix: str = "vs"
@@ -544,8 +557,60 @@ def problems(config: Config) -> list[tuple[str, str]]:
         found.append(("http.public_url", "must start with http:// or https://"))
     at_least("http.badge_max_age", config.http.badge_max_age, 0)
     at_least("http.max_failed_logins", config.http.max_failed_logins, 0)
-    if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        found.append(("redis.url", "must start with redis://, rediss:// or unix://"))
+    found.extend(_redis_problems(config.redis))
+    return found
+
+
+def _redis_problems(redis: RedisConfig) -> list[tuple[str, str]]:
+    """A URL or a sentinel list that cannot be used, and TLS files given where no TLS is."""
+    from vultr_scraper_core.redis_target import (
+        check_service_name,
+        is_sentinel_url,
+        parse_sentinel_hosts,
+        parse_sentinel_url,
+        uses_tls,
+    )
+
+    found: list[tuple[str, str]] = []
+    if redis.url and redis.sentinels:
+        found.append(("redis.sentinels", "give either redis.url or redis.sentinels, not both"))
+    if is_sentinel_url(redis.url):
+        try:
+            parse_sentinel_url(redis.url)
+        except ValueError as error:
+            found.append(("redis.url", str(error)))
+    elif redis.url and not redis.url.startswith(("redis://", "rediss://", "unix://")):
+        found.append(
+            (
+                "redis.url",
+                "must start with redis://, rediss://, unix://, redis+sentinel:// "
+                "or rediss+sentinel://",
+            )
+        )
+    if redis.sentinels:
+        try:
+            parse_sentinel_hosts(redis.sentinels)
+            check_service_name(redis.service_name)
+        except ValueError as error:
+            found.append(("redis.sentinels", str(error)))
+    if redis.database < 0:
+        found.append(("redis.database", f"must be at least 0, got {redis.database}"))
+    if redis.tls and redis.url:
+        found.append(
+            ("redis.tls", "is for redis.sentinels; with redis.url the scheme decides (rediss://)")
+        )
+    if redis.key_file and not redis.cert_file:
+        found.append(("redis.key_file", "needs redis.cert_file (the client certificate)"))
+    if not uses_tls(redis):
+        for key in ("ca_file", "cert_file", "key_file"):
+            if getattr(redis, key):
+                found.append(
+                    (
+                        f"redis.{key}",
+                        "is only used with TLS: a rediss:// or rediss+sentinel:// URL, "
+                        "or redis.tls = true with redis.sentinels",
+                    )
+                )
     return found
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -30,6 +30,12 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
 
     vultr_api_key: str | None = None
     redis_password: str | None = None
+    redis_sentinel_password: str | None = None
+    # Not secret values but paths, resolved like the secret files (``$CREDENTIALS_DIRECTORY``)
+    # and checked readable at load: the TLS files of [redis] (the key file is a secret).
+    redis_ca_file: str | None = None
+    redis_cert_file: str | None = None
+    redis_key_file: str | None = None
     http_token: str | None = None
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
@@ -43,6 +49,7 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
         found = [
             self.vultr_api_key,
             self.redis_password,
+            self.redis_sentinel_password,
             self.http_token,
             self.s3_access_key,
             self.s3_secret_key,
@@ -101,6 +108,8 @@ def _url_secrets(url: str) -> Iterator[str]:
         return
     if password:
         yield password
+        if unquote(password) != password:
+            yield unquote(password)  # what the client sends, and may print
     yield from parse_qs(parts.query).get("password", [])
 
 
@@ -171,12 +180,32 @@ class SecretFileError(Exception):
         self.reason = reason
 
 
-def read_secret_file(key: str, path: str, env: Mapping[str, str]) -> str:
-    """The stripped contents of the file ``key`` names; raises SecretFileError."""
+def _resolve(path: str, env: Mapping[str, str]) -> Path:
     resolved = Path(path)
     # Relative paths name a systemd credential (LoadCredential=) when one is provided.
     if not resolved.is_absolute() and env.get("CREDENTIALS_DIRECTORY"):
         resolved = Path(env["CREDENTIALS_DIRECTORY"]) / resolved
+    return resolved
+
+
+def readable_file(key: str, path: str, env: Mapping[str, str]) -> str:
+    """The resolved path of the file ``key`` names (a CA, a certificate, a private key),
+    after checking it can be read; raises SecretFileError. Its contents are left to the TLS
+    library, which reports a malformed file when it first connects."""
+    resolved = _resolve(path, env)
+    shown = os.fspath(resolved)
+    try:
+        with resolved.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SecretFileError(key, f"cannot read file {shown}: {reason}") from None
+    return shown
+
+
+def read_secret_file(key: str, path: str, env: Mapping[str, str]) -> str:
+    """The stripped contents of the file ``key`` names; raises SecretFileError."""
+    resolved = _resolve(path, env)
     shown = os.fspath(resolved)
     try:
         value = resolved.read_text(encoding="utf-8").strip()
@@ -215,6 +244,9 @@ def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
     def optional(key: str, path: str) -> str | None:
         return read_secret_file(key, path, env) if path else None
 
+    def checked(key: str, path: str) -> str | None:
+        return readable_file(key, path, env) if path else None
+
     sink_secrets: dict[str, str] = {}
     fragments: list[str] = []
     for index, sink in enumerate(config.sinks):
@@ -231,6 +263,12 @@ def read_secrets(config: Config, env: Mapping[str, str]) -> Secrets:
     return Secrets(
         vultr_api_key=optional("vultr.api_key_file", config.vultr.api_key_file),
         redis_password=optional("redis.password_file", config.redis.password_file),
+        redis_sentinel_password=optional(
+            "redis.sentinel_password_file", config.redis.sentinel_password_file
+        ),
+        redis_ca_file=checked("redis.ca_file", config.redis.ca_file),
+        redis_cert_file=checked("redis.cert_file", config.redis.cert_file),
+        redis_key_file=checked("redis.key_file", config.redis.key_file),
         http_token=optional("http.token_file", config.http.token_file),
         s3_access_key=optional("history.s3_access_key_file", config.history.s3_access_key_file),
         s3_secret_key=optional("history.s3_secret_key_file", config.history.s3_secret_key_file),

@@ -47,6 +47,7 @@ def show(state: State, as_json: bool) -> None:
         "secrets": {
             "vultr_api_key": MASK if loaded.secrets.vultr_api_key else None,
             "redis_password": MASK if loaded.secrets.redis_password else None,
+            "redis_sentinel_password": MASK if loaded.secrets.redis_sentinel_password else None,
             "http_token": MASK if loaded.secrets.http_token else None,
             "sink_secrets": {name: MASK for name in loaded.secrets.sink_secrets},
         },

@@ -408,7 +408,7 @@ def check(state: State, max_age: float | None, as_json: bool) -> None:
         if not ok:
             fail(reason, ExitStatus.UNAVAILABLE)
 
-    if not config.redis.url:
+    if not (config.redis.url or config.redis.sentinels):
         server = EmbeddedRedis(state_dir(config))
         if not answers_ping(server.socket):
             report(False, f"no worker running: the embedded Redis at {server.socket} is down", [])
