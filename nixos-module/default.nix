@@ -168,21 +168,64 @@ in
             description = "Redis connection (`[redis]`).";
             type = lib.types.submodule {
               freeformType = settingsFormat.type;
-              options.url = lib.mkOption {
-                type = lib.types.nullOr (lib.types.strMatching "(redis|rediss|unix)://.*");
-                default =
-                  if cfg.redis.createLocally then "unix://${redisServer.unixSocket}" else null;
-                defaultText = lib.literalExpression ''
-                  if config.services.vultr-scraper.redis.createLocally
-                  then "unix://''${config.services.redis.servers.vultr-scraper.unixSocket}"
-                  else null
-                '';
-                example = "redis://redis.internal:6379/0";
-                description = ''
-                  Redis URL (`redis://`, `rediss://` or `unix://`). Required when
-                  `redis.createLocally` is off; by default the local server's unix socket
-                  (`unix:///run/redis-vultr-scraper/redis.sock`).
-                '';
+              options = {
+                url = lib.mkOption {
+                  type = lib.types.nullOr (
+                    lib.types.strMatching "(redis|rediss|unix|redis\\+sentinel|rediss\\+sentinel)://.*"
+                  );
+                  default =
+                    if cfg.redis.createLocally then "unix://${redisServer.unixSocket}" else null;
+                  defaultText = lib.literalExpression ''
+                    if config.services.vultr-scraper.redis.createLocally
+                    then "unix://''${config.services.redis.servers.vultr-scraper.unixSocket}"
+                    else null
+                  '';
+                  example = "rediss+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/vultr-scraper/0";
+                  description = ''
+                    Redis URL: `redis://`, `rediss://` (TLS) or `unix://`, or Sentinel
+                    (`redis+sentinel://host:port,host:port/service_name[/db]`,
+                    `rediss+sentinel://` for TLS). Required when `redis.createLocally` is off and
+                    `sentinels` is not set; by default the local server's unix socket
+                    (`unix:///run/redis-vultr-scraper/redis.sock`). Never put a password here:
+                    use `password_file`.
+                  '';
+                };
+                sentinels = lib.mkOption {
+                  type = lib.types.nullOr (lib.types.nonEmptyListOf lib.types.str);
+                  default = null;
+                  example = [
+                    "10.0.0.1:26379"
+                    "10.0.0.2:26379"
+                    "10.0.0.3:26379"
+                  ];
+                  description = ''
+                    Redis Sentinel as a list of `host:port` (instead of a `redis+sentinel://`
+                    URL); the worker asks them for the primary of `service_name` and follows a
+                    failover. Needs `redis.createLocally = false` and `url` unset. See "Redis
+                    high availability" in docs/operations.md.
+                  '';
+                };
+                service_name = lib.mkOption {
+                  type = lib.types.nullOr lib.types.str;
+                  default = null;
+                  example = "vultr-scraper";
+                  description = ''
+                    The name the sentinels monitor (application default `mymaster`); with
+                    `sentinels` only.
+                  '';
+                };
+                ca_file = lib.mkOption {
+                  type = lib.types.nullOr lib.types.str;
+                  default = null;
+                  example = "redis-ca";
+                  description = ''
+                    CA certificate(s) (PEM) that sign the Redis servers' certificates, for
+                    `rediss://`, `rediss+sentinel://` or `tls = true` (null: the system's trust
+                    store). A relative path is a credential id from `credentialFiles`. Likewise
+                    `cert_file` / `key_file` (a client certificate), `password_file` and
+                    `sentinel_password_file` take credential ids.
+                  '';
+                };
               };
             };
           };
@@ -344,10 +387,21 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.redis.createLocally || cfg.settings.redis.url != null;
+        assertion =
+          cfg.redis.createLocally
+          || cfg.settings.redis.url != null
+          || cfg.settings.redis.sentinels != null;
         message = ''
           services.vultr-scraper: no Redis to use. Set services.vultr-scraper.settings.redis.url
-          (e.g. "redis://host:6379/0") or enable services.vultr-scraper.redis.createLocally.
+          (e.g. "redis://host:6379/0") or settings.redis.sentinels, or enable
+          services.vultr-scraper.redis.createLocally.
+        '';
+      }
+      {
+        assertion = cfg.settings.redis.sentinels == null || !cfg.redis.createLocally;
+        message = ''
+          services.vultr-scraper: settings.redis.sentinels names the Redis to use; set
+          services.vultr-scraper.redis.createLocally = false (the local server would go unused).
         '';
       }
       {

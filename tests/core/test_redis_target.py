@@ -15,13 +15,8 @@ from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedSSLCon
 
 from vultr_scraper_core.config import ConfigError, LoadedConfig, load_config
 from vultr_scraper_core.redis import connection_options, connection_pool, deadline_options
-from vultr_scraper_core.redis_target import (
-    RedisTarget,
-    TlsOptions,
-    from_url,
-    parse_sentinel_url,
-    target_from_config,
-)
+from vultr_scraper_core.redis_address import parse_sentinel_url
+from vultr_scraper_core.redis_target import RedisTarget, TlsOptions, from_url, target_from_config
 
 PASSWORD = "s3cret-pw-771"
 

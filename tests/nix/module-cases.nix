@@ -93,6 +93,40 @@
     };
   };
 
+  # Redis behind Sentinel, over TLS, with the CA and the passwords as credentials.
+  sentinelRedis = {
+    services.vultr-scraper = {
+      enable = true;
+      redis.createLocally = false;
+      credentialFiles = {
+        redis-ca = "/run/keys/redis-ca.pem";
+        redis-password = "/run/keys/redis-password";
+        redis-sentinel-password = "/run/keys/redis-sentinel-password";
+      };
+      settings.redis = {
+        sentinels = [
+          "10.0.0.1:26379"
+          "10.0.0.2:26379"
+          "10.0.0.3:26379"
+        ];
+        service_name = "vultr-scraper";
+        tls = true;
+        ca_file = "redis-ca";
+        password_file = "redis-password";
+        sentinel_password_file = "redis-sentinel-password";
+      };
+    };
+  };
+
+  # The same as one URL.
+  sentinelUrl = {
+    services.vultr-scraper = {
+      enable = true;
+      redis.createLocally = false;
+      settings.redis.url = "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/vultr-scraper/0";
+    };
+  };
+
   # Disabled: the module must add nothing.
   disabled = {
     services.vultr-scraper.settings.http.listen = "0.0.0.0:1";
@@ -103,6 +137,13 @@
     services.vultr-scraper = {
       enable = true;
       redis.createLocally = false;
+    };
+  };
+
+  sentinelsWithLocalRedis = {
+    services.vultr-scraper = {
+      enable = true;
+      settings.redis.sentinels = [ "10.0.0.1:26379" ];
     };
   };
 

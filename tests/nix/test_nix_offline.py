@@ -307,10 +307,43 @@ def test_external_redis() -> None:
     assert result["settings"]["redis"] == {"url": "redis://redis.internal:6379/2"}
 
 
+def test_sentinel_redis() -> None:
+    result = _accepted("sentinelRedis")
+    service = result["service"]
+    assert service["requires"] == [] and result["redisServers"] == {}
+    assert result["settings"]["redis"] == {
+        "sentinels": ["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"],
+        "service_name": "vultr-scraper",
+        "tls": True,
+        "ca_file": "redis-ca",
+        "password_file": "redis-password",
+        "sentinel_password_file": "redis-sentinel-password",
+    }
+    assert "redis-ca:/run/keys/redis-ca.pem" in service["serviceConfig"]["LoadCredential"]
+    url = _accepted("sentinelUrl")["settings"]["redis"]
+    assert url == {"url": "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/vultr-scraper/0"}
+
+
+def test_sentinel_settings_are_accepted_by_the_application(tmp_path: Path) -> None:
+    config_module = pytest.importorskip("vultr_scraper_core.config")
+    settings = _accepted("sentinelRedis")["settings"]
+    path = tmp_path / "vultr-scraper.toml"
+    path.write_text(_to_toml(settings))
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for name in ("redis-ca", "redis-password", "redis-sentinel-password"):
+        (credentials / name).write_text("x\n")
+    loaded = config_module.load_config(path, environ={"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert loaded.config.redis.sentinels == settings["redis"]["sentinels"]
+    assert loaded.secrets.redis_ca_file == str(credentials / "redis-ca")
+    assert loaded.secrets.redis_sentinel_password == "x"
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
         ("noRedis", "Set services.vultr-scraper.settings.redis.url"),
+        ("sentinelsWithLocalRedis", "createLocally = false (the local server would go unused)"),
         ("firewallWithoutPort", "openFirewall needs a port in settings.http.listen"),
         ("reservedCredential", 'credential id "vultr-api-key" is reserved'),
     ],

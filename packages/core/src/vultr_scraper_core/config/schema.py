@@ -563,7 +563,7 @@ def problems(config: Config) -> list[tuple[str, str]]:
 
 def _redis_problems(redis: RedisConfig) -> list[tuple[str, str]]:
     """A URL or a sentinel list that cannot be used, and TLS files given where no TLS is."""
-    from vultr_scraper_core.redis_target import (
+    from vultr_scraper_core.redis_address import (
         check_service_name,
         is_sentinel_url,
         parse_sentinel_hosts,
@@ -601,7 +601,7 @@ def _redis_problems(redis: RedisConfig) -> list[tuple[str, str]]:
         )
     if redis.key_file and not redis.cert_file:
         found.append(("redis.key_file", "needs redis.cert_file (the client certificate)"))
-    if not uses_tls(redis):
+    if not uses_tls(redis.url, redis.sentinels, redis.tls):
         for key in ("ca_file", "cert_file", "key_file"):
             if getattr(redis, key):
                 found.append(
