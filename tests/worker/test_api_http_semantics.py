@@ -6,8 +6,10 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
+import pytest
 from multidict import CIMultiDict
 from redis.asyncio import Redis
 
@@ -20,6 +22,7 @@ from tests.worker.api_harness import (
     event,
     running_api,
 )
+from vultr_scraper_worker.api import reads_catalog
 
 NOW = datetime.now(UTC)
 READ_PATHS = ["/", "/healthz", "/feed.atom", "/metrics", "/api/v1/plans", "/api/v1/jobs"]
@@ -186,3 +189,49 @@ async def test_cors_for_configured_origins_on_read_routes_only(redis_url: str) -
     async with running_api(redis_url, cors_origins=["*"]) as api:
         _, headers, _ = await raw(api, "GET", "/feed.atom", Origin="https://any.example")
         assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_a_revalidated_feed_is_answered_without_building_it(
+    redis_url: str, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed's tag comes from the change feed's head: a matching If-None-Match is a 304
+    without reading the events or rendering the feed; a new event changes the tag."""
+    await seed(redis)
+    built: list[int] = []
+    original = reads_catalog.latest_changes
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(reads_catalog, "latest_changes", counted)
+    async with running_api(redis_url, protect_reads=True) as api:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for query in ("", "?kind=plan_added", "?limit=5"):
+            status, headers, _ = await raw(api, "GET", "/feed.atom" + query, **auth)
+            assert status == 200 and len(built) == 1, query
+            tag = headers["ETag"]
+            for encoding in ("identity", "gzip"):
+                built.clear()
+                status, headers, body = await raw(
+                    api,
+                    "GET",
+                    "/feed.atom" + query,
+                    **auth,
+                    **{"If-None-Match": tag, "Accept-Encoding": encoding},
+                )
+                assert (status, body, built) == (304, b"", []), (query, encoding)
+            built.clear()
+        # Each query has its own tag; without the token, no 304 (nor anything else).
+        _, other, _ = await raw(api, "GET", "/feed.atom?limit=5", **auth)
+        _, full, _ = await raw(api, "GET", "/feed.atom", **auth)
+        assert other["ETag"] != full["ETag"]
+        status, _, _ = await raw(api, "GET", "/feed.atom", **{"If-None-Match": full["ETag"]})
+        assert status == 401
+        built.clear()
+        await add_events(redis, [event("plan_removed", "vc2-2c-1gb", at=NOW)])
+        status, headers, body = await raw(
+            api, "GET", "/feed.atom", **auth, **{"If-None-Match": full["ETag"]}
+        )
+        assert status == 200 and built == [1] and headers["ETag"] != full["ETag"]
+        assert b"vc2-2c-1gb" in gzip.decompress(body)

@@ -10,7 +10,13 @@
   representation has its own strong tag (``"<hash>-gzip"``); ``If-None-Match`` is compared
   weakly (RFC 9110 13.1.2), so either tag revalidates the same content.
 
-The body is still built for each request: this saves the transfer, not the work.
+For the routes in ``CHEAP_VERSIONS`` (the Atom feed) the tag is not a hash of the body but of
+what the body is made from, read from Redis in one round trip before the handler runs: the
+change feed's newest id and length (entries are never changed, only added and trimmed), plus
+the request's URL and the code's version. A matching ``If-None-Match`` then gets its 304
+without the body being built at all. The plans listing is not among them: it is made from the
+per-pair stock state too, which has no version that every write is bound to change, so there
+the 304 saves the transfer, not the work, as on every other route.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
 from vultr_scraper_worker.api.auth import SESSION_COOKIE
+from vultr_scraper_worker.api.state import state_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,6 +40,62 @@ _GZIP_SUFFIX = "-gzip"
 
 def entity_tag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _code_version() -> str:
+    try:
+        return version("vultr-scraper-worker")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+        return "unknown"
+
+
+_CODE_VERSION = _code_version()
+
+
+async def _feed_inputs(request: web.Request) -> list[object] | None:
+    state = state_of(request)
+    key = f"{state.prefix}:changes"
+    async with state.redis.pipeline(transaction=True) as pipe:
+        pipe.xlen(key)
+        pipe.xrevrange(key, count=1)
+        length, newest = await pipe.execute()
+    if not newest:
+        return None  # an empty feed says "updated now": its body changes with the clock
+    return [length, newest[0][0]]
+
+
+Inputs = Callable[[web.Request], Awaitable[list[object] | None]]
+
+# Route path -> what its body is made from (None: not cheaply known for this request).
+CHEAP_VERSIONS: dict[str, Inputs] = {
+    "/feed.atom": _feed_inputs,
+}
+
+
+async def cheap_tag(request: web.Request) -> str | None:
+    """The strong tag of the answer to ``request`` from its inputs, or None."""
+    inputs = CHEAP_VERSIONS.get(_route_path(request))
+    if inputs is None:
+        return None
+    found = await inputs(request)
+    if found is None:
+        return None
+    text = repr(
+        [
+            _CODE_VERSION,
+            request.scheme,
+            request.host,
+            str(request.rel_url),
+            _credentialed(request),
+            *found,
+        ]
+    )
+    return '"v' + hashlib.sha256(text.encode()).hexdigest()[:31] + '"'
+
+
+def _route_path(request: web.Request) -> str:
+    route = getattr(request.match_info.handler, "route", None)
+    return str(getattr(route, "path", ""))
 
 
 def _opaque(tag: str) -> str:
@@ -75,8 +139,26 @@ def _credentialed(request: web.Request) -> bool:
     return "Authorization" in request.headers or SESSION_COOKIE in request.cookies
 
 
+def _not_modified_response(request: web.Request, tag: str, cache_control: str) -> web.Response:
+    headers = {"ETag": tag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    return web.Response(status=304, headers=headers)
+
+
 @web.middleware
 async def conditional_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    cheap: str | None = None
+    if request.method in ("GET", "HEAD") and _route_path(request) in CHEAP_VERSIONS:
+        route = request.match_info.handler.route  # type: ignore[attr-defined]
+        try:
+            state_of(request).auth.authorize(request, route.access)  # 304s only for readers
+            cheap = await cheap_tag(request)  # read before the body: a later write changes it
+        except Exception:  # the handler meets it again, and answers with the error
+            cheap = None
+        if cheap is not None and not_modified(request.headers.get("If-None-Match", ""), cheap):
+            gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+            tag = cheap[:-1] + _GZIP_SUFFIX + '"' if gzipped else cheap
+            cache_control = "private, no-cache" if _credentialed(request) else "no-cache"
+            return _not_modified_response(request, tag, cache_control)
     response = await handler(request)
     if (
         request.method not in ("GET", "HEAD")
@@ -88,7 +170,7 @@ async def conditional_middleware(request: web.Request, handler: Handler) -> web.
     ):
         return response
     body = response.body
-    tag = entity_tag(body)
+    tag = cheap or entity_tag(body)
     cache_control = "private, no-cache" if _credentialed(request) else "no-cache"
     _add_vary(response, "Accept-Encoding")
     if not_modified(request.headers.get("If-None-Match", ""), tag):
