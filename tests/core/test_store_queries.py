@@ -252,3 +252,29 @@ async def test_stock_lists_pairs_sold_but_never_in_stock(redis: Redis) -> None:
     assert [row.plan for row in await stock(redis, "vs", plan="vcg-l40s-16c-180g-48vram")] == [
         "vcg-l40s-16c-180g-48vram"
     ]
+
+
+async def test_the_cached_catalogue_follows_every_commit_and_stock_is_read_live(
+    redis: Redis,
+) -> None:
+    """The decoded rows are kept per catalogue revision on one client: a new commit, even one
+    with the same version number and times after the store was emptied, is seen at once;
+    stock is never cached."""
+    plan = make_plan("vc2-1c-1gb", monthly_cost=5, locations=["ewr", "fra"])
+    await save(redis, build(plans=[plan]))
+    first = await find_plans(redis, "vs", PlanFilter(plan="vc2-1c-1gb"))
+    assert [(row.region, row.monthly_cost, row.in_stock) for row in first] == [
+        ("ewr", Decimal(5), None),
+        ("fra", Decimal(5), None),
+    ]
+    checked = RegionCheck(first_checked=T0, last_checked=T0)
+    in_stock = StockState(in_stock=True, since=T0, first_seen=T0)
+    await save_stock(redis, {"vc2-1c-1gb@fra": in_stock}, {"ewr": checked, "fra": checked})
+    rows = rows_by_key(await find_plans(redis, "vs", PlanFilter(in_stock=True)))
+    assert list(rows) == [("vc2-1c-1gb", "fra")]
+    # Emptied and filled again: version 1 at the same time, but another price.
+    await redis.flushdb()
+    await save(redis, build(plans=[make_plan("vc2-1c-1gb", monthly_cost=7, locations=["ewr"])]))
+    again = await find_plans(redis, "vs", PlanFilter())
+    assert [(row.plan, row.region, row.monthly_cost, row.in_stock) for row in again if
+            row.plan == "vc2-1c-1gb"] == [("vc2-1c-1gb", "ewr", Decimal(7), None)]  # fmt: skip
