@@ -244,7 +244,10 @@ def _assert_degraded(answers: dict[str, tuple[int, float, str, str]]) -> None:
     assert problem["title"] == "Service Unavailable"
     status, _, kind, body = answers["/"]
     assert (status, kind) == (503, "text/html")
-    assert "Redis" in body
+    # A banner naming the outage over the last state the page read, not a bare error page.
+    assert "<h2>Redis is unreachable</h2>" in body
+    assert "the last time this page could read it" in body
+    assert "Scheduled jobs" in body
 
 
 async def test_http_answers_quickly_while_redis_is_stopped_or_hung(tmp_path: Path) -> None:
@@ -259,6 +262,7 @@ async def test_http_answers_quickly_while_redis_is_stopped_or_hung(tmp_path: Pat
         with workers(WorkerProcess(env, tmp_path)) as (worker,):
             await worker.wait_ready()
             assert (await _answers(port, "/metrics"))[0] == 200
+            assert (await _answers(port, "/"))[0] == 200  # the status page has read Redis once
             assert server.process is not None
             # Hung: the process is there, the port accepts, nothing answers.
             server.process.send_signal(signal.SIGSTOP)

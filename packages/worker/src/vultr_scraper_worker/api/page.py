@@ -14,9 +14,11 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from vultr_scraper_core.describe import plural
 from vultr_scraper_core.formats import from_unix
+from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.auth import (
     Access,
@@ -27,7 +29,7 @@ from vultr_scraper_worker.api.auth import (
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.params import text
 from vultr_scraper_worker.api.routing import Response, Route
-from vultr_scraper_worker.api.state import ApiState, state_of
+from vultr_scraper_worker.api.state import ApiState, Overview, state_of
 from vultr_scraper_worker.api.templating import HTML, page, static_file
 from vultr_scraper_worker.plans import JobOverview, JobPlan, describe_schedule
 
@@ -131,6 +133,27 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     state = state_of(request)
     now = datetime.now(UTC)
     can_write = state.auth.configured and state.auth.authenticated(request)
+    try:
+        overview = await _read_overview(state, now)
+    except RedisError as error:
+        if state.last_overview is None:
+            raise  # nothing read yet: the plain 503 page, naming the cause
+        # What the page last read, under a banner: a person sees the outage and the last
+        # known state at once (a monitor still sees the 503).
+        return _render(
+            request,
+            state.last_overview,
+            can_write=False,
+            notices={},
+            status=503,
+            headers={"Retry-After": "5"},
+            outage=redis_cause(error),
+        )
+    state.last_overview = overview
+    return _render(request, overview, can_write=can_write, notices=args)
+
+
+async def _read_overview(state: ApiState, now: datetime) -> Overview:
     summary = await reads_catalog.summary(state)
     fresh, reason = reads_catalog.freshness(state, summary, now)
     jobs = await reads_jobs.scheduled_jobs(state, now)
@@ -141,27 +164,52 @@ async def status_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     change_count = await reads_catalog.change_count(state)
     latest = await reads_catalog.latest_changes(state, 1, [])
     counts = summary.counts
+    return Overview(
+        read_at=now,
+        values={
+            "quarantine": summary.quarantine,
+            "summary": summary,
+            "fresh": fresh,
+            "fresh_reason": reason,
+            "plan_count": plural(counts.get("plans", 0) + counts.get("metal", 0), "plan"),
+            "catalog_counts": _catalog_counts(counts),
+            "queue": queue,
+            "queue_total": plural(queue.total, "job"),
+            "scheduled": jobs,
+            "failed_count": failed_count,
+            "failed": failed,
+            "cheapest": cheapest,
+            "endpoints": _endpoint_rows(endpoints),
+            "changes_total": plural(change_count, "change"),
+            "latest_change": latest[0] if latest else None,
+        },
+    )
+
+
+def _render(
+    request: web.Request,
+    overview: Overview,
+    *,
+    can_write: bool,
+    notices: Mapping[str, Any],
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    outage: str | None = None,
+) -> web.Response:
+    values = dict(overview.values)
+    scheduled = values.pop("scheduled")
     return page(
         request,
         "overview.html",
-        now=now,
-        notices=args,
-        quarantine=summary.quarantine,
-        summary=summary,
-        fresh=fresh,
-        fresh_reason=reason,
-        plan_count=plural(counts.get("plans", 0) + counts.get("metal", 0), "plan"),
-        catalog_counts=_catalog_counts(counts),
-        queue=queue,
-        queue_total=plural(queue.total, "job"),
+        status=status,
+        headers=headers,
+        now=datetime.now(UTC),
+        read_at=overview.read_at,
+        outage=outage,
+        notices=notices,
         can_write=can_write,
-        jobs=_job_rows(jobs, state.plans, can_write),
-        failed_count=failed_count,
-        failed=failed,
-        cheapest=cheapest,
-        endpoints=_endpoint_rows(endpoints),
-        changes_total=plural(change_count, "change"),
-        latest_change=latest[0] if latest else None,
+        jobs=_job_rows(scheduled, state_of(request).plans, can_write),
+        **values,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from arq.connections import ArqRedis
@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from vultr_scraper_core.history.query import History
 
 
+@dataclass(frozen=True)
+class Overview:
+    """What the status page read from Redis at ``read_at`` (its template's values)."""
+
+    read_at: datetime
+    values: dict[str, Any]
+
+
 @dataclass
 class ApiState:
     config: Config
@@ -28,6 +36,8 @@ class ApiState:
     auth: Authenticator
     plans: list[JobPlan]  # the jobs this worker serves, with their schedules
     _archive: Archive | None = field(default=None, repr=False)  # opened on first use
+    # The status page's last good read, shown under a banner while Redis is unreachable.
+    last_overview: Overview | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, loaded: LoadedConfig, redis: ArqRedis, plans: list[JobPlan]) -> ApiState:
