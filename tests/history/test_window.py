@@ -14,7 +14,24 @@ from vultr_scraper_core.history.files import ArchiveError, open_archive
 from vultr_scraper_core.history.mover import HistoryMover
 from vultr_scraper_core.history.tables import PriceInterval
 from vultr_scraper_core.history.window import Window
+from vultr_scraper_core.store.changes import ChangeFeed
+from vultr_scraper_core.store.codec import text
 from vultr_scraper_core.store.queries import PlanFilter
+
+
+async def _index_equals_feed(redis: Redis, prefix: str) -> bool:
+    """Every subject's index lists the ids of exactly the feed's events about it."""
+    feed = ChangeFeed(redis, prefix)
+    by_subject: dict[str, list[str]] = {}
+    for entry_id, fields in await redis.xrange(feed.key):
+        by_subject.setdefault(text(fields[b"subject"]), []).append(text(entry_id))
+    indexed = {
+        text(subject): [
+            text(entry_id) for entry_id, _ in await redis.xrange(feed.index.key(text(subject)))
+        ]
+        for subject in await redis.smembers(feed.index.subjects)  # type: ignore[misc]
+    }
+    return bool(by_subject) and indexed == by_subject
 
 
 async def test_days_move_out_and_queries_across_the_boundary_equal_redis_only(
@@ -46,6 +63,19 @@ async def test_days_move_out_and_queries_across_the_boundary_equal_redis_only(
     assert int(await redis.xlen("moved:changes")) < int(await redis.xlen("plain:changes"))
     first_kept = (await redis.xrange("moved:changes", count=1))[0][0].decode()
     assert int(first_kept.partition("-")[0]) >= int(boundary.timestamp() * 1000)
+
+    # The index by subject was trimmed with the feed: it lists exactly the window's events.
+    assert await _index_equals_feed(redis, "moved")
+    # A store whose feed predates the index: the next run of the mover indexes it.
+    index = ChangeFeed(redis, "moved").index
+    await redis.delete(index.marker)
+    await mover(redis, "moved", archive, Clock(START + timedelta(days=SMALL.days))).run()
+    assert await index.built() and await _index_equals_feed(redis, "moved")
+    # The plan's events about one subject across the boundary, as the unmoved store has them.
+    subject = everything[0].subject
+    assert await moved.changes(subject=subject, limit=10**6) == await plain.changes(
+        subject=subject, limit=10**6
+    )
 
     # A range that straddles the boundary, and paging by id across it.
     since, until = boundary - timedelta(hours=30), boundary + timedelta(hours=5)

@@ -16,6 +16,7 @@ from tests.worker.api_harness import (
     event,
     running_api,
 )
+from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.stock import (
     Interval,
     RegionCheck,
@@ -202,3 +203,64 @@ async def test_changes_cursor_paging(redis_url: str, redis: Redis) -> None:
     assert f"before={ids[10]}" in found.group(1)
     assert ">p59<" in first and ">p10<" in first and ">p9<" not in first
     assert ">p9<" in second and ">p0<" in second and ">p10<" not in second
+
+
+def _section(body: str, start: str, end: str | None = None) -> str:
+    rest = body[body.index(start) :]
+    return rest[: rest.index(end)] if end else rest
+
+
+async def test_a_plans_events_are_the_same_read_by_its_index_or_by_a_scan(
+    redis_url: str, redis: Redis
+) -> None:
+    """The plan page, the changes page and the API filtered to a plan read the change feed's
+    index by subject; a store written before the index existed is scanned. Both show the
+    same events."""
+    await seed(redis)
+    # Events about other subjects between the plan's, more than one page of them.
+    await add_events(
+        redis, [event("plan_added", f"p{n}", at=NOW - timedelta(minutes=n)) for n in range(120)]
+    )
+    await add_events(
+        redis,
+        [
+            event("stock_changed", "vc2-1c-1gb", at=NOW, region="ewr", old=False, new=True),
+        ],
+    )
+    paths = (
+        "/plans/vc2-1c-1gb",
+        "/changes?subject=vc2-1c-1gb&size=50",
+        "/changes?subject=vc2-1c-1gb&kind=price_changed",
+    )
+    api_path = "/api/v1/changes?subject=vc2-1c-1gb&limit=2"
+
+    async def shown() -> list[object]:
+        async with running_api(redis_url) as api:
+            plan, changes, prices = [(await api.text(path))[1] for path in paths]
+            first = await api.json("GET", api_path)
+            rest = await api.json("GET", f"{api_path}&after={first['cursor']}")
+        return [
+            _section(plan, '<section id="events">'),
+            _section(changes, "<tbody>", "</tbody>"),
+            _section(prices, "<tbody>", "</tbody>"),
+            first["events"],
+            rest["events"],
+        ]
+
+    feed = ChangeFeed(redis, PREFIX)
+    assert await feed.index.built()
+    indexed = await shown()
+    plan_events, listed, prices, first, rest = indexed
+    assert isinstance(plan_events, str) and isinstance(listed, str) and isinstance(prices, str)
+    # The seeded price and stock changes and the new stock change, newest first; nothing
+    # about another subject.
+    assert listed.count("<tr") == 3 and ">p1<" not in listed
+    assert listed.index("ewr") < listed.index("price_changed")
+    assert prices.count("<tr") == 1 and "stock_changed" not in prices
+    assert [e["subject"] for e in [*first, *rest]] == ["vc2-1c-1gb"] * 3  # type: ignore[misc]
+    # The same store as if written before the index: no marker, no index keys.
+    subjects = [s.decode() for s in await redis.smembers(feed.index.subjects)]  # type: ignore[misc]
+    await redis.delete(feed.index.marker, feed.index.subjects, *map(feed.index.key, subjects))
+    assert await shown() == indexed
+    assert await feed.index.build() is not None
+    assert await shown() == indexed

@@ -7,8 +7,8 @@ older than the window, and only by the worker holding ``p:history:lock``:
    flips, the stock state at the day's start (a checkpoint) and the intervals that ended;
 2. write one Parquet file per dataset for the day, each under a new name;
 3. commit in one MULTI/EXEC, under WATCH of the lock and the intervals: trim exactly what was
-   written from Redis, fold the versions into the catalogue base, list the files in
-   ``p:history:days`` and advance the boundary.
+   written from Redis (the change feed with its index by subject), fold the versions into the
+   catalogue base, list the files in ``p:history:days`` and advance the boundary.
 
 Killed before 3, Redis is unchanged and the files are orphans nobody reads (the next move of
 that day deletes them and writes its own): nothing is lost and nothing counted twice. The
@@ -173,6 +173,9 @@ class HistoryMover:
         self._orphans = 0
         try:
             await self.ensure_checkpoints()
+            indexed = await self.feed.index.build(self._renew)  # a feed older than its index
+            if indexed is not None:
+                logger.bind(events=indexed).info("history: indexed the change feed by subject")
             moved: list[DayMoved] = []
             start = await self._boundary() or await self._first_day()
             cutoff = day_start(self.clock() - self.window)
@@ -463,7 +466,7 @@ class HistoryMover:
                     raise LockLost("the history lock expired or was taken over; not committing")
                 current = await self._intervals(closing, pipe)
                 pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.xtrim(self.feed.key, minid=f"{end_ms}-0", approximate=False)
+                self.feed.trim_to(pipe, f"{end_ms}-0")
                 if raw_versions:
                     pipe.zrem(self.catalogue.keys.versions, *raw_versions)
                 pipe.set(self.catalogue.keys.base, new_base)

@@ -8,12 +8,14 @@ accepted quarantine can be earlier.
 
 Values: ``old`` / ``new`` are plain JSON. Money is the exact decimal text Vultr published
 (``"7.5"``, ``"0.007"``); whole records (plan added / retired) are JSON objects.
-The feed is never trimmed: it is the history.
+Redis holds the window of recent history; the history mover trims older entries (moved to the
+archive) with ``trim_to``. Each event's id is also written to its subject's index
+(``subject_index``), so that the events about one plan are read without scanning the feed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +27,10 @@ from vultr_scraper_core.store.codec import as_utc, decode, encode, text, to_ms
 from vultr_scraper_core.store.kinds import (
     EventKind as EventKind,
 )  # re-exported for the feed's users
+from vultr_scraper_core.store.subject_index import SubjectIndex
 
 _BATCH = 500
+_PER_SCRIPT = 1000  # events per append script call (its arguments are held in memory at once)
 
 
 class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,16 +60,27 @@ class ChangeFeed:
         self.redis = redis
         self.key = f"{prefix}:changes"
         self.id_clock = id_clock
+        self.index = SubjectIndex(redis, self.key)
 
     def add_to(self, pipe: Pipeline, events: Sequence[ChangeEvent]) -> None:
-        """Queue one XADD per event on ``pipe`` (a MULTI pipeline: atomic with the rest)."""
-        for event in events:
-            stored = msgspec.structs.replace(event, id="", at=as_utc(event.at))
-            pipe.xadd(
-                self.key,
-                {"kind": str(event.kind), "subject": event.subject, "event": encode(stored)},
-                id=f"{self.id_clock()}-*" if self.id_clock is not None else "*",
+        """Queue appending ``events`` and indexing them by subject on ``pipe`` (a MULTI
+        pipeline: atomic with the rest): one script call per ``_PER_SCRIPT`` events, each
+        returning the ids it assigned."""
+        id_spec = f"{self.id_clock()}-*" if self.id_clock is not None else "*"
+        entries = [
+            (
+                str(event.kind),
+                event.subject,
+                encode(msgspec.structs.replace(event, id="", at=as_utc(event.at))),
             )
+            for event in events
+        ]
+        for offset in range(0, len(entries), _PER_SCRIPT):
+            self.index.add_to(pipe, id_spec, entries[offset : offset + _PER_SCRIPT])
+
+    def trim_to(self, pipe: Pipeline, min_id: str) -> None:
+        """Queue dropping every event older than the id ``min_id``, and its index entry."""
+        self.index.trim_to(pipe, min_id)
 
     async def append(self, events: Sequence[ChangeEvent]) -> list[str]:
         """Append ``events`` atomically; returns their ids in order."""
@@ -73,8 +88,8 @@ class ChangeFeed:
             return []
         async with self.redis.pipeline(transaction=True) as pipe:
             self.add_to(pipe, events)
-            ids = await pipe.execute()
-        return [text(entry_id) for entry_id in ids]
+            replies = await pipe.execute()
+        return [text(entry_id) for reply in replies for entry_id in reply]
 
     async def read(
         self,
@@ -94,13 +109,7 @@ class ChangeFeed:
         if after and (since is None or _id_key(after) >= _id_key(start)):
             start = f"({after}"
         end = f"({to_ms(until)}-0" if until is not None else "+"
-        return await self._collect(
-            lambda bound: self.redis.xrange(self.key, min=bound, max=end, count=_BATCH),
-            start,
-            limit,
-            kinds,
-            subject,
-        )
+        return await self._collect(False, start, end, limit, kinds, subject)
 
     async def latest(
         self,
@@ -114,36 +123,52 @@ class ChangeFeed:
         if before is not None and _id_key(before) == (0, 0):
             return []  # nothing precedes the first possible id (Redis refuses "(0-0")
         return await self._collect(
-            lambda bound: self.redis.xrevrange(self.key, max=bound, min="-", count=_BATCH),
-            f"({before}" if before else "+",
-            limit,
-            kinds,
-            subject,
+            True, f"({before}" if before else "+", "-", limit, kinds, subject
         )
 
     async def _collect(
         self,
-        entries_from: Callable[[str], Awaitable[list[tuple[Any, Any]]]],
-        bound: str,
+        reverse: bool,
+        start: str,
+        end: str,
         limit: int,
         kinds: Collection[str] | None,
         subject: str | None,
     ) -> list[ChangeEvent]:
-        """Up to ``limit`` events (of ``kinds``, about ``subject``) in the order of
-        ``entries_from``, which reads up to ``_BATCH`` stream entries from ``bound`` on; each
-        further batch starts after the last id read."""
+        """Up to ``limit`` events (of ``kinds``, about ``subject``) from ``start`` to ``end``
+        (stream range bounds; newest first if ``reverse``). About one subject, the subject's
+        index is read (while it is built), else the feed is scanned ``_BATCH`` entries at a
+        time; each further batch starts after the last id read."""
+        command = "XREVRANGE" if reverse else "XRANGE"
+        indexed = subject is not None
         found: list[ChangeEvent] = []
         while len(found) < limit:
-            batch = await entries_from(bound)
+            batch: list[tuple[Any, Any]] | None = None
+            if subject is not None and indexed:
+                # Every entry is about the subject: only kinds (and trimmed ids) drop any.
+                wanted = _BATCH if kinds is not None else limit - len(found)
+                reply = await self.index.entries(subject, command, start, end, wanted)
+                if reply is None:
+                    indexed = False  # not built (yet): scan the feed
+                else:
+                    read, last, batch = reply
+                    exhausted = read < wanted
+            if batch is None:
+                if reverse:
+                    batch = await self.redis.xrevrange(self.key, max=start, min=end, count=_BATCH)
+                else:
+                    batch = await self.redis.xrange(self.key, min=start, max=end, count=_BATCH)
+                last = text(batch[-1][0]) if batch else ""
+                exhausted = len(batch) < _BATCH
             for entry_id, fields in batch:
                 event = self._decode(entry_id, fields, kinds, subject)
                 if event is not None:
                     found.append(event)
                     if len(found) >= limit:
                         break
-            if len(batch) < _BATCH:
+            if exhausted:
                 break
-            bound = f"({text(batch[-1][0])}"
+            start = f"({last}"
         return found
 
     async def count(self) -> int:
