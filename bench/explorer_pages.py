@@ -35,16 +35,26 @@ from vultr_scraper_core.store.changes import ChangeFeed
 SCAN = False  # --scan
 
 
-async def _median(session: aiohttp.ClientSession, url: str, rounds: int) -> float:
+async def _median(
+    session: aiohttp.ClientSession, url: str, rounds: int, save: Path | None = None
+) -> float:
     times: list[float] = []
     for index in range(rounds + 1):
         started = time.perf_counter()
         async with session.get(url) as response:
-            await response.read()
+            body = await response.read()
             assert response.status == 200, (url, response.status)
         if index:  # the first is a warm-up
             times.append(time.perf_counter() - started)
+    if save is not None:  # the last body, to compare the pages of two versions of the code
+        _write(save, url, body)
     return statistics.median(times)
+
+
+def _write(save: Path, url: str, body: bytes) -> None:
+    save.mkdir(parents=True, exist_ok=True)
+    name = url.partition("//")[2].partition("/")[2].replace("/", "_").replace("?", "_")
+    (save / f"{name or 'index'}.out").write_bytes(body)
 
 
 def _keep(dump: Path, store: Path, about: str) -> None:
@@ -92,7 +102,9 @@ async def _index(redis: Any) -> None:
         print(f"indexed {built} events by subject in {time.perf_counter() - started:.1f} s")
 
 
-async def main(days: int, scale: int, rounds: int, store: Path | None, profile: int) -> None:
+async def main(
+    days: int, scale: int, rounds: int, store: Path | None, profile: int, save: Path | None
+) -> None:
     logger.remove()
     server = RedisServer()
     if store is not None and (store / "dump.rdb").exists():
@@ -134,7 +146,7 @@ async def main(days: int, scale: int, rounds: int, store: Path | None, profile: 
             print(f"{'route':40} {'ms':>8} {'x healthz':>10}")
             print(f"{'/healthz':40} {health * 1000:8.1f} {1.0:10.1f}")
             for route in routes:
-                took = await _median(session, api.url + route, rounds)
+                took = await _median(session, api.url + route, rounds, save)
                 print(f"{route[:40]:40} {took * 1000:8.1f} {took / health:10.1f}")
             for route in routes if profile else []:
                 profiler = cProfile.Profile()
@@ -190,10 +202,22 @@ if __name__ == "__main__":
         help="then profile each route (cProfile, whole process) and print its top N functions",
     )
     parser.add_argument(
+        "--save", type=Path, help="write each route's last response body into this directory"
+    )
+    parser.add_argument(
         "--scan",
         action="store_true",
         help="leave a saved store's change feed unindexed (as before the index by subject)",
     )
     options = parser.parse_args()
     SCAN = options.scan
-    asyncio.run(main(options.days, options.scale, options.rounds, options.store, options.profile))
+    asyncio.run(
+        main(
+            options.days,
+            options.scale,
+            options.rounds,
+            options.store,
+            options.profile,
+            options.save,
+        )
+    )

@@ -154,3 +154,30 @@ def test_a_longer_window_covers_older_returns() -> None:
     assert quarter.returns == 1 and quarter.median_back_seconds == D.total_seconds()
     assert quarter.share["90d"] == pytest.approx(2 / 90)
     assert "90d" not in month.share
+
+
+_HOURS = st.integers(min_value=0, max_value=24 * 16)
+
+
+@given(
+    spans=st.lists(st.tuples(_HOURS, st.none() | st.integers(1, 24 * 4)), max_size=8),
+    now_hour=st.integers(24 * 10, 24 * 16),
+    observed_hour=st.none() | _HOURS,
+)
+def test_day_shares_are_each_days_in_stock_share(
+    spans: list[tuple[int, int | None]], now_hour: int, observed_hour: int | None
+) -> None:
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    intervals = [
+        iv(base + start * hour, None if length is None else base + (start + length) * hour)
+        for start, length in spans
+    ]
+    now = base + now_hour * hour + timedelta(minutes=17)
+    observed = None if observed_hour is None else base + observed_hour * hour
+    days = [base + timedelta(days=n) for n in range(17)]
+    expected = [
+        stats.in_stock_share(intervals, day, min(day + timedelta(days=1), now), observed)
+        for day in days
+    ]
+    assert stats.day_shares(intervals, days, now, observed) == expected

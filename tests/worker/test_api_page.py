@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
+from hypothesis import given
+from hypothesis import strategies as st
 from markupsafe import Markup
 from redis.asyncio import Redis
 
@@ -24,6 +26,7 @@ from tests.worker.api_harness import (
     set_stock,
 )
 from vultr_scraper_worker.api import charts, templating
+from vultr_scraper_worker.api.templating import environment, table_rows
 
 NOW = datetime.now(UTC)
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -227,3 +230,24 @@ def test_templates_escape_everything_but_markup() -> None:
     # Every page template escapes: a hostile title inside a chart stays text.
     svg = charts.sparkline([1.0, 2.0], title=HOSTILE)
     assert HOSTILE not in svg and "&lt;img" in svg
+
+
+@given(
+    rows=st.lists(
+        st.lists(st.text(max_size=6) | st.integers() | st.none(), min_size=3, max_size=3),
+        max_size=4,
+    ),
+    classes=st.lists(st.sampled_from(["", "num", "mono", 'x"<']), max_size=3),
+)
+def test_table_rows_render_as_the_td_macro_does(
+    rows: list[list[object]], classes: list[str]
+) -> None:
+    headers = ["Plan", "<b>$</b>", "Stock & co"]
+    template = environment().from_string(
+        '{% import "macros.html" as m %}{% for row in rows %}<tr>{% for cell in row %}'
+        "{{ m.td(headers[loop.index0], cell, classes[loop.index0] if loop.index0 < "
+        'classes | length else ("num" if loop.index0 else "")) }}{% endfor %}</tr>{% endfor %}'
+    )
+    rows = [[Markup("<a>x</a>"), *row[1:]] if n % 2 else row for n, row in enumerate(rows)]
+    expected = template.render(rows=rows, headers=headers, classes=classes)
+    assert str(table_rows(headers, rows, classes)) == expected

@@ -304,11 +304,21 @@ class History:
             stored = await self._intervals_of(sorted(pair_key(p, r) for p, r in wanted))
         else:
             stored = await stock.intervals(plan, region)
+        low = as_utc(since) if since is not None else None
+        high = as_utc(until) if until is not None else None
         for pair, listed in stored.items():
             pair_plan, pair_region = split_pair(pair)
+            if (plan is not None and pair_plan != plan) or (
+                region is not None and pair_region != region
+            ):
+                continue
+            # Only the intervals in the range become rows (a region page reads 14 days of
+            # some 800 pairs, whose intervals go back to the window's start).
             found.extend(
                 StockInterval(plan=pair_plan, region=pair_region, start=i.start, end=i.end)
                 for i in listed
+                if (high is None or i.start < high)
+                and (low is None or i.end is None or i.end > low)
             )
         return sorted(
             (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -106,6 +106,30 @@ def in_stock_share(
         (s.end - s.start).total_seconds() for s in _clip(merged(intervals, high), low, high)
     )
     return inside / (high - low).total_seconds()
+
+
+def day_shares(
+    intervals: Iterable[Span],
+    days: Sequence[datetime],
+    until: datetime,
+    observed_from: datetime | None = None,
+) -> list[float | None]:
+    """``in_stock_share`` of each ``[day, min(day + 1 day, until))``, merging the intervals
+    once for all the days (the same figures: each day's share only sees its own span)."""
+    spans = merged(intervals, until)
+    high_limit = as_utc(until)
+    observed = as_utc(observed_from) if observed_from else None
+    shares: list[float | None] = []
+    for day in days:
+        start = as_utc(day)
+        low = max(start, observed) if observed else start
+        high = min(start + timedelta(days=1), high_limit)
+        if high <= low:
+            shares.append(None)
+            continue
+        inside = sum((s.end - s.start).total_seconds() for s in _clip(spans, low, high))
+        shares.append(inside / (high - low).total_seconds())
+    return shares
 
 
 def gaps(intervals: Iterable[Span], since: datetime, until: datetime) -> list[Closed]:

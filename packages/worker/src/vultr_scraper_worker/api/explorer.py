@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from jinja2.filters import do_urlencode
 from markupsafe import Markup
 
 from vultr_scraper_core.describe import describe_event
@@ -30,7 +31,7 @@ from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.params import boolean, choice, cursor, decimal, integer, text
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
-from vultr_scraper_worker.api.templating import HTML, page
+from vultr_scraper_worker.api.templating import HTML, money, page
 
 _ID = r"^[A-Za-z0-9._-]+$"
 SPANS = ("24h", "7d", "30d", "90d")
@@ -308,17 +309,7 @@ async def region_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
     check = (await StockStore(state.redis, state.prefix).region_checks()).get(region)
     observed = check.first_checked if check else now  # days before the first check: unknown
     for plan in ordered[:HEAT_ROWS]:
-        heat_rows.append(
-            (
-                plan,
-                [
-                    stats.in_stock_share(
-                        by_plan.get(plan, []), day, min(day + timedelta(days=1), now), observed
-                    )
-                    for day in days
-                ],
-            )
-        )
+        heat_rows.append((plan, stats.day_shares(by_plan.get(plan, []), days, now, observed)))
     heat = charts.heatmap(
         heat_rows,
         [f"{day:%m-%d}" for day in days],
@@ -342,6 +333,7 @@ async def region_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
         country=country,
         rows=rows,
         sold_rows=SOLD_ROWS,
+        sold_table=[_sold_row(row) for row in rows[:SOLD_ROWS]],
         in_stock=in_stock,
         cheapest=sorted(cheapest.items()),
         heat=heat,
@@ -349,6 +341,18 @@ async def region_page(request: web.Request, args: dict[str, Any]) -> web.StreamR
         heat_headers=["Plan", *[f"{day:%m-%d}" for day in days]],
         events=[(event, _describe(event)) for event in events],
     )
+
+
+def _sold_row(row: PlanRow) -> list[Any]:
+    """The cells of a "Sold here" row (``templating.table_rows`` escapes the text)."""
+    return [
+        Markup('<a href="/plans/{}">{}</a>').format(do_urlencode(row.plan), row.plan),
+        money(row.monthly_cost),
+        row.vcpu_count if row.vcpu_count is not None else "-",
+        f"{row.ram_mb / 1024:g} GB" if row.ram_mb is not None else "-",
+        row.plan_type or "",
+        "in stock" if row.in_stock else ("unknown" if row.in_stock is None else "out"),
+    ]
 
 
 # -- the change feed -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ template, so external text (plan ids, error messages, event values) is always es
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from vultr_scraper_core import __version__
 from vultr_scraper_core.formats import format_time, from_unix
@@ -65,6 +66,27 @@ def utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def table_rows(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], classes: Sequence[str] = ()
+) -> Markup:
+    """The ``<tr>`` rows of a table as ``macros.html``'s ``td`` renders each cell (same
+    markup, same escaping), built in Python: a macro call per cell costs about 20 µs, and a
+    region page has some 1,200 cells. ``classes``: each column's class (default: the first
+    column none, the others ``num``, as ``chart`` shows its numbers)."""
+    starts = [
+        f'<td class="{escape(classes[n] if n < len(classes) else ("num" if n else ""))}" '
+        f'data-label="{escape(header)}"><div>'
+        for n, header in enumerate(headers)
+    ]
+    parts: list[str] = []
+    for row in rows:
+        parts.append("<tr>")
+        for n, cell in enumerate(row):
+            parts.extend((starts[n], escape(cell), "</div></td>"))
+        parts.append("</tr>")
+    return Markup("".join(parts))
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -83,7 +105,7 @@ def environment() -> jinja2.Environment:
         utc=utc,
         iso=format_time,
     )
-    env.globals.update(charts=charts, version=__version__)
+    env.globals.update(charts=charts, version=__version__, table_rows=table_rows)
     return env
 
 
