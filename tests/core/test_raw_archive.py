@@ -3,11 +3,14 @@ instead of once per fetch."""
 
 from __future__ import annotations
 
+import hashlib
+import zlib
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
 from vultr_scraper_core.store.archive import RawArchive, RawResponse
+from vultr_scraper_core.store.codec import to_ms
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PLANS = "https://api.vultr.com/v2/plans"
@@ -81,3 +84,48 @@ async def test_only_bodies_no_current_entry_holds_are_written(redis: Redis) -> N
     assert await archive.put([fetched(PLANS, b"v2", 10)]) == 1
     assert await archive.put([fetched(REGIONS, b"v1", 15)]) == 1
     assert await redis.exists(body_key)
+
+
+async def test_a_body_compressed_at_another_level_reads_the_same(redis: Redis) -> None:
+    """Bodies archived before the level changed (level 6) stay readable."""
+    archive = RawArchive(redis, "vs")
+    body = b'{"available_plans": ["vc2-1c-1gb", "vc2-2c-4gb"]}' * 50
+    await archive.put([fetched(PLANS, body, 0)])
+    (entry,) = await archive.entries()
+    key = f"vs:archive:body:{entry.sha256}"
+    assert zlib.decompress(await redis.get(key)) == body
+    for level in (1, 6, 9):
+        await redis.set(key, zlib.compress(body, level))
+        assert await archive.body(entry.sha256) == body
+
+
+async def test_one_batch_fetching_a_url_twice_indexes_like_two_batches(redis: Redis) -> None:
+    one, two = RawArchive(redis, "one"), RawArchive(redis, "two")
+    first = [fetched(PLANS, b"a", 0), fetched(REGIONS, b"a", 0)]
+    later = [
+        fetched(PLANS, b"b", 5),
+        fetched(REGIONS, b"a", 5),
+        fetched(PLANS, b"c", 10),
+        fetched(PLANS, b"c", 15),
+        fetched(REGIONS, b"d", 20),
+    ]
+    await one.put(first)
+    await one.put(later)
+    await two.put(first)
+    for response in later:
+        await two.put([response])
+    for key in ("archive:index", "archive:bodies"):
+        assert await redis.zrange(f"one:{key}", 0, -1, withscores=True) == await redis.zrange(
+            f"two:{key}", 0, -1, withscores=True
+        )
+    latest = [await redis.hgetall(f"{name}:archive:latest") for name in ("one", "two")]  # type: ignore[misc]
+    assert latest[0] == latest[1]
+    plans = [(e.fetched_at, e.last_seen) for e in await one.entries() if e.url == PLANS]
+    assert plans == [
+        (T0, T0),
+        (T0 + timedelta(minutes=5), T0 + timedelta(minutes=5)),
+        (T0 + timedelta(minutes=10), T0 + timedelta(minutes=15)),
+    ]
+    # Body "a" was last returned at minute 5 (by REGIONS), whatever the order in the batch.
+    digest = hashlib.sha256(b"a").hexdigest()
+    assert await redis.zscore("one:archive:bodies", digest) == to_ms(T0 + timedelta(minutes=5))

@@ -7,7 +7,8 @@ checked against the exact bytes. Keys (``p`` = the key prefix):
   JSON: one entry per URL each time its body (or status) changes, not one per fetch;
 * ``p:archive:latest``: hash, URL -> Latest (the URL's current entry and when that body was
   last fetched); an entry that is replaced gets its ``last_seen`` written into it;
-* ``p:archive:body:<sha256>``: the zlib-compressed body;
+* ``p:archive:body:<sha256>``: the zlib-compressed body (level ``BODY_LEVEL``; bodies written
+  at another level, level 6 before, read the same);
 * ``p:archive:bodies``: sorted set, sha256 -> the last time (ms) any response had that body.
 
 Identical bodies (the normal case between two scrapes) are stored once and indexed once.
@@ -37,6 +38,11 @@ from vultr_scraper_core.store.codec import (
 
 # Response headers worth keeping (the rest is transport noise).
 KEPT_HEADERS = ("content-type", "date", "etag", "last-modified", "retry-after", "x-request-id")
+
+# zlib level of archived bodies: every changed body is compressed inside the job that fetched
+# it (330 availability answers per run at ten times today's catalogue), and level 4 costs about
+# a quarter of level 6's CPU there for bodies 10-25 % larger (docs/performance.md).
+BODY_LEVEL = 4
 
 
 class RawResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,13 +114,15 @@ class RawArchive:
                 pipe.multi()  # type: ignore[no-untyped-call]
                 # SET NX inside the MULTI: a body pruned a moment ago is written again.
                 for digest, response in fresh:
-                    pipe.set(self.body_prefix + digest, compress(response.body), nx=True)
-                for digest, response in zip(digests, responses, strict=True):
-                    pipe.zadd(self.bodies, {digest: to_ms(response.fetched_at)}, gt=True)
-                for removed, added in changed:
-                    if removed is not None:
-                        pipe.zrem(self.index, removed)
-                    pipe.zadd(self.index, {added[0]: added[1]})
+                    pipe.set(
+                        self.body_prefix + digest, compress(response.body, BODY_LEVEL), nx=True
+                    )
+                pipe.zadd(self.bodies, _last_uses(digests, responses), gt=True)
+                removed, added = _net_index_changes(changed)
+                if removed:
+                    pipe.zrem(self.index, *removed)
+                if added:
+                    pipe.zadd(self.index, added)
                 pipe.hset(
                     self.latest, mapping={url: encode(entry) for url, entry in latest.items()}
                 )
@@ -221,3 +229,27 @@ class RawArchive:
                 except WatchError:
                     continue
             return PruneResult(responses=int(before) - len(kept), bodies=len(stale))
+
+
+def _last_uses(digests: Sequence[str], responses: Sequence[RawResponse]) -> dict[str, int]:
+    """Body digest -> the latest fetch (ms) that returned it, for one ZADD GT."""
+    last: dict[str, int] = {}
+    for digest, response in zip(digests, responses, strict=True):
+        when = to_ms(response.fetched_at)
+        if when > last.get(digest, when - 1):
+            last[digest] = when
+    return last
+
+
+def _net_index_changes(
+    changes: Sequence[tuple[bytes | None, tuple[bytes, int]]],
+) -> tuple[list[bytes], dict[bytes, int]]:
+    """The index changes of ``_advance`` (in order) as one ZREM and one ZADD: a member added
+    and removed again within the batch (one URL fetched twice in it) is neither."""
+    removed: list[bytes] = []
+    added: dict[bytes, int] = {}
+    for gone, (member, score) in changes:
+        if gone is not None and added.pop(gone, None) is None:
+            removed.append(gone)
+        added[member] = score
+    return removed, added

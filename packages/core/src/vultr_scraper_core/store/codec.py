@@ -30,8 +30,10 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def compress(data: bytes) -> bytes:
-    return zlib.compress(data, 6)
+def compress(data: bytes, level: int = 6) -> bytes:
+    """zlib at ``level``; ``decompress`` reads every level, so a level can change at any time
+    without touching what is stored."""
+    return zlib.compress(data, level)
 
 
 def decompress(data: bytes) -> bytes:
