@@ -21,6 +21,7 @@ from vultr_scraper_core.models import (
     Record,
     RecordError,
     Region,
+    availability_problem,
     decode_json,
     documented_shape,
     observe_fields,
@@ -143,6 +144,30 @@ def test_availability_sample(samples_dir: Path) -> None:
     assert len(availability.available_plans) == 17
     assert availability.vpc_only_plans == []
     assert set(observe_fields([document])) <= set(AVAILABILITY_SHAPE)
+
+
+class PlanId(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("plans", "problem"),
+    [
+        ([], None),
+        (["vc2-1c-1gb", "vhf-2c-4gb"], None),
+        ([PlanId("vc2-1c-1gb")], None),  # a str all the same
+        (["vc2-1c-1gb", ""], "1 item(s) that are not plan ids, e.g. ''"),
+        (["vc2-1c-1gb", 3, None], "2 item(s) that are not plan ids, e.g. 3"),
+        ([True], "1 item(s) that are not plan ids, e.g. True"),
+        ([["vc2-1c-1gb"]], "1 item(s) that are not plan ids, e.g. ['vc2-1c-1gb']"),
+        ([{"id": "vc2-1c-1gb"}], "1 item(s) that are not plan ids, e.g. {'id': 'vc2-1c-1gb'}"),
+    ],
+)
+def test_availability_problem_names_items_that_are_not_plan_ids(
+    plans: list[Any], problem: str | None
+) -> None:
+    found = availability_problem({"available_plans": plans})
+    assert found == (None if problem is None else f"available_plans holds {problem}")
 
 
 def test_decoding_never_goes_through_float() -> None:

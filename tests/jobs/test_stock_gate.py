@@ -14,7 +14,7 @@ from vultr_scraper_core.store.stock import (
     StockView,
     pair_key,
 )
-from vultr_scraper_jobs.stock_gate import Finding, decide, judge_region
+from vultr_scraper_jobs.stock_gate import Finding, StockDelta, decide, judge_region
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CONFIG = StockGateConfig()
@@ -147,6 +147,26 @@ def test_the_first_check_of_a_region_is_never_held() -> None:
     assert decision.apply == {"new": set(plans(50))} and decision.hold == []
 
 
+def test_applied_answers_come_with_their_changes_against_the_current_stock() -> None:
+    """What the transitions are computed from: each applied answer of a region checked
+    before, against the plans in stock there; none for a held answer or a first check."""
+    current = view({"ewr": plans(10), "fra": plans(10), "sgp": plans(12), "ams": plans(3)})
+    answers = {
+        "ewr": set(plans(9)),
+        "fra": {*plans(10), "new"},
+        "sgp": set(),  # emptied: held
+        "ams": set(plans(3)),  # unchanged
+        "lhr": {"a", "b"},  # the first check
+    }
+    decision = decide(current, answers, {}, at=T0, config=CONFIG)
+    assert set(decision.apply) == {"ewr", "fra", "ams", "lhr"}
+    assert decision.deltas == {
+        "ewr": StockDelta(entering=set(), leaving={"p9"}),
+        "fra": StockDelta(entering={"new"}, leaving=set()),
+        "ams": StockDelta(entering=set(), leaving=set()),
+    }
+
+
 def held_emptied(at: datetime = T0, listed: list[str] | None = None) -> HeldStock:
     return HeldStock(
         region="ewr",
@@ -172,6 +192,7 @@ def test_the_same_answer_after_the_interval_confirms_it() -> None:
     decision = decide(current, {"ewr": set()}, {}, at=later, config=CONFIG)
     assert decision.apply == {"ewr": set()}
     assert decision.release == {"ewr"} and decision.confirmed == {"ewr": held_emptied()}
+    assert decision.deltas == {"ewr": StockDelta(entering=set(), leaving=set(plans(12)))}
 
 
 def test_nearly_the_same_answer_confirms_too() -> None:

@@ -65,7 +65,7 @@ from vultr_scraper_core.store.stock import (
 from vultr_scraper_core.vultr import AVAILABILITY, AvailabilityResult, VultrClient
 from vultr_scraper_jobs.context import JobDeps, deps
 from vultr_scraper_jobs.diff import schema_drift
-from vultr_scraper_jobs.stock_gate import Finding, StockDecision, decide
+from vultr_scraper_jobs.stock_gate import Finding, StockDecision, StockDelta, decide
 
 MAX_TX_ATTEMPTS = 5
 CONFIRM_JOB = "confirm-availability"
@@ -132,7 +132,9 @@ async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[s
                 if from_catalogue
                 else set()
             )
-            plan = await transitions(tx, decision.apply, retired_regions, at=at)
+            plan = await transitions(
+                tx, decision.apply, retired_regions, at=at, known=decision.deltas
+            )
             intervals = await tx.intervals(plan.states)
             events = [
                 *drift,
@@ -263,10 +265,11 @@ async def transitions(
     retired_regions: set[str],
     *,
     at: datetime,
+    known: Mapping[str, StockDelta] | None = None,
 ) -> Transitions:
     """The transitions of ``observed`` and ``retired_regions``, reading the states of the
     pairs that change and only those (which pairs change comes from the in-stock index)."""
-    changes = region_changes(tx.current, observed, retired_regions, at=at)
+    changes = region_changes(tx.current, observed, retired_regions, at=at, known=known)
     await tx.read_states(
         pair_key(plan_id, change.region)
         for change in changes
@@ -291,15 +294,21 @@ def region_changes(
     retired_regions: set[str],
     *,
     at: datetime,
+    known: Mapping[str, StockDelta] | None = None,
 ) -> list[RegionChange]:
     """``observed``: region -> the plans its (applied) answer lists in stock; a region in
-    ``retired_regions`` lists none. Regions in order; a stale check is left out."""
+    ``retired_regions`` lists none; ``known``: the answers of ``observed`` already compared
+    with ``current`` (by the stock gate). Regions in order; a stale check is left out."""
     in_stock_now = current.in_stock_by_region()
     changes: list[RegionChange] = []
     for region in sorted({*observed, *retired_regions}):
         check = current.regions.get(region)
         if check is not None and check.last_checked >= at:
             continue  # a newer check already landed; ours is stale
+        delta = known.get(region) if known is not None and region in observed else None
+        if delta is not None:
+            changes.append(RegionChange(region, delta.entering, delta.leaving, True))
+            continue
         found = observed.get(region, ())
         listed: set[str] = found if isinstance(found, set) else set(found)
         in_stock = in_stock_now.get(region, set())

@@ -46,9 +46,24 @@ class Finding:
     reason: str
 
 
+@dataclass(frozen=True)
+class StockDelta:
+    """One region's answer against the plans in stock there now."""
+
+    entering: set[str]
+    leaving: set[str]
+
+    @staticmethod
+    def of(before: set[str], listed: set[str]) -> StockDelta:
+        return StockDelta(listed - before, before - listed)
+
+
 @dataclass
 class StockDecision:
     apply: dict[str, set[str]] = field(default_factory=dict)  # region -> plans listed in stock
+    # region -> its answer against the current stock, for the regions checked before whose
+    # answer is applied: the sets the transitions need, computed once (hundreds per region)
+    deltas: dict[str, StockDelta] = field(default_factory=dict)
     hold: list[HeldStock] = field(default_factory=list)  # held answers to store
     release: set[str] = field(default_factory=set)  # regions whose held answer is dropped
     confirmed: dict[str, HeldStock] = field(default_factory=dict)  # the answers confirmed now
@@ -75,16 +90,23 @@ def judge_region(
     region: str, before: set[str], listed: set[str], config: StockGateConfig
 ) -> list[Finding]:
     """Whether ``listed`` is a mass change against ``before`` (the plans in stock now)."""
-    if len(before) >= config.emptied_min and not listed:
+    return _judge(region, len(before), len(listed), *out_and_in(before, listed), config)
+
+
+def _judge(
+    region: str, before: int, listed: int, out: int, came: int, config: StockGateConfig
+) -> list[Finding]:
+    """``judge_region`` from the counts: ``before`` plans in stock, ``listed`` in the
+    answer, ``out`` of them leaving and ``came`` entering."""
+    if before >= config.emptied_min and not listed:
         return [
             Finding(
                 "emptied",
-                f"{region}: reports no plan in stock, down from {len(before)} "
+                f"{region}: reports no plan in stock, down from {before} "
                 f"(stock.gate.emptied_min = {config.emptied_min})",
             )
         ]
-    out, came = out_and_in(before, listed)
-    changed, size = out + came, len(before) + came
+    changed, size = out + came, before + came
     if changed >= config.min_changes and changed > size * config.max_region_changes:
         return [
             Finding(
@@ -118,13 +140,15 @@ def decide(
         decision.hold.append(held_now)
     before = in_stock_by_region(current)
     judged: dict[str, tuple[list[Finding], int, int]] = {}  # region -> findings, changed, size
+    deltas: dict[str, StockDelta] = {}
     for region, listed in sorted(answers.items()):
         if region not in current.regions:
             decision.apply[region] = listed  # the first check: recorded silently anyway
             continue
         old = before.get(region, set())
-        found = judge_region(region, old, listed, config)
-        out, came = out_and_in(old, listed)
+        delta = deltas[region] = StockDelta.of(old, listed)
+        out, came = len(delta.leaving), len(delta.entering)
+        found = _judge(region, len(old), len(listed), out, came, config)
         judged[region] = (found, out + came, len(old) + came)
     run = _run_finding(judged, config)
     mass: dict[str, list[Finding]] = {}
@@ -135,10 +159,13 @@ def decide(
             mass[region] = [Finding(run.check, f"{run.reason}; {changed} of them in {region}")]
         else:
             decision.apply[region] = answers[region]
+            decision.deltas[region] = deltas[region]
             if region in current.held:
                 decision.release.add(region)  # the held answer was a blip
     for region, found in sorted(mass.items()):
-        _hold_or_confirm(decision, current, region, answers[region], found, at, config, before)
+        _hold_or_confirm(
+            decision, current, region, answers[region], deltas[region], found, at, config, before
+        )
     return decision
 
 
@@ -168,6 +195,7 @@ def _hold_or_confirm(
     current: StockView,
     region: str,
     listed: set[str],
+    delta: StockDelta,
     found: list[Finding],
     at: datetime,
     config: StockGateConfig,
@@ -182,6 +210,7 @@ def _hold_or_confirm(
     if held is not None and same:
         if held.confirm_at is None or at >= held.confirm_at:
             decision.apply[region] = listed
+            decision.deltas[region] = delta
             decision.release.add(region)
             decision.confirmed[region] = held
         else:

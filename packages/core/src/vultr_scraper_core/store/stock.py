@@ -367,7 +367,7 @@ class StockStore:
         keys = [self.keys.in_stock(region) for region in regions]
         found = await pipe.eval(_READ_SETS, len(keys), *keys)  # type: ignore[misc]
         return {
-            region: set(decode(blob, list[str]))
+            region: decode(blob, set[str])
             for region, blob in zip(regions, found, strict=True)
             if blob
         }
