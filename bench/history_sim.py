@@ -36,7 +36,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from vultr_scraper_core.models import COLLECTIONS, Catalogue, parse_records
-from vultr_scraper_core.store.catalog import CatalogueStore
+from vultr_scraper_core.store.catalog import CatalogueStore, plan_summaries_of
 from vultr_scraper_core.store.codec import to_ms
 from vultr_scraper_core.store.stock import (
     RegionCheck,
@@ -46,7 +46,7 @@ from vultr_scraper_core.store.stock import (
     StockView,
     pair_key,
 )
-from vultr_scraper_jobs.availability import stock_events, updated_intervals
+from vultr_scraper_jobs.availability import event_plans, stock_events, updated_intervals
 from vultr_scraper_jobs.diff import diff_catalogues
 
 PLANS_AT_1X = 240
@@ -228,7 +228,8 @@ class Simulation:
                     )
                 missing = [pair for pair in step_states if pair not in intervals]
                 intervals.update(await tx.intervals(missing))
-                events.extend(stock_events(self.view, step_states, self.catalogue, at=at))
+                labels = plan_summaries_of(self.catalogue, event_plans(self.view, step_states))
+                events.extend(stock_events(self.view, step_states, labels, at=at))
                 intervals.update(updated_intervals(self.view, step_states, intervals, at=at))
                 for pair, state in step_states.items():
                     self.view.states[pair] = state

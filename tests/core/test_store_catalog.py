@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from vultr_scraper_core.models import (
@@ -22,7 +23,10 @@ from vultr_scraper_core.store.catalog import (
     CatalogueStore,
     FetchedSnapshot,
     PendingSnapshot,
+    PlanLabels,
+    PlanSummary,
     QuarantineInfo,
+    plan_summaries_of,
 )
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 
@@ -77,6 +81,36 @@ async def test_commit_then_load_round_trips_everything(redis: Redis) -> None:
     }
     keys = {key.decode() for key in await redis.keys("*")}
     assert keys and all(key.startswith("vs:") for key in keys)
+
+
+async def test_region_ids_and_plan_summaries_read_only_what_stock_events_need(
+    redis: Redis,
+) -> None:
+    store = CatalogueStore(redis, "vs")
+    assert await store.region_ids() == set()
+    assert await store.plan_summaries(["p0"]) == {}
+    gpu = plan("g", type="vcg", gpu_type="NVIDIA_A100", gpu_brand="NVIDIA", locations=["fra"])
+    metal = parse_record(MetalPlan, {"id": "m", "type": "SSD", "locations": ["ewr", "fra"]})
+    twin = parse_record(MetalPlan, {"id": "p0", "type": "NVMe"})  # a cloud plan's id wins
+    snapshot = msgspec.structs.replace(
+        catalogue(1),
+        plans={**catalogue(1).plans, "g": gpu},
+        metal={"m": metal, "p0": twin},
+        regions={region: parse_record(Region, {"id": region}) for region in ("ewr", "fra", "sgp")},
+    )
+    await commit(store, snapshot, T0)
+    assert await store.region_ids() == {"ewr", "fra", "sgp"}
+    ids = ["p0", "g", "m", "gone", "ewr"]
+    summaries = await store.plan_summaries(ids)
+    assert summaries == {
+        "p0": PlanSummary(collection="plans", labels=PlanLabels(type="vc2")),
+        "g": PlanSummary(
+            collection="plans",
+            labels=PlanLabels(type="vcg", gpu_type="NVIDIA_A100", gpu_brand="NVIDIA"),
+        ),
+        "m": PlanSummary(collection="metal", labels=PlanLabels(type="SSD")),
+    }
+    assert summaries == plan_summaries_of(snapshot, ids)
 
 
 async def test_unchanged_records_are_not_rewritten_and_removed_ones_go(redis: Redis) -> None:

@@ -41,14 +41,13 @@ from vultr_scraper_core.config import Config
 from vultr_scraper_core.formats import format_instant
 from vultr_scraper_core.models import (
     AVAILABILITY_SHAPE,
-    Catalogue,
     Observation,
     availability_problem,
     field_census,
     observe_fields,
 )
 from vultr_scraper_core.store.archive import RawArchive
-from vultr_scraper_core.store.catalog import CatalogueStore
+from vultr_scraper_core.store.catalog import CatalogueStore, PlanSummary
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
 from vultr_scraper_core.store.codec import to_ms, utcnow
 from vultr_scraper_core.store.stock import (
@@ -95,8 +94,11 @@ async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[s
     """Check every region (or ``only`` those), gate the answers and commit."""
     prefix = job.config.redis.key_prefix
     client = VultrClient(job.http, job.config.vultr)
-    catalogue = (await CatalogueStore(job.redis, prefix).load()).catalogue
-    regions = list(only) if only is not None else sorted(catalogue.regions)
+    # Of the committed catalogue the job needs the regions, and the plans of its events
+    # (read once the transitions are known): decoding it whole costs more than the rest.
+    catalogue = CatalogueStore(job.redis, prefix)
+    catalogue_regions = await catalogue.region_ids()
+    regions = list(only) if only is not None else sorted(catalogue_regions)
     from_catalogue = only is None and bool(regions)
     if not regions:
         listing = await client.regions()
@@ -127,7 +129,7 @@ async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[s
                 {
                     region
                     for region in current.regions
-                    if region not in catalogue.regions and region not in answers
+                    if region not in catalogue_regions and region not in answers
                 }
                 if from_catalogue
                 else set()
@@ -136,9 +138,10 @@ async def check_stock(job: JobDeps, only: Sequence[str] | None = None) -> dict[s
                 tx, decision.apply, retired_regions, at=at, known=decision.deltas
             )
             intervals = await tx.intervals(plan.states)
+            summaries = await catalogue.plan_summaries(event_plans(current, plan.states))
             events = [
                 *drift,
-                *stock_events(current, plan.states, catalogue, at=at, confirmed=decision.confirmed),
+                *stock_events(current, plan.states, summaries, at=at, confirmed=decision.confirmed),
             ]
             tx.stage(
                 states=plan.states,
@@ -353,16 +356,22 @@ def plan_transitions(
     return plan
 
 
+def event_plans(current: StockView, changes: Mapping[str, StockState]) -> set[str]:
+    """The plans ``stock_events`` writes events about (a region's first check writes none)."""
+    return {plan_id for plan_id, region in map(split_pair, changes) if region in current.regions}
+
+
 def stock_events(
     current: StockView,
     changes: Mapping[str, StockState],
-    catalogue: Catalogue,
+    plans: Mapping[str, PlanSummary],
     *,
     at: datetime,
     confirmed: Mapping[str, HeldStock] | None = None,
     accepted: Collection[str] = (),
 ) -> list[ChangeEvent]:
-    """``confirmed``: regions whose mass change a second check confirmed (their events say
+    """``plans``: plan id -> its summary in the committed catalogue (see ``event_plans``);
+    ``confirmed``: regions whose mass change a second check confirmed (their events say
     since when it was held); ``accepted``: regions an operator accepted."""
     events: list[ChangeEvent] = []
     for pair, state in sorted(changes.items()):
@@ -371,11 +380,11 @@ def stock_events(
             continue  # the region's first check: record silently
         old = current.states.get(pair)
         detail: dict[str, Any] = {}
-        record = catalogue.plan(plan_id)
-        if record is not None:
-            detail["collection"] = "plans" if plan_id in catalogue.plans else "metal"
+        summary = plans.get(plan_id)
+        if summary is not None:
+            detail["collection"] = summary.collection
             for key in ("type", "gpu_type", "gpu_brand"):
-                value = getattr(record, key, None)
+                value = getattr(summary.labels, key)
                 if isinstance(value, str):
                     detail[key] = value
         if old is not None:
@@ -432,7 +441,7 @@ async def accept_held_stock(
     gate; a held entry with nothing to apply (malformed, failed) is dropped."""
     prefix = config.redis.key_prefix
     store = StockStore(redis, prefix)
-    catalogue = (await CatalogueStore(redis, prefix).load()).catalogue
+    catalogue = CatalogueStore(redis, prefix)
     for _ in range(MAX_TX_ATTEMPTS):
         async with store.transaction() as tx:
             current = tx.current
@@ -447,7 +456,8 @@ async def accept_held_stock(
             }
             plan = await transitions(tx, usable, set(), at=at)
             intervals = await tx.intervals(plan.states)
-            events = stock_events(current, plan.states, catalogue, at=at, accepted=usable)
+            summaries = await catalogue.plan_summaries(event_plans(current, plan.states))
+            events = stock_events(current, plan.states, summaries, at=at, accepted=usable)
             tx.stage(
                 states=plan.states,
                 intervals=updated_intervals(current, plan.states, intervals, at=at),

@@ -101,6 +101,37 @@ class PendingSnapshot(msgspec.Struct, kw_only=True):
     snapshot: FetchedSnapshot
 
 
+class PlanLabels(msgspec.Struct, kw_only=True, frozen=True):
+    """The labels of a plan that a stock event carries. Decoded from the stored record
+    alone, skipping the rest of it (its region list above all)."""
+
+    type: str | None = None
+    gpu_type: str | None = None
+    gpu_brand: str | None = None
+
+
+class PlanSummary(msgspec.Struct, kw_only=True, frozen=True):
+    collection: str  # "plans" or "metal"
+    labels: PlanLabels
+
+
+def plan_summaries_of(catalogue: Catalogue, ids: Iterable[str]) -> dict[str, PlanSummary]:
+    """``CatalogueStore.plan_summaries`` of a catalogue in memory."""
+    summaries: dict[str, PlanSummary] = {}
+    for plan_id in ids:
+        record = catalogue.plan(plan_id)
+        if record is not None:
+            summaries[plan_id] = PlanSummary(
+                collection="plans" if plan_id in catalogue.plans else "metal",
+                labels=PlanLabels(
+                    type=record.type,
+                    gpu_type=record.gpu_type,
+                    gpu_brand=getattr(record, "gpu_brand", None),
+                ),
+            )
+    return summaries
+
+
 _NULL = msgspec.Raw(b"null")
 
 
@@ -323,6 +354,31 @@ class CatalogueStore:
                 for key in (*self.keys.collections.values(), self.keys.meta, self.keys.schema)
             ]
             yield CatalogueTx(self, pipe, self._decode_reads(raw))
+
+    async def region_ids(self) -> set[str]:
+        """The ids of the current snapshot's regions (no record decoded)."""
+        keys = await self.redis.hkeys(self.keys.collections["regions"])  # type: ignore[misc]
+        return {_text(key) or "" for key in keys}
+
+    async def plan_summaries(self, ids: Iterable[str]) -> dict[str, PlanSummary]:
+        """Plan id -> its summary, for the ``ids`` that are cloud or metal plans of the
+        current snapshot (read in one MULTI; a cloud plan wins, as in ``Catalogue.plan``)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        names = ("metal", "plans")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for name in names:
+                pipe.hmget(self.keys.collections[name], wanted)
+            found = await pipe.execute()
+        summaries: dict[str, PlanSummary] = {}
+        for name, values in zip(names, found, strict=True):
+            for plan_id, value in zip(wanted, values, strict=True):
+                if value is not None:
+                    summaries[plan_id] = PlanSummary(
+                        collection=name, labels=decode(value, PlanLabels)
+                    )
+        return summaries
 
     async def mark_attempt(self, at: datetime) -> None:
         await self.redis.hset(self.keys.meta, "last_attempt_at", at.isoformat())  # type: ignore[misc]
