@@ -30,6 +30,10 @@ from tests.redis_server import RedisServer
 from tests.worker.api_harness import running_api
 
 from bench.history_sim import SimulationSpec, simulate
+from vultr_scraper_core.config.schema import HistoryConfig
+from vultr_scraper_core.history.files import open_archive
+from vultr_scraper_core.history.mover import HistoryMover
+from vultr_scraper_core.history.window import Window
 from vultr_scraper_core.store.changes import ChangeFeed
 
 SCAN = False  # --scan
@@ -63,25 +67,61 @@ def _keep(dump: Path, store: Path, about: str) -> None:
     (store / "about.json").write_text(json.dumps(about))
 
 
-async def _fill(server: RedisServer, days: int, scale: int, store: Path | None) -> None:
+async def _fill(server: RedisServer, options: argparse.Namespace, archive_dir: Path) -> None:
     """Simulate into ``server``, or load the store saved by an earlier run (``--store``: the
-    simulation at 10x takes minutes; a saved store ages by the time since it was written)."""
+    simulation at 10x takes minutes; a saved store ages by the time since it was written).
+    With ``--window``, the history job moves every day older than the window into the
+    archive in ``archive_dir`` after each simulated day, and checks are scaled down as in
+    ``bench/history_window.py`` (``--check-minutes``; every pair seen in stock at first)."""
     from redis.asyncio import Redis
 
+    store: Path | None = options.store
+    days, scale, window = options.days, options.scale, options.window
     redis = Redis.from_url(server.url)
     try:
         if store is not None and (store / "dump.rdb").exists():
             print(f"loaded {json.loads((store / 'about.json').read_text())}")
             await _index(redis)
             return
-        spec = SimulationSpec(
-            days=days, scale=scale, start=datetime.now(UTC) - timedelta(days=days)
-        )
+        start = datetime.now(UTC) - timedelta(days=days)
+        if window:
+            spec = SimulationSpec(
+                days=days,
+                scale=scale,
+                start=start,
+                check_minutes=options.check_minutes,
+                flip_share=options.flip_share,
+                checks_per_commit=max(1, 60 // options.check_minutes),
+                all_pairs_seen=True,
+            )
+        else:
+            spec = SimulationSpec(days=days, scale=scale, start=start)
+        archive = open_archive(str(archive_dir))
+        day_count = 0
+
+        async def after_day(now: datetime) -> None:
+            nonlocal day_count
+            day_count += 1
+            clock_now = start + timedelta(days=day_count, hours=2)
+            mover = HistoryMover(
+                redis, "vs", archive, window=timedelta(days=window), clock=lambda: clock_now
+            )
+            await mover.run(max_days=2)
+            if day_count % 30 == 0:
+                print(f"[day {day_count}] {time.perf_counter() - started:.0f} s", flush=True)
+
         started = time.perf_counter()
-        sim = await simulate(redis, "vs", spec)
+        sim = await simulate(redis, "vs", spec, on_day=after_day if window else None)
+        boundary = await Window(redis, "vs").boundary()
         about = (
             f"simulated {days} days at {scale}x: {sim.plans} plans, {sim.regions} regions, "
             f"{sim.pairs} pairs, {sim.flips} flips, {sim.events} events, ending {sim.end:%F %T}"
+            + (
+                f"; checks every {options.check_minutes} min, {window}-day window, "
+                f"archived up to {boundary:%F}"
+                if window and boundary
+                else ""
+            )
         )
         print(f"{about} in {time.perf_counter() - started:.0f} s")
         if store is not None:
@@ -102,18 +142,18 @@ async def _index(redis: Any) -> None:
         print(f"indexed {built} events by subject in {time.perf_counter() - started:.1f} s")
 
 
-async def main(
-    days: int, scale: int, rounds: int, store: Path | None, profile: int, save: Path | None
-) -> None:
+async def main(options: argparse.Namespace) -> None:
+    rounds, store, profile, save = options.rounds, options.store, options.profile, options.save
     logger.remove()
     server = RedisServer()
+    archive_dir = (store if store is not None else server.directory) / "archive"
     if store is not None and (store / "dump.rdb").exists():
         shutil.copy(store / "dump.rdb", server.directory / "dump.rdb")
     _start(server)
     try:
         from redis.asyncio import Redis
 
-        await _fill(server, days, scale, store)
+        await _fill(server, options, archive_dir)
         redis = Redis.from_url(server.url)
         # The worst cases, the same on every run over a store: the plan stocked in the most
         # regions and the region with the most plans stocked (ties by name).
@@ -139,7 +179,9 @@ async def main(
         ]
         # A generous Redis deadline: a slow route is measured, not turned into a 503.
         async with (
-            running_api(server.url, redis_timeout=60.0) as api,
+            running_api(
+                server.url, history=HistoryConfig(archive=str(archive_dir)), redis_timeout=60.0
+            ) as api,
             aiohttp.ClientSession() as session,
         ):
             health = await _median_any(session, api.url + "/healthz", rounds)
@@ -202,6 +244,15 @@ if __name__ == "__main__":
         help="then profile each route (cProfile, whole process) and print its top N functions",
     )
     parser.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="run the history job after each simulated day with this window (0: never)",
+    )
+    parser.add_argument("--check-minutes", type=int, default=360)
+    parser.add_argument("--flip-share", type=float, default=0.003)
+    parser.add_argument(
         "--save", type=Path, help="write each route's last response body into this directory"
     )
     parser.add_argument(
@@ -211,13 +262,4 @@ if __name__ == "__main__":
     )
     options = parser.parse_args()
     SCAN = options.scan
-    asyncio.run(
-        main(
-            options.days,
-            options.scale,
-            options.rounds,
-            options.store,
-            options.profile,
-            options.save,
-        )
-    )
+    asyncio.run(main(options))

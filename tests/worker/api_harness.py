@@ -27,6 +27,7 @@ from vultr_scraper_core.config import (
     RedisConfig,
     Secrets,
 )
+from vultr_scraper_core.config.schema import HistoryConfig
 from vultr_scraper_core.models import Catalogue, CloudPlan, Region
 from vultr_scraper_core.store.catalog import CatalogueStore, QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
@@ -66,13 +67,19 @@ SPECS = [
 ]
 
 
-def make_config(redis_url: str, health: HealthConfig | None = None, **http: Any) -> Config:
+def make_config(
+    redis_url: str,
+    health: HealthConfig | None = None,
+    history: HistoryConfig | None = None,
+    **http: Any,
+) -> Config:
     # No login throttle unless a test asks for one: the fuzzer sends many wrong tokens from
     # one address by design (test_login_throttle.py tests the throttle itself).
     return Config(
         redis=RedisConfig(url=redis_url, key_prefix=PREFIX),
         http=HttpConfig(**{"listen": "127.0.0.1:0", "max_failed_logins": 0, **http}),
         health=health or HealthConfig(),
+        history=history or HistoryConfig(),
     )
 
 
@@ -131,9 +138,10 @@ async def running_api(
     token: str | None = TOKEN,
     outage_budget: float = 5.0,
     health: HealthConfig | None = None,
+    history: HistoryConfig | None = None,
     **http: Any,
 ) -> AsyncIterator[Api]:
-    config = make_config(redis_url, health, **http)
+    config = make_config(redis_url, health, history, **http)
     worker_queue = queue_client(
         redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget
     )

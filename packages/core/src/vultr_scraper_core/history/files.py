@@ -25,7 +25,10 @@ import pyarrow.parquet as pq
 
 from vultr_scraper_core.config import Config, Secrets, state_dir
 
-_CACHED_TABLES = 64
+# Read tables are kept up to a size in memory rather than a count: a plan page reads two files
+# for each of 90 days (a count of 64 was emptied by every such page, so each read the disk
+# again), and a day's file at ten times today's catalogue is a hundred times one at 1x.
+_CACHED_BYTES = 128 * 2**20
 _CACHED_DECODED = 64
 
 T = TypeVar("T")
@@ -51,6 +54,7 @@ class Archive:
         self.root = root.rstrip("/")
         self.local = local
         self._cache: OrderedDict[str, pa.Table] = OrderedDict()
+        self._cached_bytes = 0
         self._decoded: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -86,9 +90,12 @@ class Archive:
                 return cached
         table = self._read(path)
         with self._lock:
-            self._cache[path] = table
-            while len(self._cache) > _CACHED_TABLES:
-                self._cache.popitem(last=False)
+            if path not in self._cache:  # another thread may have read it meanwhile
+                self._cache[path] = table
+                self._cached_bytes += table.nbytes
+            while self._cached_bytes > _CACHED_BYTES and len(self._cache) > 1:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= dropped.nbytes
         return table
 
     def read_decoded(self, path: str, decode: Callable[[pa.Table], T]) -> T:

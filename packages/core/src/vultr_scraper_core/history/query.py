@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import weakref
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,11 +29,12 @@ from vultr_scraper_core.history import tables
 from vultr_scraper_core.history.files import Archive, ArchiveError, archive_from_config
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
 from vultr_scraper_core.history.window import (
+    DAY,
     DayFiles,
     Window,
+    day_name,
     day_start,
     decode_prices,
-    parse_day,
 )
 from vultr_scraper_core.models import Catalogue
 from vultr_scraper_core.store.catalog import CatalogueStore, RecordVersion, catalogue_of
@@ -210,12 +211,37 @@ class History:
 
     async def _days_between(self, since: datetime | None, until: datetime) -> list[DayFiles]:
         """Archived days that may hold something in ``[since, until)``, in order."""
-        first = day_start(as_utc(since)) if since is not None else None
-        return [
-            files
-            for files in await self.window.days()
-            if (first is None or parse_day(files.day) >= first) and parse_day(files.day) < until
-        ]
+        # Day names ("YYYY-MM-DD") sort as the days do: compared as text, not parsed (a
+        # year of days is parsed on every read otherwise).
+        first = day_name(day_start(as_utc(since))) if since is not None else ""
+        end = as_utc(until)
+        last = day_name(end) if end > day_start(end) else day_name(end - DAY)  # days < until
+        return [files for files in await self.window.days() if first <= files.day <= last]
+
+    async def _rows_of_days(
+        self,
+        days: list[DayFiles],
+        dataset: str,
+        rows_of: Callable[[Any], Iterable[T]],
+        plan: str | None = None,
+        region: str | None = None,
+    ) -> list[T]:
+        """``rows_of`` the rows of ``dataset`` about ``plan`` / ``region`` in each of
+        ``days``, read and filtered in one worker thread: a plan page reads a day's file per
+        dataset for each of 90 days, and a thread hand-off per file cost more than the read."""
+        if not days:
+            return []
+        archive = self._archive()
+
+        def read() -> list[T]:
+            found: list[T] = []
+            for files in days:
+                if dataset in files.files:
+                    table = archive.read_table(files.files[dataset])
+                    found.extend(rows_of(_only(table, plan=plan, region=region)))
+            return found
+
+        return await asyncio.to_thread(read)
 
     # -- intervals and statistics -------------------------------------------------------------
 
@@ -230,8 +256,8 @@ class History:
         found: list[PriceInterval] = []
         boundary = await self.window.boundary()
         if boundary is not None and (since is None or as_utc(since) < boundary):
-            for files in await self._days_between(since, _day_after(boundary)):
-                found.extend(tables.prices_of(_only(await self._read(files, "prices"), plan=plan)))
+            days = await self._days_between(since, _day_after(boundary))
+            found.extend(await self._rows_of_days(days, "prices", tables.prices_of, plan=plan))
         if plan is not None:
             found.extend((await self._price_index()).intervals(plan))
         else:
@@ -288,13 +314,13 @@ class History:
         boundary = await self.window.boundary()
         wanted = set(pairs) if pairs is not None else None
         if boundary is not None and (since is None or as_utc(since) < boundary):
-            for files in await self._days_between(since, _day_after(boundary)):
-                data = _only(await self._read(files, "stock_intervals"), plan=plan, region=region)
-                found.extend(
-                    row
-                    for row in tables.stock_intervals_of(data)
-                    if wanted is None or (row.plan, row.region) in wanted
-                )
+            days = await self._days_between(since, _day_after(boundary))
+            archived = await self._rows_of_days(
+                days, "stock_intervals", tables.stock_intervals_of, plan=plan, region=region
+            )
+            found.extend(
+                row for row in archived if wanted is None or (row.plan, row.region) in wanted
+            )
         stock = StockStore(self.redis, self.prefix)
         stored: dict[str, list[Interval]]
         if wanted is not None or plan is not None:
