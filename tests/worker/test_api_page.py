@@ -12,6 +12,7 @@ from markupsafe import Markup
 from redis.asyncio import Redis
 
 from tests.worker.api_harness import (
+    PREFIX,
     TOKEN,
     Api,
     add_events,
@@ -25,6 +26,8 @@ from tests.worker.api_harness import (
     running_api,
     set_stock,
 )
+from vultr_scraper_core.store.changes import ChangeFeed
+from vultr_scraper_core.store.health import HealthStore, ProbeResult
 from vultr_scraper_worker.api import charts, templating
 from vultr_scraper_worker.api.templating import environment, table_rows
 
@@ -126,6 +129,24 @@ async def test_page_shows_the_state_of_everything(redis_url: str, redis: Redis) 
     assert '<p class="big">0 jobs</p>' in body
     assert "log in to retry" in body  # no buttons before logging in
     assert parse(body).actions == []
+
+
+async def test_endpoint_latency_over_a_day_is_a_sparkline(redis_url: str, redis: Redis) -> None:
+    store = HealthStore(redis, PREFIX)
+    # Three hours with probes (10, 30 and 20 ms on average), one hour of failures without a
+    # response, and one probe older than the 24 hours shown.
+    probes = [(26, 500.0), (3, 5.0), (3, 15.0), (2, 30.0), (1, None), (0, 20.0)]
+    for hours_ago, latency in probes:
+        result = ProbeResult(at=NOW - timedelta(hours=hours_ago), ok=latency is not None,
+                             latency_ms=latency, error="" if latency else "refused")  # fmt: skip
+        await store.record("api", "https://api.example/", result, failure_threshold=3,
+                           success_threshold=1, feed=ChangeFeed(redis, PREFIX))  # fmt: skip
+    assert (await store.hourly_latency(["api"], 24, NOW))["api"] == [10.0, 30.0, 20.0]
+    async with running_api(redis_url) as api:
+        _, body = await api.text("/")
+    health = body[body.index('<section id="health">') : body.index('<section id="cheapest">')]
+    assert "<title>api: latency over 24 hours</title>" in health
+    assert "10 to 30 ms, last 20 ms" in health
 
 
 async def test_buttons_appear_after_login(redis_url: str, redis: Redis) -> None:

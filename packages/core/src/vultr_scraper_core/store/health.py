@@ -239,6 +239,34 @@ class HealthStore:
             found[name] = Uptime(probes=totals["n"], successes=totals["ok"], avg_latency_ms=average)
         return found
 
+    async def hourly_latency(
+        self, names: Sequence[str], hours: int, now: datetime | None = None
+    ) -> dict[str, list[float]]:
+        """Mean latency (ms) of each of the last ``hours`` hourly buckets, oldest first; hours
+        without a measured latency are left out."""
+        current = hour_of(now or datetime.now(UTC))
+        first = current - (hours - 1) * HOUR
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hmget(
+                    self.hourly_key(name),
+                    [
+                        f"{hour}:{counter}"
+                        for hour in range(first, current + 1, HOUR)
+                        for counter in ("ms", "lat")
+                    ],
+                )
+            replies = await pipe.execute()
+        found: dict[str, list[float]] = {}
+        for name, reply in zip(names, replies, strict=True):
+            sums, counts = reply[0::2], reply[1::2]
+            found[name] = [
+                int(total) / int(count)
+                for total, count in zip(sums, counts, strict=True)
+                if total is not None and count is not None and int(count) > 0
+            ]
+        return found
+
     # -- writes ----------------------------------------------------------------------------
     async def record(
         self,

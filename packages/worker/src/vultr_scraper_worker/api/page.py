@@ -14,12 +14,13 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from markupsafe import Markup
 from redis.exceptions import RedisError
 
 from vultr_scraper_core.describe import plural
 from vultr_scraper_core.formats import from_unix
 from vultr_scraper_core.redis_faults import redis_cause
-from vultr_scraper_worker.api import reads_catalog, reads_health, reads_jobs
+from vultr_scraper_worker.api import charts, reads_catalog, reads_health, reads_jobs
 from vultr_scraper_worker.api.auth import (
     Access,
     check_same_origin,
@@ -57,6 +58,7 @@ class EndpointRow:
     uptime_24h: str
     error: str
     maintenance: Any = None  # Maintenance (why, until when) while alerts are held back
+    latency_chart: Markup | None = None  # hourly mean latency over 24 h, when there is one
 
 
 def _job_rows(
@@ -99,9 +101,24 @@ def _endpoint_rows(endpoints: Sequence[reads_health.EndpointHealth]) -> list[End
                 uptime_24h=f"{ratio * 100:.2f} %" if ratio is not None else "-",
                 error=last.error or "" if last and not last.ok else "",
                 maintenance=endpoint.maintenance,
+                latency_chart=_latency_chart(endpoint),
             )
         )
     return rows
+
+
+def _latency_chart(endpoint: reads_health.EndpointHealth) -> Markup | None:
+    hourly = endpoint.latency_24h
+    if len(hourly) < 2:
+        return None
+    return charts.sparkline(
+        hourly,
+        title=f"{endpoint.name}: latency over 24 hours",
+        desc=(
+            f"hourly mean latency over the last {len(hourly)} hours with probes: "
+            f"{min(hourly):.0f} to {max(hourly):.0f} ms, last {hourly[-1]:.0f} ms"
+        ),
+    )
 
 
 def _catalog_counts(counts: dict[str, int]) -> str:

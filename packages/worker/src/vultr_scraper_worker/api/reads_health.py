@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vultr_scraper_core.config import mask_url
@@ -22,6 +22,7 @@ class EndpointHealth:
     state: EndpointState
     uptime: dict[str, Uptime]  # window ("24h", "7d", "30d") -> uptime
     maintenance: Maintenance | None = None  # in a maintenance window or muted now
+    latency_24h: list[float] = field(default_factory=list)  # hourly means (ms), oldest first
 
 
 async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[EndpointHealth]:
@@ -36,6 +37,7 @@ async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[
     windows = {
         label: await store.uptime(names, hours, now) for label, hours in UPTIME_WINDOWS.items()
     }
+    latency = await store.hourly_latency(names, 24, now)
     maintenance = await maintenance_now(state.redis, state.config, now or datetime.now(UTC))
     return [
         EndpointHealth(
@@ -44,6 +46,7 @@ async def endpoint_health(state: ApiState, now: datetime | None = None) -> list[
             state=states[name],
             uptime={label: found[name] for label, found in windows.items()},
             maintenance=maintenance.subjects.get(name),
+            latency_24h=latency[name],
         )
         for name in names
     ]
