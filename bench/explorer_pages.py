@@ -175,6 +175,7 @@ async def main(options: argparse.Namespace) -> None:
             regions[region] += 1
         plan = max(plans, key=lambda name: (plans[name], name))
         region = max(regions, key=lambda name: (regions[name], name))
+        failed_job, scheduled_job = await _job_records(redis)
         await redis.aclose()
         routes = [
             "/",
@@ -186,6 +187,8 @@ async def main(options: argparse.Namespace) -> None:
             f"/api/v1/plans/{plan}",
             f"/api/v1/plans/{plan}/history",
             f"/api/v1/stock/stats?plan={plan}",
+            f"/jobs/{failed_job}",
+            f"/jobs/{scheduled_job}",
         ]
         # A generous Redis deadline: a slow route is measured, not turned into a 503.
         async with (
@@ -210,6 +213,57 @@ async def main(options: argparse.Namespace) -> None:
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
     finally:
         server.cleanup()
+
+
+async def _job_records(redis: Any) -> tuple[str, str]:
+    """A full run history (the most kept per job, for each scheduled job) and a job that failed
+    after three tries: the ids of that failed job and of a scheduled run, for the job page."""
+    from vultr_scraper_worker.records.failed import FailedJob, FailedJobs
+    from vultr_scraper_worker.records.runs import RUNS_PER_JOB, JobHistory, RunRecord
+
+    history = JobHistory(redis, "vs")
+    now = time.time()
+    functions = ["scrape-catalog", "scrape-availability", "check-health", "dispatch-alerts"]
+    runs = [
+        RunRecord(
+            function=function,
+            job_id=f"{function}:{int((now - n * 300) * 1000)}",
+            job_try=1,
+            start=now - n * 300 - 2.0,
+            end=now - n * 300,
+            duration=2.0,
+            outcome="success",
+        )
+        for function in functions
+        for n in reversed(range(RUNS_PER_JOB))
+    ]
+    await history.record_many(runs)
+    failed_id = f"scrape-catalog:{int((now - 30) * 1000)}"
+    tries = [
+        RunRecord(
+            function="scrape-catalog",
+            job_id=failed_id,
+            job_try=attempt,
+            start=now - 40 + attempt * 3,
+            end=now - 39 + attempt * 3,
+            duration=1.0,
+            outcome="failed" if attempt == 3 else "retry",
+            error="HTTP 503 from the API",
+        )
+        for attempt in (1, 2, 3)
+    ]
+    await history.record_many(tries)
+    await FailedJobs(redis, "vs").add(
+        FailedJob(
+            id=failed_id,
+            function="scrape-catalog",
+            error="HTTP 503 from the API",
+            error_type="TransientHttpError",
+            tries=3,
+            failed_at=now - 30,
+        )
+    )
+    return failed_id, runs[len(runs) // 2].job_id
 
 
 def _start(server: RedisServer) -> None:
