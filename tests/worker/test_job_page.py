@@ -52,6 +52,30 @@ async def test_failed_job_with_its_tries(redis_url: str, redis: Redis) -> None:
     assert f'action="/api/v1/jobs/{job_id}/retry"' in after
 
 
+async def test_the_functions_recent_durations_are_a_sparkline(redis_url: str, redis: Redis) -> None:
+    now = time.time()
+    durations = [2.0, 4.0, 3.0, 9.5]  # oldest first; the last is this job's one try
+    runs = [
+        RunRecord(
+            function="scrape-availability",
+            job_id=f"scrape-availability:{int((now - 300 * (3 - n)) * 1000)}",
+            job_try=1,
+            start=now - 300 * (3 - n) - took,
+            end=now - 300 * (3 - n),
+            duration=took,
+            outcome="success",
+        )
+        for n, took in enumerate(durations)
+    ]
+    await JobHistory(redis, "vs").record_many(runs)
+    async with running_api(redis_url) as api:
+        _, body = await api.text(f"/jobs/{runs[-1].job_id}")
+        _, lone = await api.text(f"/jobs/{runs[0].job_id}")
+    assert "<title>scrape-availability: duration of its last 4 tries</title>" in body
+    assert "4 tries from 2.00 to 9.50 s, median 3.50 s, last 9.50 s" in body
+    assert "duration of its last 4 tries" in lone  # any run of the function shows the same
+
+
 async def test_abort_needs_a_confirmation_and_the_token(redis_url: str, redis: Redis) -> None:
     async with running_api(redis_url) as api:
         queued = await api.json(

@@ -10,15 +10,17 @@ runs with ``allow_abort_jobs`` for this.
 from __future__ import annotations
 
 import re
+import statistics
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from arq.jobs import Job, SerializationError
 from loguru import logger
+from markupsafe import Markup
 
 from vultr_scraper_core.formats import from_unix
-from vultr_scraper_worker.api import reads_jobs
+from vultr_scraper_worker.api import charts, reads_jobs
 from vultr_scraper_worker.api.auth import Access
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.params import choice, text
@@ -42,9 +44,14 @@ def schedule_tick(job_id: str) -> datetime | None:
     return from_unix(int(found["ms"]) / 1000) if found else None
 
 
-async def _job_facts(
-    state: ApiState, job_id: str
-) -> tuple[QueuedJob | None, FailedJob | None, list[RunRecord]]:
+class JobFacts(NamedTuple):
+    queued: QueuedJob | None
+    failed: FailedJob | None
+    runs: list[RunRecord]  # this job's tries, first first
+    function_runs: list[RunRecord]  # the function's recent runs, newest first
+
+
+async def _job_facts(state: ApiState, job_id: str) -> JobFacts:
     queue = await reads_jobs.queue_status(state, limit=1000)
     queued = next((job for job in queue.jobs if job.id == job_id), None)
     failed = await FailedJobs(state.redis, state.prefix).get(job_id)
@@ -52,19 +59,35 @@ async def _job_facts(
     if function is None and (found := _TICK.match(job_id)):
         function = found["name"]
     history = JobHistory(state.redis, state.prefix)
-    recent = await history.recent(function, RUNS_PER_JOB) if function else []
-    if function and not any(run.job_id == job_id for run in recent):
-        recent = []
+    function_runs = await history.recent(function, RUNS_PER_JOB) if function else []
+    recent = function_runs if any(run.job_id == job_id for run in function_runs) else []
     if not recent and function is None:
         recent = await history.recent(None, RUNS_PER_JOB)
     runs = sorted((run for run in recent if run.job_id == job_id), key=lambda run: run.job_try)
-    return queued, failed, runs
+    if not function_runs and runs:
+        function_runs = await history.recent(runs[-1].function, RUNS_PER_JOB)
+    return JobFacts(queued, failed, runs, function_runs)
+
+
+def _durations_chart(function: str, function_runs: list[RunRecord]) -> Markup | None:
+    """How long the function's recent tries took, oldest first: is this one unusual?"""
+    durations = [run.duration for run in reversed(function_runs)]
+    if len(durations) < 2:
+        return None
+    return charts.sparkline(
+        durations,
+        title=f"{function}: duration of its last {len(durations)} tries",
+        desc=(
+            f"{len(durations)} tries from {min(durations):.2f} to {max(durations):.2f} s, "
+            f"median {statistics.median(durations):.2f} s, last {durations[-1]:.2f} s"
+        ),
+    )
 
 
 async def job_page(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     job_id = args["id"]
-    queued, failed, runs = await _job_facts(state, job_id)
+    queued, failed, runs, function_runs = await _job_facts(state, job_id)
     if queued is None and failed is None and not runs:
         raise ApiError(404, f"no job with id {job_id!r} in the queue, the failed jobs or the runs")
     function = queued.function if queued else failed.function if failed else runs[-1].function
@@ -77,6 +100,8 @@ async def job_page(request: web.Request, args: dict[str, Any]) -> web.StreamResp
         queued=queued,
         failed=failed,
         runs=runs,
+        recent_runs=len(function_runs),
+        durations=_durations_chart(function, function_runs),
         tick=schedule_tick(job_id),
         arguments=(queued.args, queued.kwargs)
         if queued
@@ -92,7 +117,7 @@ async def job_page(request: web.Request, args: dict[str, Any]) -> web.StreamResp
 async def abort_job(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
     state = state_of(request)
     job_id = args["job_id"]
-    queued, _, _ = await _job_facts(state, job_id)
+    queued = (await _job_facts(state, job_id)).queued
     if queued is None:
         raise ApiError(404, f"job {job_id!r} is not queued or running")
     job = Job(
