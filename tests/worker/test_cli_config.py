@@ -178,6 +178,33 @@ def test_check_file_errors_exit_78(tmp_path: Path, text: str, expected: str) -> 
     assert message.startswith(f"{path}: {expected}")
 
 
+SLOW_SINK = """
+    [[sinks]]
+    name = "hook"
+    url = "https://hooks.example/in"
+    timeout = 60
+"""
+
+
+def test_check_refuses_a_sink_timeout_not_below_the_delivery_job_timeout(tmp_path: Path) -> None:
+    """An attempt as long as its job would be cut off by the job's timeout: the sink's timeout
+    must be lower than ``[worker.timeouts] deliver_notification`` (and ``deliver_digest``)."""
+    path = write(tmp_path / "config.toml", SLOW_SINK)
+    assert one_line_error(invoke("--config", str(path), "config", "check")) == (
+        f"{path}: sinks[0].timeout: must be lower than worker.timeouts.deliver_notification "
+        "(60 s), got 60 s: an attempt that slow would be cut off by the job's timeout"
+    )
+    digest = write(
+        tmp_path / "digest.toml", SLOW_SINK + "[worker.timeouts]\ndeliver_notification = 120\n"
+    )
+    message = one_line_error(invoke("--config", str(digest), "config", "check"))
+    assert "sinks[0].timeout: must be lower than worker.timeouts.deliver_digest (60 s)" in message
+    longer = "[worker.timeouts]\ndeliver_notification = 61\ndeliver_digest = 61\n"
+    fine = write(tmp_path / "fine.toml", SLOW_SINK + longer)
+    result = invoke("--config", str(fine), "config", "check")
+    assert result.exit_code == 0, result.output
+
+
 def test_check_env_override_with_wrong_type_names_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", "[worker]\nmax_tries = 3\n")
     result = invoke(

@@ -686,6 +686,9 @@ def _alerting_problems(config: Config) -> list[tuple[str, str]]:
         found.extend(_sink_problems(f"sinks[{index}]", sink))
         if sink.storm_limit < 0:
             found.append((f"sinks[{index}].storm_limit", "must be 0 (no digest) or more"))
+        found.extend(
+            _sink_timeout_problems(f"sinks[{index}].timeout", sink, config.worker.timeouts)
+        )
     deliveries = config.deliveries
     for name in ("horizon", "backoff_base"):
         if not getattr(deliveries, name) > 0:
@@ -746,6 +749,25 @@ def _window_problems(key: str, window: WindowConfig, *, scoped: bool) -> list[tu
     except ValueError as error:
         return [(key, str(error))]
     return []
+
+
+def _sink_timeout_problems(
+    key: str, sink: SinkConfig, timeouts: TimeoutsConfig
+) -> list[tuple[str, str]]:
+    """A sink's attempt must end before the job making it is cancelled: an attempt cut off
+    mid-request by the job's timeout is a retried *job* (the same request again within
+    seconds, the worker's retry), not a failed attempt tried again after its backoff."""
+    job = min(("deliver_notification", "deliver_digest"), key=lambda name: getattr(timeouts, name))
+    limit: float = getattr(timeouts, job)
+    if sink.timeout < limit:
+        return []
+    return [
+        (
+            key,
+            f"must be lower than worker.timeouts.{job} ({limit:g} s), got {sink.timeout:g} s: "
+            "an attempt that slow would be cut off by the job's timeout",
+        )
+    ]
 
 
 def _sink_problems(key: str, sink: SinkConfig) -> list[tuple[str, str]]:
