@@ -8,7 +8,7 @@ plans are test doubles (the API only reads their names, descriptions and schedul
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +26,7 @@ from vultr_scraper_core.config import (
     LoadedConfig,
     RedisConfig,
     Secrets,
+    SinkConfig,
 )
 from vultr_scraper_core.config.schema import HistoryConfig
 from vultr_scraper_core.models import Catalogue, CloudPlan, Region
@@ -71,6 +72,7 @@ def make_config(
     redis_url: str,
     health: HealthConfig | None = None,
     history: HistoryConfig | None = None,
+    sinks: Sequence[SinkConfig] = (),
     **http: Any,
 ) -> Config:
     # No login throttle unless a test asks for one: the fuzzer sends many wrong tokens from
@@ -80,6 +82,7 @@ def make_config(
         http=HttpConfig(**{"listen": "127.0.0.1:0", "max_failed_logins": 0, **http}),
         health=health or HealthConfig(),
         history=history or HistoryConfig(),
+        sinks=list(sinks),
     )
 
 
@@ -139,9 +142,10 @@ async def running_api(
     outage_budget: float = 5.0,
     health: HealthConfig | None = None,
     history: HistoryConfig | None = None,
+    sinks: Sequence[SinkConfig] = (),
     **http: Any,
 ) -> AsyncIterator[Api]:
-    config = make_config(redis_url, health, history, **http)
+    config = make_config(redis_url, health, history, sinks, **http)
     worker_queue = queue_client(
         redis_url, queue_name=config.redis.queue_name, outage_budget=outage_budget
     )

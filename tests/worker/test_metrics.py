@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+from msgspec.structs import replace
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from redis.asyncio import Redis
@@ -24,7 +25,9 @@ from tests.worker.api_harness import (
     running_api,
     set_stock,
 )
+from vultr_scraper_core.config import SinkConfig
 from vultr_scraper_core.store.changes import ChangeFeed
+from vultr_scraper_core.store.deliveries import DeliveryLedger, DeliveryRecord, PendingDelivery
 from vultr_scraper_core.store.health import HealthStore, ProbeResult
 from vultr_scraper_worker.records.stats import BUCKETS, bucket_of, parse_stats
 
@@ -133,6 +136,39 @@ async def test_queue_and_failed_jobs(redis_url: str, redis: Redis) -> None:
     assert value(families["vultr_scraper_queue_jobs"], state="queued") == 3
     assert value(families["vultr_scraper_queue_jobs"], state="running") == 0
     assert value(families["vultr_scraper_queue_length"]) == 3
+
+
+def _pending(sink: str, event_id: str) -> tuple[PendingDelivery, DeliveryRecord]:
+    now = NOW.timestamp()
+    state = PendingDelivery(sink=sink, event_id=event_id, alert="gpu", since=now, attempts=1,
+                            next_at=now + 30, next_job=f"deliver:{sink}:{event_id}:attempt-2",
+                            error="status 503", http_status=503)  # fmt: skip
+    record = DeliveryRecord(at=NOW, sink=sink, event_id=event_id, alert="gpu",
+                            outcome="retrying", error="status 503", retry_in=30.0)  # fmt: skip
+    return state, record
+
+
+async def test_pending_deliveries_per_sink(redis_url: str, redis: Redis) -> None:
+    """What the ledger holds as pending, by sink: every configured sink is a series (0 when
+    nothing waits), a delivered or given-up delivery no longer counts, and a delivery still
+    pending for a sink no longer configured is reported under its name."""
+    ledger = DeliveryLedger(redis, "vs")
+    for sink, event_id in (("hook", "1-0"), ("hook", "2-0"), ("gone", "1-0")):
+        await ledger.set_pending(*_pending(sink, event_id))
+    sinks = [SinkConfig(name="hook", url="https://hook.example/"),
+             SinkConfig(name="chat", url="https://chat.example/")]  # fmt: skip
+    async with running_api(redis_url, sinks=sinks) as api:
+        pending = (await scrape(api))["vultr_scraper_deliveries_pending"]
+        assert {sample.labels["sink"]: sample.value for sample in pending} == {
+            "chat": 0,
+            "gone": 1,
+            "hook": 2,
+        }
+        _, record = _pending("hook", "1-0")
+        await ledger.mark_delivered("hook", "1-0", replace(record, outcome="delivered"))
+        await ledger.give_up("gone", "1-0", replace(record, sink="gone", outcome="failed"))
+        pending = (await scrape(api))["vultr_scraper_deliveries_pending"]
+    assert {sample.labels["sink"]: sample.value for sample in pending} == {"chat": 0, "hook": 1}
 
 
 async def test_catalogue_stock_changes_and_quarantine(redis_url: str, redis: Redis) -> None:

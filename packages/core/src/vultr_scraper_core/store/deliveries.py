@@ -185,6 +185,13 @@ class DeliveryLedger:
         found = [item for item in map(_decode_pending, raws) if item is not None]
         return sorted(found, key=lambda item: item.next_at)
 
+    async def pending_per_sink(self) -> dict[str, int]:
+        """How many deliveries are pending, by sink (sinks with none are left out)."""
+        counts: dict[str, int] = {}
+        for item in await self.pending():
+            counts[item.sink] = counts.get(item.sink, 0) + 1
+        return counts
+
     async def recent(self, limit: int = 50) -> list[DeliveryRecord]:
         """The newest delivery outcomes first."""
         raws = await self.redis.lrange(self.log_key, 0, limit - 1)  # type: ignore[misc]

@@ -7,8 +7,8 @@ down the scrape still succeeds with ``vultr_scraper_redis_up 0``, so the alert i
 and not about a failed scrape.
 
 Cardinality is bounded by design: labels are job names (the registry), outcomes (a fixed set),
-catalogue collections, endpoint names (the config) and uptime windows. Per-plan prices are only
-exported with ``[http] price_metrics = true`` (one series per plan and price kind).
+catalogue collections, endpoint and sink names (the config) and uptime windows. Per-plan prices
+are only exported with ``[http] price_metrics = true`` (one series per plan and price kind).
 """
 
 from __future__ import annotations
@@ -99,7 +99,15 @@ async def _job_families(state: ApiState) -> list[Metric]:
     failed_count, _ = await reads_jobs.failed_jobs(state, 0)
     failed = _gauge("failed_jobs", "Failed-job records held (retry them from the status page)")
     failed.add_metric([], failed_count)
-    return [runs, durations, last_run, last_ok, last_outcome, next_run, depth, total, failed]
+    pending = _gauge(
+        "deliveries_pending",
+        "Notification deliveries that failed transiently and wait for their next attempt",
+        ["sink"],
+    )
+    for sink, count in sorted((await reads_jobs.pending_deliveries(state)).items()):
+        pending.add_metric([sink], count)
+    families: list[Metric] = [runs, durations, last_run, last_ok, last_outcome, next_run]
+    return [*families, depth, total, failed, pending]
 
 
 async def _health_families(state: ApiState) -> list[Metric]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from datetime import datetime
 
+from vultr_scraper_core.store.deliveries import DeliveryLedger
 from vultr_scraper_worker.api.errors import ApiError
 from vultr_scraper_worker.api.state import ApiState
 from vultr_scraper_worker.enqueue import enqueue_job
@@ -92,6 +93,13 @@ async def enqueue(state: ApiState, name: str) -> str:
     if job_id is None:  # pragma: no cover - a random id is never taken
         raise ApiError(409, f"{name} is already queued")
     return job_id
+
+
+async def pending_deliveries(state: ApiState) -> dict[str, int]:
+    """Notification deliveries waiting for their next attempt, by sink: every configured sink
+    (0 when none), and any other sink a delivery is still pending for."""
+    pending = await DeliveryLedger(state.redis, state.prefix).pending_per_sink()
+    return {sink.name: 0 for sink in state.config.sinks} | pending
 
 
 async def job_stats(state: ApiState) -> JobStats:
