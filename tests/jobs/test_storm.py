@@ -160,6 +160,10 @@ def test_a_webhook_digest_carries_the_digest_instead_of_an_event() -> None:
             HttpConfig(public_url="https://vs.example/"),
             "https://vs.example/api/v1/changes?after=1-2",
         ),
+        (  # the link goes to chats and mailboxes: never with the password
+            HttpConfig(public_url="https://bob:pw1234@vs.example/"),
+            "https://bob:***@vs.example/api/v1/changes?after=1-2",
+        ),
         (HttpConfig(listen="127.0.0.1:8080"), "http://127.0.0.1:8080/api/v1/changes?after=1-2"),
         (HttpConfig(listen=":9000"), "http://localhost:9000/api/v1/changes?after=1-2"),
         (HttpConfig(listen="[::1]:9000"), "http://[::1]:9000/api/v1/changes?after=1-2"),

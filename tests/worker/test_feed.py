@@ -135,3 +135,19 @@ async def test_markup_in_data_is_escaped(redis_url: str, redis: Redis) -> None:
     assert "&lt;script&gt;" in body
     feed = ET.fromstring(body)  # still well-formed
     assert hostile in text(entries(feed)[0], "a:title")
+
+
+async def test_passwords_in_urls_are_masked_in_the_feed(redis_url: str, redis: Redis) -> None:
+    """An event stored before URL passwords were masked when stored (an endpoint's error
+    quoting a redirect with its credentials) is shown masked."""
+    quoted = "redirected to https://alice:hunter2@shop.example/login"
+    detail = {"url": "https://alice:hunter2@shop.example/", "error": quoted}
+    down = event("endpoint_down", "shop", at=NOW, old="up", new="down", detail=detail)
+    await add_events(redis, [down])
+    async with running_api(redis_url) as api:
+        async with api.request("GET", "/feed.atom") as response:
+            body = await response.text()
+    assert "hunter2" not in body
+    (entry,) = entries(ET.fromstring(body))
+    assert "redirected to https://alice:***@shop.example/login" in text(entry, "a:content")
+    assert "https://alice:***@shop.example/" in text(entry, "a:content")

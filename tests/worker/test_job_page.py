@@ -108,3 +108,31 @@ async def test_abort_needs_a_confirmation_and_the_token(redis_url: str, redis: R
     assert "Abort requested" in notice
     # arq's abort set holds the request, which a worker acts on at its next poll.
     assert await redis.zscore("arq:abort", job_id) is not None
+
+
+async def test_passwords_in_stored_errors_are_masked_when_shown(
+    redis_url: str, redis: Redis
+) -> None:
+    """Failed-job and run records stored before errors were masked when written still quote
+    a URL with its password: the job page, the status page and the API show it masked."""
+    job_id = f"scrape-catalog:{TICK_MS}"
+    error = "request to https://alice:hunter2@api.example/v2/plans failed: refused"
+    now = time.time()
+    run = RunRecord(function="scrape-catalog", job_id=job_id, job_try=1, start=now - 5,
+                    end=now, duration=5.0, outcome="failed", error=error)  # fmt: skip
+    await JobHistory(redis, "vs").record(run)
+    await add_failed_job(redis, job_id, error=error)
+    shown = "request to https://alice:***@api.example/v2/plans failed: refused"
+    async with running_api(redis_url) as api:
+        _, page = await api.text(f"/jobs/{job_id}")
+        _, status = await api.text("/")
+        document = await api.json("GET", "/api/v1/jobs")
+        async with api.request("GET", "/api/v1/jobs") as response:
+            raw = await response.text()
+    for body in (page, status, raw):
+        assert "hunter2" not in body
+    assert page.count(shown) == 2  # the failure and its try
+    assert shown in status
+    (failed,) = document["failed"]["jobs"]
+    assert failed["error"] == shown
+    assert [run["error"] for run in document["recent"]] == [shown]

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from vultr_scraper_core.config import Config, SinkConfig, parse_listen
+from vultr_scraper_core.config import Config, SinkConfig, mask_url, parse_listen
 from vultr_scraper_core.store.changes import ChangeEvent
 from vultr_scraper_jobs.context import JobDeps
 
@@ -120,8 +120,9 @@ async def queue_planned(
 
 def feed_link(config: Config, after: str) -> str | None:
     """The change feed from ``after`` on this server (``[http] public_url``, else the listen
-    address); None when the server is off or listens on a unix socket."""
-    base = config.http.public_url.rstrip("/")
+    address); None when the server is off or listens on a unix socket. A password in
+    ``public_url`` is masked: the link is sent to chats and mailboxes."""
+    base = mask_url(config.http.public_url).rstrip("/")
     if not base:
         try:
             address = parse_listen(config.http.listen)

@@ -17,6 +17,7 @@ from aiohttp import web
 from vultr_scraper_core.describe import describe_event
 from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.store.changes import ChangeEvent, EventKind
+from vultr_scraper_core.text import mask_urls
 from vultr_scraper_worker.api import reads_catalog
 from vultr_scraper_worker.api.params import choice, integer
 from vultr_scraper_worker.api.routing import Response, Route
@@ -40,8 +41,9 @@ def _value(value: Any) -> str:
 
 
 def title(event: ChangeEvent) -> str:
-    """The entry title: the event in words (``describe_event``), as alerts and the page say it."""
-    return describe_event(event)
+    """The entry title: the event in words (``describe_event``), as alerts and the page say it,
+    with the password of any URL it quotes masked (as in ``content``)."""
+    return mask_urls(describe_event(event))
 
 
 def content(event: ChangeEvent) -> str:
@@ -56,7 +58,9 @@ def content(event: ChangeEvent) -> str:
     for key, item in sorted((event.detail or {}).items()):
         lines.append(f"{key}: {_value(item)}")
     lines.append(f"event id: {event.id}")
-    return "\n".join(lines)
+    # Masked when shown: an endpoint's error stored before errors were masked may quote a URL
+    # with its password, and a feed is read by anyone it is shared with.
+    return mask_urls("\n".join(lines))
 
 
 def feed_id(kinds: list[str]) -> str:

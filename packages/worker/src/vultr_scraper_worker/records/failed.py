@@ -21,6 +21,8 @@ import msgspec
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from vultr_scraper_core.text import mask_urls
+
 KEEP_FAILED = 1000
 
 
@@ -62,7 +64,15 @@ class AlreadyRetried(RetryRefused):
 
 
 _encode = msgspec.msgpack.Encoder(enc_hook=str).encode
-_decode = msgspec.msgpack.Decoder(FailedJob).decode
+_decoder = msgspec.msgpack.Decoder(FailedJob)
+
+
+def _decode(raw: bytes) -> FailedJob:
+    """A record as every reader shows it: with the passwords of the URLs its error quotes
+    masked, also in records written before errors were masked when stored."""
+    record = _decoder.decode(raw)
+    error = mask_urls(record.error)
+    return record if error == record.error else msgspec.structs.replace(record, error=error)
 
 
 class FailedJobs:

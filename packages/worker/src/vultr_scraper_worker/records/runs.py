@@ -25,6 +25,7 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from vultr_scraper_core.store.codec import text
+from vultr_scraper_core.text import mask_urls
 from vultr_scraper_worker.records.stats import add_runs
 
 OUTCOMES = ("success", "quarantined", "failed", "retry", "interrupted", "aborted")
@@ -55,7 +56,17 @@ class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_run = msgspec.msgpack.Decoder(RunRecord).decode
+_run_decoder = msgspec.msgpack.Decoder(RunRecord)
+
+
+def _decode_run(raw: bytes) -> RunRecord:
+    """A run as every reader shows it: with the passwords of the URLs its error quotes masked,
+    also in runs recorded before errors were masked when stored."""
+    run = _run_decoder.decode(raw)
+    if run.error is None:
+        return run
+    error = mask_urls(run.error)
+    return run if error == run.error else msgspec.structs.replace(run, error=error)
 
 
 def summarise(result: Any) -> dict[str, Any]:
