@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema  # type: ignore[import-untyped]  # schemathesis brings it
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from tests.worker.api_harness import (
@@ -35,6 +37,7 @@ from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.health import HealthStore, ProbeResult
 from vultr_scraper_worker.api.app import OPENAPI_PATH, all_routes
 from vultr_scraper_worker.api.openapi import REF_TEMPLATE
+from vultr_scraper_worker.api.routing import Route
 
 JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -170,6 +173,64 @@ async def test_every_served_document_validates_against_its_schema(
         and any(response.media_type == "application/json" for response in route.responses.values())
     }
     assert json_operations - called == set(), "JSON operations the contract test never called"
+
+
+def _concrete(route: Route) -> str:
+    """The route's path with each path parameter set to its documented example."""
+    path = route.path
+    for param in route.params:
+        if param.location == "path":
+            path = path.replace(f"{{{param.name}}}", quote(param.example, safe=":"))
+    return path
+
+
+@pytest.mark.parametrize("protect_reads", [False, True], ids=["open-reads", "protected-reads"])
+async def test_a_throttled_client_gets_429_exactly_where_it_is_documented(
+    redis_url: str, redis: Redis, protect_reads: bool
+) -> None:
+    """Every route is called, with the right token, by an address that has used up its failed
+    logins: each answers 429 if and only if its operation documents 429, then as documented
+    (the media type, a problem document valid against the schema, ``Retry-After``)."""
+    await add_failed_job(redis, "scrape-catalog:1764300000000")  # the job page's example
+    async with running_api(redis_url, max_failed_logins=1, protect_reads=protect_reads) as api:
+        document = await api.json("GET", OPENAPI_PATH)
+        async with api.request("GET", "/api/v1/jobs", token="wrong", headers={}) as response:
+            assert response.status == (401 if protect_reads else 200)
+        if not protect_reads:  # an open read does not look at the token: log in wrong once
+            async with api.request(
+                "POST", "/login", data={"token": "wrong"}, headers={"Origin": api.url}
+            ) as response:
+                assert response.status == 401
+        throttled: list[str] = []
+        for route in all_routes():
+            documented = document["paths"][route.path][route.method.lower()]["responses"]
+            async with api.request(
+                route.method,
+                _concrete(route),
+                token=TOKEN,
+                headers={"Origin": api.url},
+                data={"token": TOKEN} if route.form is not None else None,
+            ) as response:
+                status, media = response.status, response.content_type
+                retry_after = response.headers.get("Retry-After", "")
+                body = await response.read()
+            where = f"{route.method} {route.path}: {status}"
+            assert (status == 429) == ("429" in documented), where
+            if status != 429:
+                continue
+            throttled.append(f"{route.method} {route.path}")
+            assert retry_after.isdigit() and 1 <= int(retry_after) <= 60, where
+            assert "Retry-After" in documented["429"]["headers"], where
+            assert media in documented["429"]["content"], f"{where} {media}"
+            assert media == ("text/html" if route.html else "application/problem+json"), where
+            if not route.html:
+                schema = documented["429"]["content"][media]["schema"]
+                rooted = {**schema, "components": document["components"]}
+                jsonschema.Draft202012Validator(rooted).validate(msgspec.json.decode(body))
+    # Throttling is about the token: the routes that never read one are not throttled.
+    assert "GET /healthz" not in throttled and "POST /login" in throttled
+    assert ("GET /api/v1/plans" in throttled) == protect_reads
+    assert {"GET /", "GET /jobs/{id}", "POST /api/v1/jobs/{name}/enqueue"} <= set(throttled)
 
 
 def test_every_json_document_schema_is_generated_from_a_struct() -> None:

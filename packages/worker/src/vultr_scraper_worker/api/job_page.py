@@ -152,6 +152,7 @@ ROUTES = [
         summary="One job (HTML): function, arguments, tries, outcome, tick; retry and abort",
         tag="pages",
         html=True,
+        reads_token=True,
         params=(
             text(
                 "id",

@@ -34,7 +34,15 @@ _GENERIC = {
     401: "Missing or invalid token",
     403: "Refused: no token is configured, or a cross-site request",
     404: "Not found",
+    429: (
+        "Too many failed logins from this address: more than [http] max_failed_logins wrong "
+        "tokens in a minute (never when it is 0); every token it sends is refused until then"
+    ),
     503: "Redis (or the data) is unavailable",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": "Bearer challenge"},
+    429: {"Retry-After": "Seconds until this address may send a token again"},
 }
 
 
@@ -88,9 +96,10 @@ def _error(status: int, html: bool) -> dict[str, Any]:
         "description": _GENERIC[status],
         "content": {media: {"schema": schema}},
     }
-    if status == 401:
+    if status in _HEADERS:
         document["headers"] = {
-            "WWW-Authenticate": {"description": "Bearer challenge", "schema": {"type": "string"}}
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in _HEADERS[status].items()
         }
     return document
 
@@ -115,6 +124,8 @@ def operation(
         automatic.append(400)
     if needs_token:
         automatic += [401, 403]
+    if needs_token or route.reads_token:  # a token sent is a login: throttled (api.throttle)
+        automatic.append(429)
     if route.uses_redis:
         automatic.append(503)
     for status in automatic:

@@ -320,6 +320,7 @@ ROUTES = [
         summary="The status page (HTML)",
         tag="pages",
         html=True,
+        reads_token=True,
         params=(
             text(
                 "retried",

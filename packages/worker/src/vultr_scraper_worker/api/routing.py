@@ -49,6 +49,9 @@ class Route:
     description: str = ""
     html: bool = False  # errors are rendered as a small HTML page instead of JSON
     uses_redis: bool = True  # may answer 503 when Redis is unreachable
+    # Reads a bearer token sent even where none is needed (to offer the write actions): like
+    # any token, it is a login attempt, so a throttled client gets 429 there too.
+    reads_token: bool = False
     # The query comes from an HTML GET form, which sends every field: a blank one is absent.
     form_query: bool = False
 
