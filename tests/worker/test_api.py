@@ -149,7 +149,8 @@ async def test_health_lists_every_probed_endpoint_with_credentials_masked(
     }
     assert "s3cret" not in page
     async with running_api(redis_url, health=HealthConfig(check_vultr_api=False)) as api:
-        assert await api.json("GET", "/api/v1/health") == {"endpoints": []}
+        empty = {"endpoints": [], "count": 0, "cursor": None, "has_more": False}
+        assert await api.json("GET", "/api/v1/health") == empty
 
 
 # -- /healthz --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tests.fakes.vultr_api import FakeVultrAPI
 from tests.worker.api_harness import (
     Api,
     add_events,
@@ -18,6 +19,10 @@ from tests.worker.api_harness import (
     running_api,
     set_stock,
 )
+from tests.worker.test_catalog_breadth_surfaces import _scrape as scrape_everything
+from vultr_scraper_core.config import HealthConfig
+from vultr_scraper_core.store.changes import ChangeFeed
+from vultr_scraper_core.store.health import HealthStore, ProbeResult
 
 NOW = datetime.now(UTC)
 LINK = re.compile(r'^<(?P<target>[^>]+)>; rel="next"$')
@@ -133,3 +138,65 @@ async def test_a_cursor_of_another_shape_is_a_400(redis_url: str) -> None:
         # A position where no row is (any more) is still a position.
         gone = await api.json("GET", "/api/v1/plans?cursor=0.01~~vanished-plan~fra")
         assert gone["plans"] == [] and gone["has_more"] is False
+
+
+OFFERINGS = {
+    "apps": "apps",
+    "k8s-versions": "k8s_versions",
+    "storage-clusters": "storage_clusters",
+    "isos": "isos",
+    "databases": "databases",
+}
+
+
+async def test_the_rest_of_the_catalogue_pages_follow_the_link_header(
+    redis_url: str, redis: Redis
+) -> None:
+    async with FakeVultrAPI() as fake:
+        assert (await scrape_everything(redis, fake))["status"] == "success"
+        async with running_api(redis_url) as api:
+            for path, key in OFFERINGS.items():
+                whole = await api.json("GET", f"/api/v1/{path}")
+                assert whole["count"] >= 2 and whole["has_more"] is False, path
+                rows, pages = await follow(api, f"/api/v1/{path}?limit=1", key)
+                assert [row["id"] for row in rows] == [row["id"] for row in whole[key]], path
+                assert pages == whole["count"], path
+                await api.json("GET", f"/api/v1/{path}?cursor=~~", status=400)
+            first = await api.json("GET", "/api/v1/apps?limit=2")
+            # The list changes between pages: an app appears before the cursor, the next goes.
+            following = (await api.json("GET", "/api/v1/apps"))["apps"][2]
+            fake.catalogue.apps = [
+                app for app in fake.catalogue.apps if app["id"] != following["id"]
+            ]
+            fake.catalogue.apps.append({**fake.catalogue.apps[0], "id": 0, "name": "New"})
+            assert (await scrape_everything(redis, fake))["status"] == "success"
+            rest, _ = await follow(api, f"/api/v1/apps?limit=1&cursor={first['cursor']}", "apps")
+            now = (await api.json("GET", "/api/v1/apps"))["apps"]
+    seen = [row["id"] for row in first["apps"] + rest]
+    assert len(seen) == len(set(seen)) and 0 not in seen and following["id"] not in seen
+    assert seen[2:] == [row["id"] for row in now if row["id"] not in (0, *seen[:2])]
+
+
+async def test_endpoint_health_pages_follow_the_link_header(redis_url: str, redis: Redis) -> None:
+    store = HealthStore(redis, "vs")
+
+    async def probe(name: str) -> None:
+        result = ProbeResult(at=NOW, ok=True, latency_ms=5.0)
+        await store.record(name, f"https://{name}.example/", result, failure_threshold=1,
+                           success_threshold=1, feed=ChangeFeed(redis, "vs"))  # fmt: skip
+
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        await probe(name)
+    async with running_api(redis_url, health=HealthConfig(check_vultr_api=False)) as api:
+        rows, pages = await follow(api, "/api/v1/health?limit=3", "endpoints")
+        assert [row["name"] for row in rows] == ["alpha", "bravo", "charlie", "delta"]
+        assert pages == 2
+        first = await api.json("GET", "/api/v1/health?limit=2")
+        assert first["count"] == 4 and first["cursor"] == "bravo"
+        await probe("aardvark")  # before the cursor: not on a later page
+        await probe("bz")  # after it: on the next one
+        rest, _ = await follow(api, f"/api/v1/health?limit=2&cursor={first['cursor']}", "endpoints")
+        await api.json("GET", "/api/v1/health?cursor=a~b", status=400)
+    assert [row["name"] for row in first["endpoints"] + rest] == [
+        "alpha", "bravo", "bz", "charlie", "delta"
+    ]  # fmt: skip

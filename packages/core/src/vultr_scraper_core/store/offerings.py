@@ -133,19 +133,36 @@ def _money(value: Decimal | None) -> Decimal:
 
 
 def _by_id(record: Record) -> Any:
-    value = getattr(record, "id")  # noqa: B009 - every record type has an id
-    return (0, value, "") if isinstance(value, int) else (1, 0, str(value))
+    return id_order(getattr(record, "id"))  # noqa: B009 - every record type has an id
 
 
 def _version_key(record: Record) -> Any:
-    """Newest Kubernetes version first: ``v1.33.0+1`` before ``v1.9.2+1``."""
-    numbers = [int(part) for part in re.findall(r"\d+", str(getattr(record, "id")))]  # noqa: B009
-    return [-number for number in numbers]
+    return version_order(str(getattr(record, "id")))  # noqa: B009
+
+
+def version_order(version: str) -> tuple[tuple[int, ...], str]:
+    """Newest Kubernetes version first: ``v1.33.0+1`` before ``v1.9.2+1`` (then by the id)."""
+    return tuple(-int(part) for part in re.findall(r"\d+", version)), version
 
 
 def _database_key(record: Record) -> Any:
     cost = getattr(record, "monthly_cost", None)
-    return (_money(cost), str(getattr(record, "id")))  # noqa: B009
+    return database_order(cost, str(getattr(record, "id")))  # noqa: B009
+
+
+def database_order(monthly_cost: Decimal | None, plan: str) -> tuple[Decimal, str]:
+    """Cheapest first (no price last), then by id."""
+    return _money(monthly_cost), plan
+
+
+def id_order(value: int | str) -> tuple[int, int, str]:
+    """Numeric ids first, in number order, then text ids."""
+    return (0, value, "") if isinstance(value, int) else (1, 0, str(value))
+
+
+def order_key(collection: str, record: Record) -> Any:
+    """The key ``matching`` sorts the collection's records by (what a page cursor names)."""
+    return _ORDER.get(collection, _by_id)(record)
 
 
 _ORDER = {"k8s_versions": _version_key, "databases": _database_key}

@@ -26,7 +26,12 @@ AMOUNT = r"[0-9]{1,20}(\.[0-9]{1,40})?"
 
 
 def key_cursor(
-    description: str, pattern: str, example: str, read: Callable[[list[str]], Any]
+    description: str,
+    pattern: str,
+    example: str,
+    read: Callable[[list[str]], Any],
+    *,
+    invalid: str = "no-separator",  # a value the pattern refuses, for the contract tests
 ) -> Param:
     """``cursor``: start after this position (exclusive), as the previous page returned it."""
     compiled = re.compile(pattern)
@@ -42,7 +47,7 @@ def key_cursor(
         {"type": "string", "pattern": pattern, "maxLength": 300},
         parse,
         example=example,
-        invalid="no-separator",
+        invalid=invalid,
     )
 
 

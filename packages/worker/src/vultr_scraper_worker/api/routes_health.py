@@ -13,6 +13,8 @@ from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api import reads_catalog, reads_health
 from vultr_scraper_worker.api.auth import Access
+from vultr_scraper_worker.api.paging import PART, key_cursor, next_link, page_after
+from vultr_scraper_worker.api.params import integer
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
 from vultr_scraper_worker.documents.health import (
@@ -76,10 +78,30 @@ async def healthz(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 
 
 async def health(request: web.Request, args: dict[str, Any]) -> web.StreamResponse:
-    endpoints = await reads_health.endpoint_health(state_of(request))
-    return json_response(
-        EndpointHealthReport(endpoints=[Endpoint.of(found) for found in endpoints])
+    endpoints = await reads_health.endpoint_health(state_of(request))  # sorted by name
+    count = len(endpoints)
+    if args["cursor"] is not None:
+        endpoints = [found for found in endpoints if found.name > args["cursor"]]
+    page, has_more = page_after(endpoints, args["limit"])
+    next_cursor = page[-1].name if has_more else None
+    report = EndpointHealthReport(
+        endpoints=[Endpoint.of(found) for found in page],
+        count=count,
+        cursor=next_cursor,
+        has_more=has_more,
     )
+    return json_response(
+        report, headers=next_link(request, "cursor", next_cursor) if next_cursor else None
+    )
+
+
+_NAME_CURSOR = key_cursor(
+    "Start after this endpoint: the `cursor` of the previous page (an endpoint name)",
+    f"^{PART}$",
+    "vultr-api",
+    lambda parts: parts[0],
+    invalid="two~parts",
+)
 
 
 ROUTES = [
@@ -107,6 +129,16 @@ ROUTES = [
         operation_id="getEndpointHealth",
         summary="Every checked endpoint: state, last probe, latency and uptime (24 h, 7 d, 30 d)",
         tag="health",
-        responses={200: Response("Endpoint health", struct=EndpointHealthReport)},
+        params=(
+            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            _NAME_CURSOR,
+        ),
+        responses={
+            200: Response(
+                "Endpoint health, by name",
+                struct=EndpointHealthReport,
+                headers={"Link": 'The next page (`rel="next"`), when there is one'},
+            )
+        },
     ),
 ]

@@ -7,12 +7,23 @@ JSON with ``id`` first and money as exact decimal strings.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from vultr_scraper_core.store import offerings
-from vultr_scraper_worker.api.params import Param, choice, text, timestamp
+from vultr_scraper_worker.api.paging import (
+    AMOUNT,
+    PART,
+    amount_text,
+    join_cursor,
+    key_cursor,
+    next_link,
+    page_after,
+)
+from vultr_scraper_worker.api.params import Param, choice, integer, text, timestamp
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
 from vultr_scraper_worker.documents.offerings import LISTINGS
@@ -28,16 +39,83 @@ def _handler(collection: str) -> Any:
         )
         found = await offerings.records(state.redis, state.prefix, collection, args["at"])
         chosen = offerings.matching(collection, found, flt)
-        fields: dict[str, Any] = {collection: offerings.documents(chosen)}
+        count = len(chosen)
+        if args["cursor"] is not None:
+            chosen = [r for r in chosen if offerings.order_key(collection, r) > args["cursor"]]
+        page, has_more = page_after(chosen, args["limit"])
+        next_cursor = _CURSORS[collection].of(page[-1]) if has_more else None
+        fields: dict[str, Any] = {collection: offerings.documents(page)}
         if collection == "databases":
-            fields["prices"] = offerings.database_prices(chosen, flt.region)
-        return json_response(LISTINGS[collection](count=len(chosen), at=args["at"], **fields))
+            fields["prices"] = offerings.database_prices(page, flt.region)
+        listing = LISTINGS[collection](
+            count=count, at=args["at"], cursor=next_cursor, has_more=has_more, **fields
+        )
+        return json_response(
+            listing, headers=next_link(request, "cursor", next_cursor) if next_cursor else None
+        )
 
     handle.__name__ = f"list_{collection}"
     return handle
 
 
+class _Cursor(NamedTuple):
+    """How a collection's page cursor names its last record, and the parameter that reads it
+    back as the collection's sort key (``offerings.order_key``)."""
+
+    of: Callable[[Any], str]
+    param: Param
+
+
+def _id_cursor_key(parts: list[str]) -> Any:
+    kind, value = parts
+    return offerings.id_order(int(value) if kind == "i" else value)
+
+
+def _id_cursor(record: Any) -> str:
+    return join_cursor("i" if isinstance(record.id, int) else "s", str(record.id))
+
+
+def _database_cursor_key(parts: list[str]) -> Any:
+    monthly, plan = parts
+    return offerings.database_order(Decimal(monthly) if monthly else None, plan)
+
+
+_BY_ID = _Cursor(
+    _id_cursor,
+    key_cursor(
+        "Start after this record: the `cursor` of the previous page (i~numeric id or s~text id)",
+        f"^(i~[0-9]{{1,19}}|s~{PART})$",
+        "s~fra",
+        _id_cursor_key,
+    ),
+)
+_CURSORS = {
+    "apps": _BY_ID,
+    "storage_clusters": _BY_ID,
+    "isos": _BY_ID,
+    "k8s_versions": _Cursor(
+        lambda record: str(record.id),
+        key_cursor(
+            "Start after this version: the `cursor` of the previous page (a version id)",
+            f"^{PART}$",
+            "v1.33.0+1",
+            lambda parts: offerings.version_order(parts[0]),
+            invalid="two~parts",
+        ),
+    ),
+    "databases": _Cursor(
+        lambda record: join_cursor(amount_text(record.monthly_cost), str(record.id)),
+        key_cursor(
+            "Start after this plan: the `cursor` of the previous page (monthly~plan)",
+            f"^({AMOUNT})?~{PART}$",
+            "15.00~vultr-dbaas-startup-cc-1-55-2",
+            _database_cursor_key,
+        ),
+    ),
+}
 _AT = timestamp("at", "Answer as of this time (RFC 3339, or a date = 00:00 UTC)")
+_LIMIT = integer("limit", "Page size", minimum=1, maximum=100_000, default=1000)
+_LINK = {"Link": 'The next page (`rel="next"`), when there is one'}
 _REGION = text("region", "Region id, e.g. fra", pattern=_ID, max_length=50, example="fra")
 
 
@@ -51,8 +129,8 @@ def _route(
         operation_id=operation,
         summary=summary,
         tag="catalog",
-        params=(*params, _AT),
-        responses={200: Response("The records", struct=LISTINGS[collection])},
+        params=(*params, _AT, _LIMIT, _CURSORS[collection].param),
+        responses={200: Response("The records", struct=LISTINGS[collection], headers=_LINK)},
     )
 
 

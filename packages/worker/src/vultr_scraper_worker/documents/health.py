@@ -10,6 +10,7 @@ from msgspec import Meta
 
 from vultr_scraper_core.maintenance import Maintenance
 from vultr_scraper_core.store.health import HealthStateName, ProbeResult, Uptime
+from vultr_scraper_worker.documents.common import Count, HasMore, NextCursor
 
 if TYPE_CHECKING:
     from vultr_scraper_worker.api.reads_health import EndpointHealth
@@ -109,6 +110,9 @@ class Endpoint(msgspec.Struct, kw_only=True):
 
 
 class EndpointHealthReport(msgspec.Struct, kw_only=True):
-    """Every checked endpoint."""
+    """A page of the checked endpoints, by name."""
 
     endpoints: list[Endpoint]
+    count: Annotated[Count, Meta(description="checked endpoints in total")]
+    cursor: NextCursor
+    has_more: HasMore

@@ -1,6 +1,7 @@
 """``/api/v1/apps``, ``/k8s-versions``, ``/storage-clusters``, ``/isos`` and ``/databases``:
-``count``, ``at`` and the records under the collection's own name (plus ``prices`` for the
-database plans). One Struct per collection, since the member's name differs."""
+``count``, ``at``, a page of records under the collection's own name (plus ``prices`` for the
+database plans), ``cursor`` and ``has_more``. One Struct per collection, since the member's name
+differs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import msgspec
 from msgspec import Meta
 
 from vultr_scraper_core.store.offerings import DatabasePrice
-from vultr_scraper_worker.documents.common import Count
+from vultr_scraper_worker.documents.common import Count, HasMore, NextCursor
 
 # Records are served as Vultr published them, unknown fields kept: an open object with an id.
 Record = Annotated[
@@ -28,12 +29,13 @@ Record = Annotated[
 
 def _listing(name: str, collection: str, *, prices: bool = False) -> type[msgspec.Struct]:
     fields: list[tuple[str, Any]] = [
-        ("count", Count),
+        ("count", Annotated[Count, Meta(description="matching records in total")]),
         ("at", datetime | None),
         (collection, list[Record]),
     ]
     if prices:
-        fields.append(("prices", list[DatabasePrice]))
+        fields.append(("prices", list[DatabasePrice]))  # of the plans on this page
+    fields += [("cursor", NextCursor), ("has_more", HasMore)]
     return msgspec.defstruct(name, fields, kw_only=True, module=__name__)
 
 
