@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from tests.worker.api_harness import (
     event,
     running_api,
 )
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.store.changes import ChangeFeed
 from vultr_scraper_core.store.stock import (
     Interval,
@@ -203,6 +205,26 @@ async def test_changes_cursor_paging(redis_url: str, redis: Redis) -> None:
     assert f"before={ids[10]}" in found.group(1)
     assert ">p59<" in first and ">p10<" in first and ">p9<" not in first
     assert ">p9<" in second and ">p0<" in second and ">p10<" not in second
+
+
+async def test_changes_page_since_and_until(redis_url: str, redis: Redis) -> None:
+    day = timedelta(days=1)
+    for n, at in enumerate((NOW - 3 * day, NOW - 2 * day, NOW - day)):
+        feed = ChangeFeed(redis, "vs", id_clock=functools.partial(int, at.timestamp() * 1000))
+        await feed.append([event("plan_added", f"d{n}", at=at)])
+    since = format_time(NOW - 2 * day - timedelta(minutes=1))
+    until = format_time(NOW - day - timedelta(minutes=1))
+    async with running_api(redis_url) as api:
+        _, both = await api.text(f"/changes?since={since}&until={until}")
+        _, recent = await api.text("/changes?since=36h")
+        _, none = await api.text(f"/changes?until={format_time(NOW - 4 * day)}")
+        await api.text("/changes?since=last+tuesday", status=400)
+    rows = both[both.index("<tbody>") :]
+    assert ">d1<" in rows and ">d0<" not in rows and ">d2<" not in rows
+    assert f'name="since" value="{since}"' in both  # the form keeps the filter
+    listed = recent[recent.index("<tbody>") :]
+    assert ">d2<" in listed and ">d1<" not in listed
+    assert "No change matches these filters." in none
 
 
 def _section(body: str, start: str, end: str | None = None) -> str:

@@ -117,13 +117,22 @@ class ChangeFeed:
         kinds: Collection[str] | None = None,
         subject: str | None = None,
         before: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[ChangeEvent]:
         """The newest ``limit`` events (of ``kinds``, about ``subject``; older than the id
-        ``before``, exclusive, when given), newest first."""
+        ``before``, exclusive, when given; recorded at or after ``since`` and before ``until``,
+        on the id's time), newest first."""
+        if until is not None:
+            bound = f"{max(to_ms(until), 0)}-0"
+            if before is None or _id_key(bound) < _id_key(before):
+                before = bound
         if before is not None and _id_key(before) == (0, 0):
             return []  # nothing precedes the first possible id (Redis refuses "(0-0")
+        end = f"{to_ms(since)}-0" if since is not None and to_ms(since) > 0 else "-"
         return await self._collect(
-            True, f"({before}" if before else "+", "-", limit, kinds, subject
+            True, f"({before}" if before else "+", end, limit, kinds, subject
         )
 
     async def _collect(

@@ -19,16 +19,26 @@ from jinja2.filters import do_urlencode
 from markupsafe import Markup
 
 from vultr_scraper_core.describe import describe_event
+from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.history import stats
 from vultr_scraper_core.history.plan_view import PlanHistory, PlanNotFound, plan_history
 from vultr_scraper_core.history.query import History
 from vultr_scraper_core.history.tables import PriceInterval, StockInterval
+from vultr_scraper_core.history.window import Window
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed, EventKind
 from vultr_scraper_core.store.queries import PlanFilter, PlanRow
 from vultr_scraper_core.store.stock import StockStore
 from vultr_scraper_worker.api import charts, reads_catalog
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.params import boolean, choice, cursor, decimal, integer, text
+from vultr_scraper_worker.api.params import (
+    boolean,
+    choice,
+    cursor,
+    decimal,
+    integer,
+    text,
+    timestamp,
+)
 from vultr_scraper_worker.api.routing import Response, Route
 from vultr_scraper_worker.api.state import ApiState, state_of
 from vultr_scraper_worker.api.templating import HTML, money, page
@@ -363,22 +373,49 @@ async def changes_page(request: web.Request, args: dict[str, Any]) -> web.Stream
     now = datetime.now(UTC)
     limit = int(args["size"] or 50)
     kinds = args["kind"] or None
+    since, until = args["since"], args["until"]
     events = await ChangeFeed(state.redis, state.prefix).latest(
-        limit=limit + 1, kinds=kinds, subject=args["subject"], before=args["before"]
+        limit=limit + 1,
+        kinds=kinds,
+        subject=args["subject"],
+        before=args["before"],
+        since=since,
+        until=until,
     )
     more = len(events) > limit
     events = events[:limit]
-    query = {k: v for k, v in args.items() if k != "before"}
+    query = {
+        k: format_time(v) if isinstance(v, datetime) else v
+        for k, v in args.items()
+        if k != "before"
+    }
+    # The page reads the Redis window; a range reaching past it says where the rest is.
+    boundary = await Window(state.redis, state.prefix).boundary()
+    archived = boundary is not None and (since is None or since < boundary) and not more
     return page(
         request,
         "changes.html",
         now=now,
         args=args,
+        form_since=format_time(since) if since else "",
+        form_until=format_time(until) if until else "",
+        archive_boundary=boundary if archived else None,
+        api_url=_self_url("/api/v1/changes", _api_query(args)),
         kinds=[str(kind) for kind in EventKind],
         events=[(event, _describe(event)) for event in events],
         next_url=_self_url(request.path, query, before=events[-1].id) if more else None,
         first_url=_self_url(request.path, query) if args["before"] else None,
     )
+
+
+def _api_query(args: dict[str, Any]) -> dict[str, Any]:
+    """The page's filters as ``/api/v1/changes`` takes them (oldest first, from the archive
+    too)."""
+    query: dict[str, Any] = {"kind": args["kind"], "subject": args["subject"]}
+    for name in ("since", "until"):
+        if args[name] is not None:
+            query[name] = format_time(args[name])
+    return query
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -472,6 +509,8 @@ ROUTES = [
                 example="vc2-1c-1gb",
                 invalid="%01",
             ),
+            timestamp("since", "Only events recorded at or after this time (or 7d, 24h)"),
+            timestamp("until", "Only events recorded before this time"),
             cursor("before", "Only events before this event id (the next page)"),
             choice("size", "Events per page", ["50", "100", "200"]),
         ),
