@@ -183,13 +183,20 @@ async def test_a_real_worker_confirms_a_sell_out_by_itself(
             async def recorded() -> bool:
                 return len(await feed.read(kinds={EventKind.STOCK_CHANGED})) == len(EWR)
 
+            def confirm_runs() -> list[dict[str, Any]]:
+                return [
+                    line
+                    for line in worker.events("job.end")
+                    if str(line.get("job_id", "")).startswith("confirm-availability:")
+                ]
+
+            async def confirm_ended() -> bool:
+                return bool(confirm_runs())
+
             await eventually(recorded, message=worker.output)
-            confirm_runs = [
-                line
-                for line in worker.events("job.end")
-                if str(line.get("job_id", "")).startswith("confirm-availability:")
-            ]
-            assert [line["outcome"] for line in confirm_runs] == ["success"]
+            # The events are committed inside the job; its end line is logged just after.
+            await eventually(confirm_ended, message=worker.output)
+            assert [line["outcome"] for line in confirm_runs()] == ["success"]
             await run("scrape-availability", "stock-4")
         events = await feed.read(kinds={EventKind.STOCK_CHANGED})
     assert sorted(event.subject for event in events) == sorted(EWR)
