@@ -15,9 +15,12 @@ from vultr_scraper_core.store.catalog import CatalogueStore
 from vultr_scraper_core.store.queries import (
     PlanFilter,
     PlanRow,
+    RedisPast,
     catalogue_summary,
     find_plans,
     plan_matches,
+    plan_rows,
+    plan_sort_key,
     stock,
 )
 from vultr_scraper_core.store.stock import Interval, RegionCheck, StockState, StockStore
@@ -278,3 +281,54 @@ async def test_the_cached_catalogue_follows_every_commit_and_stock_is_read_live(
     again = await find_plans(redis, "vs", PlanFilter())
     assert [(row.plan, row.region, row.monthly_cost, row.in_stock) for row in again if
             row.plan == "vc2-1c-1gb"] == [("vc2-1c-1gb", "ewr", Decimal(7), None)]  # fmt: skip
+
+
+AS_OF_FILTERS = [
+    PlanFilter(),
+    PlanFilter(region="ewr"),
+    PlanFilter(regions=["fra", "ams"], in_stock=True),
+    PlanFilter(plan_type="vcg", in_stock=False),
+    PlanFilter(max_monthly=Decimal("6"), min_vcpu=1),
+    PlanFilter(plan="vc2-1c-1gb"),
+]
+
+
+async def test_as_of_rows_kept_between_queries_equal_rows_built_afresh(redis: Redis) -> None:
+    """``find_plans(at=...)`` keeps a past catalogue's rows by what it was read from; its
+    answers equal rows built from ``catalogue_at`` and ``stock_at`` on every query, also after
+    later commits, a price change of the same size, and with the store emptied and written
+    again (a different catalogue under the same key names and times)."""
+    past = RedisPast(redis, "vs")
+
+    async def fresh(flt: PlanFilter, moment: datetime) -> list[PlanRow]:
+        catalogue, lookup = await past.catalogue_at(moment), await past.stock_at(moment)
+        rows = [row for row in plan_rows(catalogue, lookup) if plan_matches(flt, row)]
+        if flt.region is not None or flt.regions:
+            rows = [row for row in rows if row.region is not None]
+        return sorted(rows, key=plan_sort_key)
+
+    async def same_answers(moments: list[datetime]) -> None:
+        for moment in moments:
+            for flt in AS_OF_FILTERS:
+                for _ in range(2):  # the second from the rows kept
+                    assert await find_plans(redis, "vs", flt, at=moment) == await fresh(
+                        flt, moment
+                    ), (flt, moment)
+
+    checked = {"ewr": RegionCheck(first_checked=T0, last_checked=T0 + timedelta(days=20))}
+    state = StockState(in_stock=True, since=T0, first_seen=T0)
+    await save_stock(redis, {"vc2-1c-1gb@ewr": state, "vcg-a100-1c-6g-4vram@ewr": state}, checked)
+    await save(redis, build(), T0)
+    moments = [T0 + timedelta(hours=1), T0 + timedelta(days=5), T0 + timedelta(days=12)]
+    await same_answers(moments)
+    fake = default_catalogue()
+    fake.plan("vc2-1c-1gb")["monthly_cost"] = 6
+    await save(redis, build(plans=fake.plans), T0 + timedelta(days=10))
+    await same_answers(moments)
+    assert (await find_plans(redis, "vs", AS_OF_FILTERS[5], at=moments[2]))[0].monthly_cost == 6
+    await redis.flushdb()
+    fake.plan("vc2-1c-1gb")["monthly_cost"] = 7
+    await save(redis, build(plans=fake.plans), T0)
+    await save_stock(redis, {"vc2-1c-1gb@ewr": state}, checked)
+    await same_answers(moments)
+    assert (await find_plans(redis, "vs", AS_OF_FILTERS[5], at=moments[0]))[0].monthly_cost == 7

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import weakref
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from vultr_scraper_core.store.catalog import CatalogueStore, RecordVersion, cata
 from vultr_scraper_core.store.changes import ChangeEvent, ChangeFeed
 from vultr_scraper_core.store.codec import as_utc, decode, text, to_ms
 from vultr_scraper_core.store.queries import (
+    CatalogueRows,
     PlanFilter,
     PlanRow,
     RedisPast,
@@ -48,6 +49,7 @@ from vultr_scraper_core.store.queries import (
     current_rows,
     find_plans,
     points_lookup,
+    rows_for,
 )
 from vultr_scraper_core.store.stock import (
     Flip,
@@ -111,19 +113,37 @@ class History:
         boundary = await self.window.boundary()
         if boundary is None or moment >= boundary:
             return await self.redis_past.catalogue_at(moment)
+        _, found = await self._archived_versions(moment)
+        return await asyncio.to_thread(catalogue_of, found)
+
+    async def catalogue_rows_at(self, at: datetime) -> CatalogueRows:
+        moment = as_utc(at)
+        boundary = await self.window.boundary()
+        if boundary is None or moment >= boundary:
+            return await self.redis_past.catalogue_rows_at(moment)
+        key, found = await self._archived_versions(moment)
+        return await rows_for(key, lambda: catalogue_of(found))
+
+    async def _archived_versions(self, moment: datetime) -> tuple[Hashable, list[RecordVersion]]:
+        """The archived versions the catalogue at ``moment`` is made of (none before the first
+        archived day: nothing is known), and what identifies them: the files read (written
+        once, never changed) and how many versions were taken."""
         checkpoint = await self.window.catalog_checkpoint_before(moment)
         if checkpoint is None:
-            return Catalogue()  # before the first archived day: nothing is known
+            return ("archive",), []
         found: list[RecordVersion] = []
+        read: list[str] = []
         for index, files in enumerate(await self.window.days_from(checkpoint, moment)):
-            if index == 0:
-                found.extend(await self._decoded(files, "catalog_checkpoints", tables.versions_of))
-            found.extend(
-                entry
-                for entry in await self._decoded(files, "versions", tables.versions_of)
-                if entry.at <= moment
-            )
-        return await asyncio.to_thread(catalogue_of, found)
+            datasets = ("catalog_checkpoints", "versions") if index == 0 else ("versions",)
+            for dataset in datasets:
+                entries = await self._decoded(files, dataset, tables.versions_of)
+                if files is not None and dataset in files.files:
+                    read.append(str(files.files[dataset]))
+                if dataset == "catalog_checkpoints":
+                    found.extend(entries)  # the whole catalogue at the day's start
+                else:
+                    found.extend(entry for entry in entries if entry.at <= moment)
+        return ("archive", tuple(read), len(found)), found
 
     async def stock_points_at(self, at: datetime) -> StockCheckpoint | None:
         moment = as_utc(at)

@@ -27,11 +27,12 @@ and a concurrent commit makes EXEC fail so the caller re-reads and re-diffs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from redis.asyncio import Redis
@@ -178,9 +179,24 @@ def catalogue_of(versions: Iterable[RecordVersion]) -> Catalogue:
     return Catalogue(**state)
 
 
-def _replay(base: CatalogueBase | None, members: list[bytes]) -> Catalogue:
-    versions = [decode(member, RecordVersion) for member in members]
-    return catalogue_of([*(base.versions if base else []), *versions])
+class StoredPast(NamedTuple):
+    """The stored base and the versions up to a time: the catalogue as it was then."""
+
+    raw_base: bytes | None
+    versions: list[bytes]
+
+    def replay(self) -> Catalogue:
+        base = decode_base(self.raw_base) if self.raw_base else None
+        versions = [decode(member, RecordVersion) for member in self.versions]
+        return catalogue_of([*(base.versions if base else []), *versions])
+
+    def digest(self) -> bytes:
+        """Equal for equal stored bytes: the same catalogue, whichever Redis it came from."""
+        hashed = hashlib.blake2b(self.raw_base or b"", digest_size=16)
+        for member in self.versions:
+            hashed.update(len(member).to_bytes(8, "big"))
+            hashed.update(member)
+        return hashed.digest()
 
 
 def fold_base(
@@ -407,12 +423,16 @@ class CatalogueStore:
     async def catalogue_at(self, at: datetime) -> Catalogue:
         """Every collection as it was at ``at`` (the OS list from the first commit that
         recorded its versions on)."""
+        # Decoding the base and the window can take a while: keep it off the loop.
+        return await asyncio.to_thread((await self.past_at(at)).replay)
+
+    async def past_at(self, at: datetime) -> StoredPast:
+        """What ``catalogue_at(at)`` is built from, as stored, read in one MULTI."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.get(self.keys.base)
             pipe.zrangebyscore(self.keys.versions, "-inf", to_ms(at))
             raw_base, raw = await pipe.execute()
-        # Decoding the base and the window can take a while: keep it off the loop.
-        return await asyncio.to_thread(_replay, decode_base(raw_base) if raw_base else None, raw)
+        return StoredPast(raw_base, raw)
 
     async def base(self) -> CatalogueBase | None:
         raw = await self.redis.get(self.keys.base)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -264,6 +265,8 @@ class PastSource(Protocol):
 
     async def catalogue_at(self, at: datetime) -> Catalogue: ...
 
+    async def catalogue_rows_at(self, at: datetime) -> CatalogueRows: ...
+
     async def stock_at(self, at: datetime) -> StockLookup: ...
 
 
@@ -276,6 +279,10 @@ class RedisPast:
 
     async def catalogue_at(self, at: datetime) -> Catalogue:
         return await self.catalogue.catalogue_at(at)
+
+    async def catalogue_rows_at(self, at: datetime) -> CatalogueRows:
+        past = await self.catalogue.past_at(at)
+        return await rows_for(("redis", past.digest()), past.replay)
 
     async def stock_at(self, at: datetime) -> StockLookup:
         checks = await self.stock.region_checks()
@@ -357,6 +364,28 @@ class CatalogueRows:
 
 
 _NO_FILTER = PlanFilter()
+# The rows of catalogues as of past times, by what identifies them (the stored bytes they were
+# decoded from, or immutable archive files): "as of" queries come in runs about the same few
+# times (a page of results after another, the same day asked again), and a past catalogue
+# never changes.
+_AS_OF_ROWS: OrderedDict[Hashable, CatalogueRows] = OrderedDict()
+AS_OF_ROWS_KEPT = 8
+
+
+async def rows_for(key: Hashable, build: Callable[[], Catalogue]) -> CatalogueRows:
+    """The rows of the catalogue ``key`` names, built from ``build()`` when not kept."""
+    found = _AS_OF_ROWS.get(key)
+    if found is not None:
+        _AS_OF_ROWS.move_to_end(key)
+        return found
+    # Thousands of rows on a full catalogue: decode, build and sort them off the event loop.
+    built = await asyncio.to_thread(lambda: CatalogueRows(build()))
+    _AS_OF_ROWS[key] = built
+    while len(_AS_OF_ROWS) > AS_OF_ROWS_KEPT:
+        _AS_OF_ROWS.popitem(last=False)
+    return built
+
+
 # One decoded catalogue per Redis client and key prefix, for its revision (the API serves
 # many requests from one client; a CLI process reads once).
 _CURRENT: weakref.WeakKeyDictionary[Redis, dict[str, tuple[str, CatalogueRows]]] = (
@@ -401,14 +430,7 @@ async def with_stock(redis: Redis, prefix: str, rows: Sequence[PlanRow]) -> list
         },
         regions=regions,
     )
-    lookup = _current_stock(view)
-    out: list[PlanRow] = []
-    for row in rows:
-        copy = msgspec.structs.replace(row)
-        if row.region is not None:
-            copy.in_stock, copy.stock_since = lookup(row.plan, row.region)
-        out.append(copy)
-    return out
+    return with_lookup(rows, _current_stock(view))
 
 
 async def cheapest_in_stock(redis: Redis, prefix: str) -> dict[str, PlanRow]:
@@ -450,17 +472,22 @@ async def find_plans(
         return rows
     moment = as_utc(at)
     source = past if past is not None else RedisPast(redis, prefix)
-    catalogue = await source.catalogue_at(moment)
-    lookup = await source.stock_at(moment)
-    # Thousands of rows on a full catalogue: build and sort them off the event loop.
-    return await asyncio.to_thread(_select, catalogue, lookup, flt)
+    catalogue = await source.catalogue_rows_at(moment)
+    rows = with_lookup(catalogue.select(flt), await source.stock_at(moment))
+    if flt.in_stock is not None:
+        rows = [row for row in rows if row.in_stock is flt.in_stock]
+    return rows
 
 
-def _select(catalogue: Catalogue, lookup: StockLookup, flt: PlanFilter) -> list[PlanRow]:
-    rows = [row for row in plan_rows(catalogue, lookup) if plan_matches(flt, row)]
-    if flt.region is not None or flt.regions:
-        rows = [row for row in rows if row.region is not None]
-    return sorted(rows, key=plan_sort_key)
+def with_lookup(rows: Sequence[PlanRow], lookup: StockLookup) -> list[PlanRow]:
+    """Copies of ``rows`` (shared rows are never changed) with the stock ``lookup`` gives."""
+    out: list[PlanRow] = []
+    for row in rows:
+        copy = msgspec.structs.replace(row)
+        if row.region is not None:
+            copy.in_stock, copy.stock_since = lookup(row.plan, row.region)
+        out.append(copy)
+    return out
 
 
 async def stock(
