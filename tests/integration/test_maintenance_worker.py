@@ -30,9 +30,18 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def write_config(path: Path, redis_url: str, target: HttpTarget, secret: Path) -> None:
+    # Every job runs when the test enqueues it: a scheduled check or dispatch on the minute
+    # could otherwise run between the worker's start and the mute, and send the alert.
     disabled = "\n".join(
         f"[schedules.{name}]\nenabled = false\n"
-        for name in ("scrape_catalog", "scrape_availability", "prune", "move_history")
+        for name in (
+            "scrape_catalog",
+            "scrape_availability",
+            "check_health",
+            "dispatch_alerts",
+            "prune",
+            "move_history",
+        )
     )
     path.write_text(
         f"""
