@@ -200,3 +200,31 @@ async def test_endpoint_health_pages_follow_the_link_header(redis_url: str, redi
     assert [row["name"] for row in first["endpoints"] + rest] == [
         "alpha", "bravo", "bz", "charlie", "delta"
     ]  # fmt: skip
+
+
+async def test_stock_stats_pages_follow_the_link_header(redis_url: str, redis: Redis) -> None:
+    plans = catalogue(4)
+    at = NOW - timedelta(hours=1)
+    await commit_catalogue(redis, plans, at=at)
+    await set_stock(redis, {(plan.id, r): True for plan in plans for r in ("ewr", "fra")}, at=at)
+    async with running_api(redis_url) as api:
+        whole = await api.json("GET", "/api/v1/stock/stats")
+        assert whole["count"] == 8 and whole["has_more"] is False and whole["cursor"] is None
+        pairs = [(row["plan"], row["region"]) for row in whole["pairs"]]
+        assert pairs == sorted(pairs)
+        rows, pages = await follow(api, "/api/v1/stock/stats?limit=3&window=7d", "pairs")
+        assert [(row["plan"], row["region"]) for row in rows] == pairs and pages == 3
+        fra, _ = await follow(api, "/api/v1/stock/stats?limit=1&region=fra", "pairs")
+        assert [(row["plan"], row["region"]) for row in fra] == [p for p in pairs if p[1] == "fra"]
+        first = await api.json("GET", "/api/v1/stock/stats?limit=3")
+        assert first["cursor"] == "~".join(pairs[2]) and first["count"] == 8
+        # The list changes between pages: one pair sorts before the cursor, one after it.
+        await set_stock(redis, {("vc2-00a", "fra"): True, ("vc2-99c", "ams"): True}, at=at)
+        after = f"/api/v1/stock/stats?limit=2&cursor={first['cursor']}"
+        rest, _ = await follow(api, after, "pairs")
+        for bad in ("vc2-1c-1gb", "a~b~c", "~fra"):
+            problem = await api.json("GET", f"/api/v1/stock/stats?cursor={bad}", status=400)
+            assert "cursor" in str(problem), problem
+    seen = [(row["plan"], row["region"]) for row in first["pairs"] + rest]
+    assert len(seen) == len(set(seen)) and ("vc2-00a", "fra") not in seen
+    assert seen == [*pairs, ("vc2-99c", "ams")]

@@ -79,7 +79,7 @@ async def test_stock_stats(redis_url: str, redis: Redis) -> None:
         one = await api.json("GET", "/api/v1/stock/stats?plan=vc2-1c-1gb&region=fra")
         every = await api.json("GET", "/api/v1/stock/stats")
         await api.json("GET", "/api/v1/stock/stats?plan=x&window=1y", 400)
-    _validator(openapi, "#/components/schemas/StatsReport").validate(fra)
+    _validator(openapi, "#/components/schemas/StockStatsPage").validate(fra)
     assert fra["window"] == "7d"
     assert [(p["plan"], p["region"]) for p in fra["pairs"]] == [
         ("vc2-1c-1gb", "fra"),

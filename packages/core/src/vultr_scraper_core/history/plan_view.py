@@ -193,9 +193,3 @@ async def plan_range(history: History, plan: str, since: datetime, until: dateti
         prices=sorted(prices, key=lambda row: (row.region, row.price_kind, row.valid_from)),
         stock=stock,
     )
-
-
-class StatsReport(msgspec.Struct, kw_only=True):
-    at: datetime
-    window: str
-    pairs: list[RegionStats]

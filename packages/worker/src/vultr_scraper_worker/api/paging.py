@@ -3,9 +3,9 @@
 A page's ``cursor`` is the sort key of its last row, so the next page starts right after that
 row even when rows were added or removed in between (no row is skipped or shown twice, as an
 offset would). The change feed's cursor is its event id; the others are the key's parts joined
-by ``~`` (``5.00~0.007~vc2-1c-1gb~fra`` for plans, ``vc2-1c-1gb~fra`` for stock). Every string
-the documented pattern allows is a valid cursor (it names a position, whether or not a row is
-there), so the schema and the parser agree exactly.
+by ``~`` (``5.00~0.007~vc2-1c-1gb~fra`` for plans, ``vc2-1c-1gb~fra`` for stock and its
+statistics). Every string the documented pattern allows is a valid cursor (it names a position,
+whether or not a row is there), so the schema and the parser agree exactly.
 """
 
 from __future__ import annotations
@@ -49,6 +49,20 @@ def key_cursor(
         example=example,
         invalid=invalid,
     )
+
+
+def _read_pair(parts: list[str]) -> tuple[str, str]:
+    plan, region = parts
+    return plan, region
+
+
+# The (plan, region) pair: the cursor of the stock listing and of the stock statistics.
+PAIR_CURSOR = key_cursor(
+    "Start after this pair: the `cursor` of the previous page (plan~region)",
+    f"^{PART}~{PART}$",
+    "vc2-1c-1gb~fra",
+    _read_pair,
+)
 
 
 def join_cursor(*parts: str) -> str:

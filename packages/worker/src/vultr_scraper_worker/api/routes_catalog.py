@@ -16,6 +16,7 @@ from vultr_scraper_core.store.queries import PlanFilter, PlanRow, plan_sort_key
 from vultr_scraper_worker.api import reads_catalog
 from vultr_scraper_worker.api.paging import (
     AMOUNT,
+    PAIR_CURSOR,
     PART,
     amount_text,
     join_cursor,
@@ -96,22 +97,11 @@ def _read_plan_cursor(parts: list[str]) -> tuple[bool, Decimal, bool, Decimal, s
     )
 
 
-def _read_stock_cursor(parts: list[str]) -> tuple[str, str]:
-    plan, region = parts
-    return plan, region
-
-
 _PLAN_CURSOR = key_cursor(
     "Start after this row: the `cursor` of the previous page (monthly~hourly~plan~region)",
     f"^({AMOUNT})?~({AMOUNT})?~{PART}~{PART}$",
     "5.00~0.007~vc2-1c-1gb~fra",
     _read_plan_cursor,
-)
-_STOCK_CURSOR = key_cursor(
-    "Start after this pair: the `cursor` of the previous page (plan~region)",
-    f"^{PART}~{PART}$",
-    "vc2-1c-1gb~fra",
-    _read_stock_cursor,
 )
 
 
@@ -247,7 +237,7 @@ ROUTES = [
             _REGION,
             boolean("in_stock", "Only pairs in (true) or out of stock"),
             integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
-            _STOCK_CURSOR,
+            PAIR_CURSOR,
         ),
         responses={200: Response("A page of stock rows", struct=AvailabilityPage, headers=_LINK)},
     ),

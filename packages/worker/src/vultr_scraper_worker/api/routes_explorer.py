@@ -14,15 +14,16 @@ from vultr_scraper_core.history.plan_view import (
     PlanHistory,
     PlanNotFound,
     PlanRange,
-    StatsReport,
     plan_history,
     plan_range,
     region_stats,
 )
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.params import choice, text, timestamp
+from vultr_scraper_worker.api.paging import PAIR_CURSOR, join_cursor, next_link, page_after
+from vultr_scraper_worker.api.params import choice, integer, text, timestamp
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
+from vultr_scraper_worker.documents.catalog import StockStatsPage
 
 _ID = r"^[A-Za-z0-9._-]+$"
 DEFAULT_RANGE = timedelta(days=30)
@@ -56,7 +57,22 @@ async def get_stock_stats(request: web.Request, args: dict[str, Any]) -> web.Str
     pairs = await region_stats(
         state.history(), now, plan=args["plan"], region=args["region"], window=window
     )
-    return json_response(StatsReport(at=now, window=window, pairs=pairs))
+    count = len(pairs)
+    if args["cursor"] is not None:
+        pairs = [pair for pair in pairs if (pair.plan, pair.region) > args["cursor"]]
+    page, has_more = page_after(pairs, args["limit"])
+    next_cursor = join_cursor(page[-1].plan, page[-1].region) if has_more else None
+    return json_response(
+        StockStatsPage(
+            at=now,
+            window=window,
+            pairs=page,
+            count=count,
+            cursor=next_cursor,
+            has_more=has_more,
+        ),
+        headers=next_link(request, "cursor", next_cursor) if next_cursor else None,
+    )
 
 
 _PLAN_ID = text(
@@ -108,7 +124,8 @@ ROUTES = [
         summary="Stock reliability per (plan, region): share in stock, streak, time until back",
         tag="catalog",
         description=(
-            "Every pair with stock history when neither `plan` nor `region` is given. "
+            "Every pair with stock history when neither `plan` nor `region` is given, by plan "
+            "then region, paged with `limit` and `cursor` like `/api/v1/availability`. "
             "Shares are over 24h, 7d, 30d and `window` (default 30d), counting only the part "
             "observed since the region's first stock check; the longest stretch out of stock "
             "and the median time until back are over `window`. Durations are seconds."
@@ -117,7 +134,15 @@ ROUTES = [
             text("plan", "Plan id", pattern=_ID, max_length=100, example="vc2-1c-1gb"),
             text("region", "Region id", pattern=_ID, max_length=50, example="fra"),
             choice("window", "Window of the statistics", _WINDOWS),
+            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            PAIR_CURSOR,
         ),
-        responses={200: Response("Statistics per pair", struct=StatsReport)},
+        responses={
+            200: Response(
+                "A page of statistics per pair, by plan then region",
+                struct=StockStatsPage,
+                headers={"Link": 'The next page (`rel="next"`), when there is one'},
+            )
+        },
     ),
 ]

@@ -1,4 +1,5 @@
-"""``/api/v1/plans``, ``/api/v1/availability``, ``/api/v1/changes`` and ``/api/v1/catalog``."""
+"""``/api/v1/plans``, ``/api/v1/availability``, ``/api/v1/changes``, ``/api/v1/catalog`` and
+``/api/v1/stock/stats``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from vultr_scraper_core.history.plan_view import RegionStats
 from vultr_scraper_core.store.catalog import QuarantineInfo
 from vultr_scraper_core.store.changes import ChangeEvent
 from vultr_scraper_core.store.queries import PlanRow, StockRow
@@ -30,6 +32,17 @@ class AvailabilityPage(msgspec.Struct, kw_only=True):
     """A page of (plan, region) stock rows."""
 
     availability: list[StockRow]
+    count: Annotated[Count, Meta(description="matching pairs in total")]
+    cursor: NextCursor
+    has_more: HasMore
+
+
+class StockStatsPage(msgspec.Struct, kw_only=True):
+    """A page of stock statistics per (plan, region), by plan then region."""
+
+    at: datetime
+    window: str
+    pairs: list[RegionStats]
     count: Annotated[Count, Meta(description="matching pairs in total")]
     cursor: NextCursor
     has_more: HasMore
