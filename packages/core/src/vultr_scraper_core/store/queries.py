@@ -368,8 +368,11 @@ _NO_FILTER = PlanFilter()
 # decoded from, or immutable archive files): "as of" queries come in runs about the same few
 # times (a page of results after another, the same day asked again), and a past catalogue
 # never changes.
+# Fewer when they are large: a catalogue's rows at ten times today's size (264,000 rows) take
+# about 70 MiB, and eight of them would add over half a GiB to the API process.
 _AS_OF_ROWS: OrderedDict[Hashable, CatalogueRows] = OrderedDict()
 AS_OF_ROWS_KEPT = 8
+AS_OF_ROWS_BUDGET = 600_000  # rows in all; the latest catalogue is kept whatever its size
 
 
 async def rows_for(key: Hashable, build: Callable[[], Catalogue]) -> CatalogueRows:
@@ -382,6 +385,10 @@ async def rows_for(key: Hashable, build: Callable[[], Catalogue]) -> CatalogueRo
     built = await asyncio.to_thread(lambda: CatalogueRows(build()))
     _AS_OF_ROWS[key] = built
     while len(_AS_OF_ROWS) > AS_OF_ROWS_KEPT:
+        _AS_OF_ROWS.popitem(last=False)
+    while len(_AS_OF_ROWS) > 1 and sum(len(kept.rows) for kept in _AS_OF_ROWS.values()) > (
+        AS_OF_ROWS_BUDGET
+    ):
         _AS_OF_ROWS.popitem(last=False)
     return built
 
