@@ -17,9 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from vultr_scraper_worker.api.params import Param
+from vultr_scraper_worker.api.params import Param, integer
 
 SEPARATOR = "~"
+# The page size of the paged routes (the change feed's is smaller: its own parameter) and how
+# the OpenAPI document describes the header that links to the next page.
+PAGE_LIMIT = integer("limit", "Page size", minimum=1, maximum=100_000, default=1000)
+LINK_HEADER = {"Link": 'The next page (`rel="next"`), when there is one'}
 # A key part: no separator, no control characters.
 PART = r"[^~\x00-\x1f]{1,100}"
 AMOUNT = r"[0-9]{1,20}(\.[0-9]{1,40})?"

@@ -16,6 +16,8 @@ from vultr_scraper_core.store.queries import PlanFilter, PlanRow, plan_sort_key
 from vultr_scraper_worker.api import reads_catalog
 from vultr_scraper_worker.api.paging import (
     AMOUNT,
+    LINK_HEADER,
+    PAGE_LIMIT,
     PAIR_CURSOR,
     PART,
     amount_text,
@@ -174,7 +176,6 @@ async def catalog(request: web.Request, args: dict[str, Any]) -> web.StreamRespo
 _REGION = text("region", "Region id, e.g. fra", pattern=_ID, max_length=50, example="fra")
 _PLAN = text("plan", "Plan id, e.g. vc2-1c-1gb", pattern=_ID, max_length=100, example="vc2-1c-1gb")
 
-_LINK = {"Link": 'The next page (`rel="next"`), when there is one'}
 
 ROUTES = [
     Route(
@@ -220,10 +221,10 @@ ROUTES = [
             decimal("max_hourly", "At most this hourly price (USD)", minimum=0, maximum=100_000),
             boolean("in_stock", "Only rows in stock (true) or out of stock (false)"),
             timestamp("at", "Answer as of this time (RFC 3339, or a date = 00:00 UTC)"),
-            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            PAGE_LIMIT,
             _PLAN_CURSOR,
         ),
-        responses={200: Response("A page of matching rows", struct=PlansPage, headers=_LINK)},
+        responses={200: Response("A page of matching rows", struct=PlansPage, headers=LINK_HEADER)},
     ),
     Route(
         "GET",
@@ -236,10 +237,12 @@ ROUTES = [
             _PLAN,
             _REGION,
             boolean("in_stock", "Only pairs in (true) or out of stock"),
-            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            PAGE_LIMIT,
             PAIR_CURSOR,
         ),
-        responses={200: Response("A page of stock rows", struct=AvailabilityPage, headers=_LINK)},
+        responses={
+            200: Response("A page of stock rows", struct=AvailabilityPage, headers=LINK_HEADER)
+        },
     ),
     Route(
         "GET",

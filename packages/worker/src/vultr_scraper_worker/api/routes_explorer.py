@@ -19,8 +19,15 @@ from vultr_scraper_core.history.plan_view import (
     region_stats,
 )
 from vultr_scraper_worker.api.errors import ApiError
-from vultr_scraper_worker.api.paging import PAIR_CURSOR, join_cursor, next_link, page_after
-from vultr_scraper_worker.api.params import choice, integer, text, timestamp
+from vultr_scraper_worker.api.paging import (
+    LINK_HEADER,
+    PAGE_LIMIT,
+    PAIR_CURSOR,
+    join_cursor,
+    next_link,
+    page_after,
+)
+from vultr_scraper_worker.api.params import choice, text, timestamp
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
 from vultr_scraper_worker.documents.catalog import StockStatsPage
@@ -134,14 +141,14 @@ ROUTES = [
             text("plan", "Plan id", pattern=_ID, max_length=100, example="vc2-1c-1gb"),
             text("region", "Region id", pattern=_ID, max_length=50, example="fra"),
             choice("window", "Window of the statistics", _WINDOWS),
-            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            PAGE_LIMIT,
             PAIR_CURSOR,
         ),
         responses={
             200: Response(
                 "A page of statistics per pair, by plan then region",
                 struct=StockStatsPage,
-                headers={"Link": 'The next page (`rel="next"`), when there is one'},
+                headers=LINK_HEADER,
             )
         },
     ),

@@ -13,8 +13,14 @@ from vultr_scraper_core.formats import format_time
 from vultr_scraper_core.redis_faults import redis_cause
 from vultr_scraper_worker.api import reads_catalog, reads_health
 from vultr_scraper_worker.api.auth import Access
-from vultr_scraper_worker.api.paging import PART, key_cursor, next_link, page_after
-from vultr_scraper_worker.api.params import integer
+from vultr_scraper_worker.api.paging import (
+    LINK_HEADER,
+    PAGE_LIMIT,
+    PART,
+    key_cursor,
+    next_link,
+    page_after,
+)
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
 from vultr_scraper_worker.documents.health import (
@@ -130,14 +136,14 @@ ROUTES = [
         summary="Every checked endpoint: state, last probe, latency and uptime (24 h, 7 d, 30 d)",
         tag="health",
         params=(
-            integer("limit", "Page size", minimum=1, maximum=100_000, default=1000),
+            PAGE_LIMIT,
             _NAME_CURSOR,
         ),
         responses={
             200: Response(
                 "Endpoint health, by name",
                 struct=EndpointHealthReport,
-                headers={"Link": 'The next page (`rel="next"`), when there is one'},
+                headers=LINK_HEADER,
             )
         },
     ),

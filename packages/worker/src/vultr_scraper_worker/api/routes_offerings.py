@@ -16,6 +16,8 @@ from aiohttp import web
 from vultr_scraper_core.store import offerings
 from vultr_scraper_worker.api.paging import (
     AMOUNT,
+    LINK_HEADER,
+    PAGE_LIMIT,
     PART,
     amount_text,
     join_cursor,
@@ -23,7 +25,7 @@ from vultr_scraper_worker.api.paging import (
     next_link,
     page_after,
 )
-from vultr_scraper_worker.api.params import Param, choice, integer, text, timestamp
+from vultr_scraper_worker.api.params import Param, choice, text, timestamp
 from vultr_scraper_worker.api.routing import Response, Route, json_response
 from vultr_scraper_worker.api.state import state_of
 from vultr_scraper_worker.documents.offerings import LISTINGS
@@ -114,8 +116,6 @@ _CURSORS = {
     ),
 }
 _AT = timestamp("at", "Answer as of this time (RFC 3339, or a date = 00:00 UTC)")
-_LIMIT = integer("limit", "Page size", minimum=1, maximum=100_000, default=1000)
-_LINK = {"Link": 'The next page (`rel="next"`), when there is one'}
 _REGION = text("region", "Region id, e.g. fra", pattern=_ID, max_length=50, example="fra")
 
 
@@ -129,8 +129,8 @@ def _route(
         operation_id=operation,
         summary=summary,
         tag="catalog",
-        params=(*params, _AT, _LIMIT, _CURSORS[collection].param),
-        responses={200: Response("The records", struct=LISTINGS[collection], headers=_LINK)},
+        params=(*params, _AT, PAGE_LIMIT, _CURSORS[collection].param),
+        responses={200: Response("The records", struct=LISTINGS[collection], headers=LINK_HEADER)},
     )
 
 
